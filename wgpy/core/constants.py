@@ -1,0 +1,50 @@
+"""Protocol constants: whitepaper sections 5.4 and 6.1 (kernel messages.h, wireguard-go constants.go)."""
+
+from enum import IntEnum
+
+# Section 5.4: the Noise construction and WireGuard's identifier (the Noise prologue).
+CONSTRUCTION = b"Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"
+IDENTIFIER = b"WireGuard v1 zx2c4 Jason@zx2c4.com"
+LABEL_MAC1 = b"mac1----"
+LABEL_COOKIE = b"cookie--"
+
+KEY_LEN = 32            # X25519 keys, symmetric keys, preshared keys, hashes
+TAG_LEN = 16            # Poly1305 tag
+TIMESTAMP_LEN = 12      # TAI64N
+MAC_LEN = 16            # MAC1, MAC2 and the cookie itself
+COOKIE_NONCE_LEN = 24   # XChaCha20-Poly1305 nonce of a cookie reply
+
+
+class MessageType(IntEnum):
+    """The first byte of every message; the next three are reserved zeros (section 5.4)."""
+
+    INITIATION = 1
+    RESPONSE = 2
+    COOKIE_REPLY = 3
+    TRANSPORT = 4
+
+
+INITIATION_SIZE = 148
+RESPONSE_SIZE = 92
+COOKIE_REPLY_SIZE = 64
+TRANSPORT_HEADER_SIZE = 16
+TRANSPORT_MIN_SIZE = TRANSPORT_HEADER_SIZE + TAG_LEN   # an empty (keepalive) transport message
+PADDING_MULTIPLE = 16
+
+# Section 6.1 (seconds, messages).
+REKEY_AFTER_MESSAGES = 2**60
+REJECT_AFTER_MESSAGES = 2**64 - 2**13 - 1   # wireguard-go's value; the kernel's differs by 64
+REKEY_AFTER_TIME = 120.0
+REJECT_AFTER_TIME = 180.0
+REKEY_ATTEMPT_TIME = 90.0
+REKEY_TIMEOUT = 5.0
+KEEPALIVE_TIMEOUT = 10.0
+COOKIE_SECRET_MAX_AGE = 120.0
+COOKIE_SECRET_LATENCY = 5.0
+REKEY_TIMEOUT_JITTER_MAX = 0.334
+INITIATIONS_PER_SECOND = 50
+
+# The anti-replay window (RFC 6479 ring of 64-bit blocks, as in the kernel and wireguard-go).
+REPLAY_BLOCK_BITS = 64
+REPLAY_RING_BLOCKS = 128
+REPLAY_WINDOW_SIZE = (REPLAY_RING_BLOCKS - 1) * REPLAY_BLOCK_BITS   # 8128
