@@ -15,6 +15,7 @@ class Drop(Enum):
     # Framing (messages.py)
     EMPTY = "message is empty"
     UNKNOWN_TYPE = "unknown message type"
+    UNEXPECTED_TYPE = "message is not of the type expected here"
     RESERVED_NONZERO = "reserved header bytes are not zero"
     WRONG_SIZE = "message size does not match its type"
     TOO_SHORT = "transport message shorter than its header and tag"

@@ -1,0 +1,138 @@
+"""MAC1, MAC2 and cookie replies: whitepaper sections 5.3 and 5.4.4, 5.4.7 (kernel cookie.c).
+
+Every handshake message ends with two MACs::
+
+    msg.mac1 = MAC(HASH(LABEL_MAC1 || S_pub_m), msg[:offset of mac1])
+    msg.mac2 = MAC(cookie, msg[:offset of mac2])     (16 zero bytes without a fresh cookie)
+
+MAC1 proves the sender knows the receiver's public key, so a responder can refuse garbage for the cost of
+one BLAKE2s. Under load the responder answers with a cookie reply instead of doing Diffie-Hellman::
+
+    cookie = MAC(R_secret, source IP address || source UDP port)      (R_secret rotates every 2 minutes)
+    reply.encrypted_cookie = XAEAD(HASH(LABEL_COOKIE || S_pub_r), nonce, cookie, mac1 of the message)
+
+and the initiator puts that cookie in MAC2 of its next attempt, proving it owns its source address.
+
+Two classes, as in the kernel: :class:`CookieChecker` is the receiving side of one device (it validates
+MACs and makes cookies), :class:`CookieGenerator` is kept per peer (it stamps our MACs and keeps the cookie
+the peer sent us).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import Enum
+
+from .constants import COOKIE_NONCE_LEN, COOKIE_SECRET_LATENCY, COOKIE_SECRET_MAX_AGE, KEY_LEN, LABEL_COOKIE, LABEL_MAC1
+from .crypto import HASH, MAC, XAEAD, XAEAD_DECRYPT, Rng, constant_time_equal
+from .errors import Drop, Rejected
+from .messages import MAC1_OFFSET_FROM_END, MAC2_OFFSET_FROM_END, ZERO_MAC, CookieReply
+
+Endpoint = tuple  # (host, port, ...) as the runtime's sockets report it
+
+
+class MacStatus(Enum):
+    """What the MACs of a handshake message prove (kernel ``enum cookie_mac_state``)."""
+
+    INVALID_MAC1 = "MAC1 is wrong: drop"
+    VALID_MAC1 = "MAC1 is right, MAC2 is absent or wrong"
+    VALID_MAC1_AND_MAC2 = "MAC1 and MAC2 are both right: the sender owns its source address"
+
+
+def mac1_key(public: bytes) -> bytes:
+    """HASH(LABEL_MAC1 || S_pub): the key of MAC1 for messages sent to the owner of ``public``."""
+    return HASH(LABEL_MAC1 + public)
+
+
+def cookie_key(public: bytes) -> bytes:
+    """HASH(LABEL_COOKIE || S_pub): the XAEAD key of cookie replies sent by the owner of ``public``."""
+    return HASH(LABEL_COOKIE + public)
+
+
+def source_bytes(source: Endpoint) -> bytes:
+    """The source of a datagram as the cookie covers it: the IP address's bytes, then the port (big-endian)."""
+    return ipaddress.ip_address(source[0]).packed + int(source[1]).to_bytes(2, "big")
+
+
+class CookieChecker:
+    """The responder's side: checks the MACs of incoming handshake messages and makes cookie replies."""
+
+    __slots__ = ("_rng", "_mac1_key", "_cookie_key", "_secret", "_secret_birthdate")
+
+    def __init__(self, local_public: bytes, rng: Rng) -> None:
+        self._rng = rng
+        self._mac1_key = mac1_key(local_public)
+        self._cookie_key = cookie_key(local_public)
+        self._secret = bytes(KEY_LEN)
+        self._secret_birthdate: float | None = None  # no secret yet: the first cookie makes one
+
+    def check_macs(self, message: bytes, source: Endpoint, now: float, check_cookie: bool) -> MacStatus:
+        """Validate MAC1 and, when ``check_cookie`` (the device is under load), MAC2 of a packed message."""
+        mac1_end = len(message) - MAC1_OFFSET_FROM_END
+        mac2_end = len(message) - MAC2_OFFSET_FROM_END
+        if not constant_time_equal(MAC(self._mac1_key, message[:mac1_end]), message[mac1_end:mac2_end]):
+            return MacStatus.INVALID_MAC1
+        if not check_cookie:
+            return MacStatus.VALID_MAC1
+        cookie = self._make_cookie(source, now)
+        if not constant_time_equal(MAC(cookie, message[:mac2_end]), message[mac2_end:]):
+            return MacStatus.VALID_MAC1
+        return MacStatus.VALID_MAC1_AND_MAC2
+
+    def create_reply(self, message: bytes, receiver_index: int, source: Endpoint, now: float) -> CookieReply:
+        """The cookie reply to a handshake message from ``source``; ``receiver_index`` is that message's
+        sender index."""
+        mac1_end = len(message) - MAC1_OFFSET_FROM_END
+        mac1 = message[mac1_end : mac1_end + len(ZERO_MAC)]
+        nonce = self._rng(COOKIE_NONCE_LEN)
+        encrypted_cookie = XAEAD(self._cookie_key, nonce, self._make_cookie(source, now), mac1)
+        return CookieReply(receiver_index, nonce, encrypted_cookie)
+
+    def _make_cookie(self, source: Endpoint, now: float) -> bytes:
+        """MAC(R_secret, source), with R_secret replaced by fresh random bytes every two minutes."""
+        if self._secret_birthdate is None or now - self._secret_birthdate >= COOKIE_SECRET_MAX_AGE:
+            self._secret = self._rng(KEY_LEN)
+            self._secret_birthdate = now
+        return MAC(self._secret, source_bytes(source))
+
+    def __repr__(self) -> str:
+        return "CookieChecker(<secret redacted>)"
+
+
+class CookieGenerator:
+    """Our side toward one peer: stamps MAC1 and MAC2 on what we send it, keeps the cookie it gave us."""
+
+    __slots__ = ("_mac1_key", "_cookie_key", "_cookie", "_cookie_birthdate", "_last_mac1_sent")
+
+    def __init__(self, remote_public: bytes) -> None:
+        self._mac1_key = mac1_key(remote_public)
+        self._cookie_key = cookie_key(remote_public)
+        self._cookie: bytes | None = None
+        self._cookie_birthdate = 0.0
+        self._last_mac1_sent: bytes | None = None
+
+    def add_macs(self, message: bytes, now: float) -> bytes:
+        """Return the packed handshake message with MAC1 and (given a fresh cookie) MAC2 filled in."""
+        mac1_end = len(message) - MAC1_OFFSET_FROM_END
+        mac2_end = len(message) - MAC2_OFFSET_FROM_END
+        mac1 = MAC(self._mac1_key, message[:mac1_end])
+        self._last_mac1_sent = mac1
+        covered = message[:mac1_end] + mac1
+        return covered + (MAC(self._cookie, covered) if self.has_fresh_cookie(now) else ZERO_MAC)
+
+    def has_fresh_cookie(self, now: float) -> bool:
+        """A cookie is used for 2 minutes less the latency allowance (kernel: 120 s - 5 s)."""
+        return self._cookie is not None and now - self._cookie_birthdate < COOKIE_SECRET_MAX_AGE - COOKIE_SECRET_LATENCY
+
+    def consume_reply(self, reply: CookieReply, now: float) -> None:
+        """Decrypt a cookie reply to our last handshake message and keep the cookie. Raises Rejected and
+        keeps nothing if the reply does not answer a message we sent or does not decrypt."""
+        if self._last_mac1_sent is None:
+            raise Rejected(Drop.NO_MATCHING_INITIATION, "no handshake message awaits a cookie")
+        cookie = XAEAD_DECRYPT(self._cookie_key, reply.nonce, reply.encrypted_cookie, self._last_mac1_sent)
+        self._cookie = cookie
+        self._cookie_birthdate = now
+        self._last_mac1_sent = None  # one reply per message, as in the kernel
+
+    def __repr__(self) -> str:
+        return f"CookieGenerator(has_cookie={self._cookie is not None})"

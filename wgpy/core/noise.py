@@ -1,0 +1,338 @@
+"""The Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s handshake: whitepaper sections 5.4.2 to 5.4.5 (kernel noise.c).
+
+Two layers, one file, because they are one protocol:
+
+* The Noise messages themselves (``write_message_1`` ... ``read_message_2``), with the protocol name,
+  prologue, pre-shared key and payloads as parameters. With the cacophony test vector's parameters they
+  reproduce its messages byte for byte (``tests/test_noise.py``).
+* WireGuard's use of them (``create_initiation`` ... ``consume_response``, ``derive_keypair``): prologue =
+  IDENTIFIER, payload of message 1 = a TAI64N timestamp, payload of message 2 empty, indices around them.
+
+The pattern, as Noise writes it::
+
+    IKpsk2:
+      <- s
+      ...
+      -> e, es, s, ss
+      <- e, ee, se, psk
+
+Every function computes on local values and returns new immutable state, or raises
+:class:`~wgpy.core.errors.Rejected`; nothing is changed when a message is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .constants import CONSTRUCTION, IDENTIFIER, KEY_LEN, TIMESTAMP_LEN
+from .crypto import AEAD, AEAD_DECRYPT, HASH, KDF1, KDF2, KDF3, ZERO_KEY, PrivateKey
+from .messages import Initiation, Response
+from .trace import NULL_TRACE, NullTrace
+
+
+class Transcript:
+    """Noise's symmetric state: the chaining key C and the hash H (section 5.4, "Protocol Overview").
+
+    A transcript is a scratch object owned by one function call; the results leave it as frozen state.
+    """
+
+    __slots__ = ("chaining_key", "hash", "trace")
+
+    def __init__(self, chaining_key: bytes, hash: bytes, trace: NullTrace) -> None:
+        self.chaining_key = chaining_key
+        self.hash = hash
+        self.trace = trace
+
+    @classmethod
+    def start(
+        cls,
+        responder_public: bytes,
+        *,
+        protocol_name: bytes = CONSTRUCTION,
+        prologue: bytes = IDENTIFIER,
+        trace: NullTrace = NULL_TRACE,
+    ) -> "Transcript":
+        """InitializeSymmetric(protocol_name), MixHash(prologue), then the pre-message ``<- s``."""
+        if len(protocol_name) <= 32:  # Noise section 5.2; WireGuard's name is 37 bytes, so it is hashed
+            chaining_key = protocol_name.ljust(32, b"\0")
+            trace.step("C = protocol_name padded to 32 bytes", "5.4.2", C=chaining_key)
+        else:
+            chaining_key = HASH(protocol_name)
+            trace.step("C = HASH(CONSTRUCTION)", "5.4.2", C=chaining_key)
+        transcript = cls(chaining_key, chaining_key, trace)
+        transcript.mix_hash(prologue, "IDENTIFIER")
+        transcript.mix_hash(responder_public, "S_pub_r")
+        return transcript
+
+    def mix_hash(self, data: bytes, what: str) -> None:
+        """H = HASH(H || data)."""
+        self.hash = HASH(self.hash + data)
+        self.trace.step(f"H = HASH(H || {what})", "5.4.2", H=self.hash, **{what: data})
+
+    def mix_key(self, data: bytes, what: str) -> None:
+        """C = KDF1(C, data)."""
+        self.chaining_key = KDF1(self.chaining_key, data)
+        self.trace.step(f"C = KDF1(C, {what})", "5.4.2", C=self.chaining_key, **{what: data})
+
+    def mix_dh(self, private: PrivateKey, public: bytes, what: str) -> None:
+        """C = KDF1(C, DH(private, public)): the ``ee`` and ``se`` tokens of message 2."""
+        shared = private.exchange(public)
+        self.trace.step(f"{what} = DH(...)", "5.2", **{what: shared})
+        self.mix_key(shared, what)
+
+    def mix_dh_for_key(self, private: PrivateKey, public: bytes, what: str) -> bytes:
+        """(C, k) = KDF2(C, DH(private, public)); returns k: the ``es`` and ``ss`` tokens of message 1."""
+        shared = private.exchange(public)
+        self.chaining_key, key = KDF2(self.chaining_key, shared)
+        self.trace.step(f"(C, k) = KDF2(C, {what})", "5.4.2", **{what: shared, "C": self.chaining_key, "k": key})
+        return key
+
+    def mix_psk(self, preshared_key: bytes) -> bytes:
+        """(C, tau, k) = KDF3(C, Q); H = HASH(H || tau); returns k: the ``psk`` token."""
+        self.chaining_key, tau, key = KDF3(self.chaining_key, preshared_key)
+        self.trace.step("(C, tau, k) = KDF3(C, Q)", "5.4.3", Q=preshared_key, C=self.chaining_key, tau=tau, k=key)
+        self.mix_hash(tau, "tau")
+        return key
+
+    def encrypt_and_hash(self, key: bytes, plaintext: bytes, what: str) -> bytes:
+        """c = AEAD(k, 0, plaintext, H); H = HASH(H || c)."""
+        ciphertext = AEAD(key, 0, plaintext, self.hash)
+        self.trace.step(f"AEAD(k, 0, {what}, H)", "5.4.2", k=key, H=self.hash, plaintext=plaintext, ciphertext=ciphertext)
+        self.mix_hash(ciphertext, f"AEAD({what})")
+        return ciphertext
+
+    def decrypt_and_hash(self, key: bytes, ciphertext: bytes, what: str) -> bytes:
+        """plaintext = AEAD-DECRYPT(k, 0, c, H); H = HASH(H || c). Raises Rejected on a bad tag."""
+        plaintext = AEAD_DECRYPT(key, 0, ciphertext, self.hash)
+        self.trace.step(f"AEAD-DECRYPT(k, 0, {what}, H)", "5.4.2", k=key, H=self.hash, ciphertext=ciphertext, plaintext=plaintext)
+        self.mix_hash(ciphertext, f"AEAD({what})")
+        return plaintext
+
+
+# ------------------------------------------------------------------------------------- handshake state
+
+
+@dataclass(frozen=True, slots=True)
+class InitiatorHandshake:
+    """What the initiator keeps between sending message 1 and reading message 2."""
+
+    responder_public: bytes
+    ephemeral: PrivateKey = field(repr=False)
+    chaining_key: bytes = field(repr=False)
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ResponderHandshake:
+    """What the responder learned from a valid message 1: who sent it, its payload, and the transcript."""
+
+    initiator_public: bytes
+    payload: bytes
+    remote_ephemeral: bytes
+    chaining_key: bytes = field(repr=False)
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeResult:
+    """The end of a handshake: the final chaining key (for the transport keys) and handshake hash."""
+
+    chaining_key: bytes = field(repr=False)
+    hash: bytes
+    payload: bytes = b""
+
+
+# ---------------------------------------------------------------------------------- the Noise messages
+
+
+def write_message_1(
+    transcript: Transcript,
+    initiator: PrivateKey,
+    responder_public: bytes,
+    ephemeral: PrivateKey,
+    payload: bytes,
+) -> tuple[bytes, bytes, bytes, InitiatorHandshake]:
+    """``-> e, es, s, ss`` with ``payload``; returns (e_pub, AEAD(s_pub), AEAD(payload), state)."""
+    t = transcript
+    # e
+    t.mix_key(ephemeral.public, "E_pub_i")
+    t.mix_hash(ephemeral.public, "E_pub_i")
+    # es
+    key = t.mix_dh_for_key(ephemeral, responder_public, "DH(E_priv_i, S_pub_r)")
+    # s
+    encrypted_static = t.encrypt_and_hash(key, initiator.public, "S_pub_i")
+    # ss
+    key = t.mix_dh_for_key(initiator, responder_public, "DH(S_priv_i, S_pub_r)")
+    # payload (the TAI64N timestamp in WireGuard)
+    encrypted_payload = t.encrypt_and_hash(key, payload, "payload")
+    state = InitiatorHandshake(responder_public, ephemeral, t.chaining_key, t.hash)
+    return ephemeral.public, encrypted_static, encrypted_payload, state
+
+
+def read_message_1(
+    transcript: Transcript,
+    responder: PrivateKey,
+    unencrypted_ephemeral: bytes,
+    encrypted_static: bytes,
+    encrypted_payload: bytes,
+) -> ResponderHandshake:
+    """The responder's side of ``-> e, es, s, ss``. Raises Rejected if any step fails."""
+    t = transcript
+    # e
+    t.mix_key(unencrypted_ephemeral, "E_pub_i")
+    t.mix_hash(unencrypted_ephemeral, "E_pub_i")
+    # es
+    key = t.mix_dh_for_key(responder, unencrypted_ephemeral, "DH(S_priv_r, E_pub_i)")
+    # s
+    initiator_public = t.decrypt_and_hash(key, encrypted_static, "S_pub_i")
+    # ss
+    key = t.mix_dh_for_key(responder, initiator_public, "DH(S_priv_r, S_pub_i)")
+    # payload
+    payload = t.decrypt_and_hash(key, encrypted_payload, "payload")
+    return ResponderHandshake(initiator_public, payload, unencrypted_ephemeral, t.chaining_key, t.hash)
+
+
+def write_message_2(
+    state: ResponderHandshake,
+    ephemeral: PrivateKey,
+    preshared_key: bytes,
+    payload: bytes,
+    trace: NullTrace = NULL_TRACE,
+) -> tuple[bytes, bytes, HandshakeResult]:
+    """``<- e, ee, se, psk`` with ``payload``; returns (e_pub, AEAD(payload), result)."""
+    t = Transcript(state.chaining_key, state.hash, trace)
+    # e
+    t.mix_key(ephemeral.public, "E_pub_r")
+    t.mix_hash(ephemeral.public, "E_pub_r")
+    # ee
+    t.mix_dh(ephemeral, state.remote_ephemeral, "DH(E_priv_r, E_pub_i)")
+    # se
+    t.mix_dh(ephemeral, state.initiator_public, "DH(E_priv_r, S_pub_i)")
+    # psk
+    key = t.mix_psk(preshared_key)
+    # payload (empty in WireGuard: "encrypted_nothing")
+    encrypted_payload = t.encrypt_and_hash(key, payload, "payload")
+    return ephemeral.public, encrypted_payload, HandshakeResult(t.chaining_key, t.hash)
+
+
+def read_message_2(
+    state: InitiatorHandshake,
+    initiator: PrivateKey,
+    unencrypted_ephemeral: bytes,
+    encrypted_payload: bytes,
+    preshared_key: bytes,
+    trace: NullTrace = NULL_TRACE,
+) -> HandshakeResult:
+    """The initiator's side of ``<- e, ee, se, psk``. Raises Rejected if any step fails."""
+    t = Transcript(state.chaining_key, state.hash, trace)
+    # e
+    t.mix_key(unencrypted_ephemeral, "E_pub_r")
+    t.mix_hash(unencrypted_ephemeral, "E_pub_r")
+    # ee
+    t.mix_dh(state.ephemeral, unencrypted_ephemeral, "DH(E_priv_i, E_pub_r)")
+    # se
+    t.mix_dh(initiator, unencrypted_ephemeral, "DH(S_priv_i, E_pub_r)")
+    # psk
+    key = t.mix_psk(preshared_key)
+    # payload
+    payload = t.decrypt_and_hash(key, encrypted_payload, "payload")
+    return HandshakeResult(t.chaining_key, t.hash, payload)
+
+
+def split(chaining_key: bytes, trace: NullTrace = NULL_TRACE) -> tuple[bytes, bytes]:
+    """(T_i->r, T_r->i) = KDF2(C, empty): the initiator sends with the first, the responder with the second
+    (section 5.4.5; Noise's Split())."""
+    initiator_to_responder, responder_to_initiator = KDF2(chaining_key, b"")
+    trace.step("(T_send_i, T_recv_i) = KDF2(C, e)", "5.4.5", T_i_to_r=initiator_to_responder, T_r_to_i=responder_to_initiator)
+    return initiator_to_responder, responder_to_initiator
+
+
+# ------------------------------------------------------------------------------------ WireGuard's use
+
+
+@dataclass(frozen=True, slots=True)
+class TransportKeys:
+    """The symmetric keys of one session, seen from one side (section 5.4.5)."""
+
+    sending_key: bytes = field(repr=False)
+    receiving_key: bytes = field(repr=False)
+    is_initiator: bool
+    handshake_hash: bytes
+
+
+def create_initiation(
+    local: PrivateKey,
+    responder_public: bytes,
+    ephemeral: PrivateKey,
+    sender_index: int,
+    timestamp: bytes,
+    *,
+    trace: NullTrace = NULL_TRACE,
+) -> tuple[Initiation, InitiatorHandshake]:
+    """The handshake initiation (section 5.4.2), with MAC1 and MAC2 still zero (cookie.py adds them)."""
+    if len(timestamp) != TIMESTAMP_LEN:
+        raise ValueError("the initiation's payload is a 12-byte TAI64N timestamp")
+    transcript = Transcript.start(responder_public, trace=trace)
+    ephemeral_public, encrypted_static, encrypted_timestamp, state = write_message_1(
+        transcript, local, responder_public, ephemeral, timestamp
+    )
+    message = Initiation(sender_index, ephemeral_public, encrypted_static, encrypted_timestamp)
+    return message, state
+
+
+def consume_initiation(local: PrivateKey, message: Initiation, *, trace: NullTrace = NULL_TRACE) -> ResponderHandshake:
+    """Decrypt an initiation addressed to ``local``. The caller then checks that ``initiator_public`` is a
+    peer and that the timestamp (``payload``) is newer than the last one accepted from it."""
+    transcript = Transcript.start(local.public, trace=trace)
+    return read_message_1(
+        transcript, local, message.unencrypted_ephemeral, message.encrypted_static, message.encrypted_timestamp
+    )
+
+
+def create_response(
+    state: ResponderHandshake,
+    ephemeral: PrivateKey,
+    preshared_key: bytes | None,
+    sender_index: int,
+    receiver_index: int,
+    *,
+    trace: NullTrace = NULL_TRACE,
+) -> tuple[Response, TransportKeys]:
+    """The handshake response (section 5.4.3) and the responder's transport keys (MACs still zero)."""
+    ephemeral_public, encrypted_nothing, result = write_message_2(
+        state, ephemeral, _psk(preshared_key), b"", trace
+    )
+    message = Response(sender_index, receiver_index, ephemeral_public, encrypted_nothing)
+    return message, derive_keys(result, is_initiator=False, trace=trace)
+
+
+def consume_response(
+    state: InitiatorHandshake,
+    local: PrivateKey,
+    message: Response,
+    preshared_key: bytes | None,
+    *,
+    trace: NullTrace = NULL_TRACE,
+) -> TransportKeys:
+    """Finish the handshake on the initiator's side; raises Rejected if the response is not authentic."""
+    result = read_message_2(
+        state, local, message.unencrypted_ephemeral, message.encrypted_nothing, _psk(preshared_key), trace
+    )
+    return derive_keys(result, is_initiator=True, trace=trace)
+
+
+def derive_keys(result: HandshakeResult, *, is_initiator: bool, trace: NullTrace = NULL_TRACE) -> TransportKeys:
+    """The transport keys from the final chaining key (section 5.4.5)."""
+    initiator_to_responder, responder_to_initiator = split(result.chaining_key, trace)
+    if is_initiator:
+        return TransportKeys(initiator_to_responder, responder_to_initiator, True, result.hash)
+    return TransportKeys(responder_to_initiator, initiator_to_responder, False, result.hash)
+
+
+def _psk(preshared_key: bytes | None) -> bytes:
+    """Q: the pre-shared key, 32 zero bytes when there is none (section 5.2)."""
+    if preshared_key is None:
+        return ZERO_KEY
+    if len(preshared_key) != KEY_LEN:
+        raise ValueError("a preshared key is 32 bytes")
+    return preshared_key
