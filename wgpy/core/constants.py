@@ -33,7 +33,7 @@ PADDING_MULTIPLE = 16
 
 # Section 6.1 (seconds, messages).
 REKEY_AFTER_MESSAGES = 2**60
-REJECT_AFTER_MESSAGES = 2**64 - 2**13 - 1   # wireguard-go's value; the kernel's differs by 64
+REJECT_AFTER_MESSAGES = 2**64 - 2**13 - 1   # wireguard-go's value; the kernel's is 63 higher
 REKEY_AFTER_TIME = 120.0
 REJECT_AFTER_TIME = 180.0
 REKEY_ATTEMPT_TIME = 90.0

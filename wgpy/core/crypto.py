@@ -61,8 +61,9 @@ class PrivateKey:
     def exchange(self, public: bytes) -> bytes:
         """DH(self, public). Raises :class:`Rejected` if the result is all zeros (a low-order point),
         which the kernel and wireguard-go refuse."""
+        peer = X25519PublicKey.from_public_bytes(_check_len(public, KEY_LEN, "a public key"))
         try:
-            shared = self._key.exchange(X25519PublicKey.from_public_bytes(public))
+            shared = self._key.exchange(peer)
         except ValueError:  # OpenSSL refuses the all-zero result itself
             raise Rejected(Drop.ZERO_SHARED_SECRET) from None
         if shared == ZERO_KEY:
@@ -99,8 +100,9 @@ def public_key(raw_private: bytes) -> bytes:
 def x25519(scalar: bytes, u: bytes) -> bytes:
     """Raw X25519 (RFC 7748 section 5), without the all-zero check: for vectors and explanations."""
     key = X25519PrivateKey.from_private_bytes(_check_len(scalar, KEY_LEN, "a scalar"))
+    peer = X25519PublicKey.from_public_bytes(_check_len(u, KEY_LEN, "a u-coordinate"))
     try:
-        return key.exchange(X25519PublicKey.from_public_bytes(_check_len(u, KEY_LEN, "a u-coordinate")))
+        return key.exchange(peer)
     except ValueError:
         return ZERO_KEY
 
@@ -169,6 +171,13 @@ _COUNTER = struct.Struct("<Q")
 def aead_nonce(counter: int) -> bytes:
     """WireGuard's 96-bit nonce: 32 zero bits, then the counter as 64-bit little-endian."""
     return _NONCE_PREFIX + _COUNTER.pack(counter)
+
+
+def aead_context(key: bytes) -> ChaCha20Poly1305:
+    """A reusable ChaCha20-Poly1305 context for one transport key: the hot path keeps one per direction
+    and calls its ``encrypt``/``decrypt`` with :func:`aead_nonce` nonces (a failed ``decrypt`` raises
+    :class:`InvalidTag`, re-exported here)."""
+    return ChaCha20Poly1305(key)
 
 
 def AEAD(key: bytes, counter: int, plaintext: bytes, associated_data: bytes) -> bytes:
