@@ -48,3 +48,13 @@ INITIATIONS_PER_SECOND = 50
 REPLAY_BLOCK_BITS = 64
 REPLAY_RING_BLOCKS = 128
 REPLAY_WINDOW_SIZE = (REPLAY_RING_BLOCKS - 1) * REPLAY_BLOCK_BITS   # 8128
+
+# The device (whitepaper section 6; wireguard-go device/constants.go where the whitepaper is silent).
+MAX_TIMER_HANDSHAKES = int(REKEY_ATTEMPT_TIME / REKEY_TIMEOUT)   # 18 attempts, then give up
+MAX_STAGED_PACKETS = 128          # packets held per peer while a handshake is under way; oldest dropped
+MAX_EVENTS = 4096                 # events kept for the embedding program; oldest dropped
+# "Under load": the kernel and wireguard-go look at the queue of handshake messages waiting for a CPU
+# (more than 1024/8 waiting). A sans-IO core sees no queue, so it looks at the rate instead: more than
+# UNDER_LOAD_HANDSHAKES handshake messages within one second, and the state sticks for UNDER_LOAD_AFTER_TIME.
+UNDER_LOAD_HANDSHAKES = 512
+UNDER_LOAD_AFTER_TIME = 1.0

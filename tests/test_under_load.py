@@ -1,0 +1,114 @@
+"""Under load: cookie replies instead of Diffie-Hellman, the per-source rate limit, and a legitimate
+initiator that still gets through (whitepaper section 5.3; kernel receive.c, cookie.c, ratelimiter.c).
+
+    attacker (many sources, knows bob's public key) ---flood---> bob <--- alice (legitimate peer)
+"""
+
+import pytest
+
+from wgpy.core import noise, tai64n
+from wgpy.core.constants import UNDER_LOAD_HANDSHAKES, MessageType
+from wgpy.core.cookie import CookieGenerator
+from wgpy.core.crypto import PrivateKey
+from wgpy.core.errors import Drop
+from wgpy.core.events import CookieReceived, HandshakeCompleted, UnderLoad
+from wgpy.core.messages import CookieReply, Initiation
+
+from .netsim import Net
+
+
+def flood_initiation(net, bob, attacker_key, index):
+    """A real initiation from a static key bob does not know, with a valid MAC1."""
+    message, _ = noise.create_initiation(
+        attacker_key, bob.public, PrivateKey.generate(net.rng), index, tai64n.encode(1.7e9 + index)
+    )
+    return CookieGenerator(bob.public).add_macs(message.pack(), 0.0)
+
+
+def source(n):
+    """The n-th flood source, in the benchmarking range 198.18.0.0/15."""
+    return (f"198.{18 + n // 65536 % 2}.{n // 256 % 256}.{n % 256}", 40000 + n % 1000)
+
+
+@pytest.fixture
+def setup(monkeypatch):
+    net = Net(seed=3)
+    alice, bob = net.device("192.0.2.1"), net.device("192.0.2.2")
+    net.link(alice, bob)
+    attacker = PrivateKey.generate(net.rng)
+    templates = [flood_initiation(net, bob, attacker, n) for n in range(64)]
+    exchanges = []
+    original = PrivateKey.exchange
+
+    def counting_exchange(self, public):
+        exchanges.append(self.public)
+        return original(self, public)
+
+    monkeypatch.setattr(PrivateKey, "exchange", counting_exchange)
+    return net, alice, bob, templates, exchanges
+
+
+def flood(net, bob, templates, count, rate, first_source=0):
+    """``count`` initiations at ``rate`` per second from many sources, straight into bob."""
+    replies = 0
+    for n in range(count):
+        bob.device.receive_datagram(templates[n % len(templates)], source(first_source + n), net.now)
+        for datagram, _ in bob.device.datagrams_to_send():
+            replies += datagram[0] == MessageType.COOKIE_REPLY
+        net.run(until=net.now + 1 / rate)
+    return replies
+
+
+def test_a_flood_turns_into_cookie_replies_without_diffie_hellman(setup):
+    net, alice, bob, templates, exchanges = setup
+    flood(net, bob, templates, UNDER_LOAD_HANDSHAKES, rate=2000)
+    assert UnderLoad(True) in bob.events
+    dh_before = len([e for e in exchanges if e == bob.public])
+    cookies_before = bob.device.drops[Drop.COOKIE_REPLY_SENT]
+    replies = flood(net, bob, templates, 3000, rate=2000, first_source=UNDER_LOAD_HANDSHAKES)
+    assert replies == 3000
+    assert len([e for e in exchanges if e == bob.public]) == dh_before  # no DH by bob at all
+    assert bob.device.drops[Drop.COOKIE_REPLY_SENT] - cookies_before == 3000
+
+
+def test_a_legitimate_initiator_gets_a_cookie_and_gets_through(setup):
+    net, alice, bob, templates, exchanges = setup
+    flood(net, bob, templates, UNDER_LOAD_HANDSHAKES, rate=2000)
+    net.send(alice, bob, b"let me through")
+    start = net.now
+    # Keep the flood going (1000/s from fresh sources) while alice retries after REKEY_TIMEOUT.
+    flood(net, bob, templates, 7000, rate=1000, first_source=10_000)
+    assert CookieReceived(bob.public) in alice.events
+    assert net.packet(alice, bob, b"let me through") in bob.delivered
+    completed = [e for e in alice.events if isinstance(e, HandshakeCompleted)]
+    assert completed and net.now - start < 7.5
+    cookie_replies_to_alice = [d for _, s, to, d in net.carried if to == alice.endpoint and d[0] == MessageType.COOKIE_REPLY]
+    assert len(cookie_replies_to_alice) == 1
+
+
+def test_the_rate_limit_applies_per_source_under_load(setup):
+    net, alice, bob, templates, _ = setup
+    flood(net, bob, templates, UNDER_LOAD_HANDSHAKES, rate=2000)
+    # A source that holds a valid cookie may send 5 at once, then 20 per second.
+    spoofer = source(99_999)
+    first = Initiation.parse(templates[0])
+    generator = CookieGenerator(bob.public)
+    wire = generator.add_macs(first.pack(), net.now)
+    bob.device.receive_datagram(wire, spoofer, net.now)
+    reply = next(CookieReply.parse(d) for d, _ in bob.device.datagrams_to_send() if d[0] == MessageType.COOKIE_REPLY)
+    generator.consume_reply(reply, net.now)
+    before = bob.device.drops[Drop.RATE_LIMITED]
+    for n in range(10):
+        bob.device.receive_datagram(generator.add_macs(first.pack(), net.now), spoofer, net.now)
+    assert bob.device.drops[Drop.RATE_LIMITED] - before == 5
+    assert bob.device.drops[Drop.UNKNOWN_PEER] >= 5  # the 5 allowed ones were processed (and refused)
+
+
+def test_load_ends_a_second_after_the_flood(setup):
+    net, alice, bob, templates, _ = setup
+    flood(net, bob, templates, UNDER_LOAD_HANDSHAKES, rate=2000)
+    net.run(until=net.now + 1.5)
+    net.send(alice, bob, b"after the storm")
+    net.run(until=net.now + 1)
+    assert net.packet(alice, bob, b"after the storm") in bob.delivered
+    assert not [d for _, s, to, d in net.carried if s == bob.endpoint and to == alice.endpoint and d[0] == MessageType.COOKIE_REPLY]

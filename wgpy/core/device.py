@@ -1,0 +1,321 @@
+"""The device: a WireGuard interface's protocol state, sans-IO (kernel device.c, peer.c, peer_lookup.c).
+
+The runtime feeds it three kinds of input and pulls three kinds of output::
+
+    device.send_packet(ip_packet, now)            an IP packet from the TUN side
+    device.receive_datagram(data, source, now)    a UDP datagram from the network; never raises
+    device.handle_timer(now)                      when now >= device.next_deadline()
+
+    device.datagrams_to_send()  -> [(bytes, endpoint)]
+    device.packets_to_deliver() -> [bytes]        IP packets for the TUN side
+    device.events()             -> [Event]
+
+``now`` is seconds on a monotonic clock. Wall-clock time (for TAI64N timestamps and the last-handshake
+time) is ``now + epoch_offset``; randomness (keys, indices, cookie secrets, jitter) comes from ``rng``.
+Endpoints are whatever tuples the runtime's sockets use, ``(host, port, ...)``; the core only compares
+them and reads the address and port for cookies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from typing import Callable
+
+from . import send
+from .allowedips import AllowedIPs
+from .constants import (
+    MAX_EVENTS,
+    MAX_TIMER_HANDSHAKES,
+    REJECT_AFTER_TIME,
+    KEEPALIVE_TIMEOUT,
+    TRANSPORT_MIN_SIZE,
+    UNDER_LOAD_AFTER_TIME,
+    UNDER_LOAD_HANDSHAKES,
+    MessageType,
+)
+from .cookie import CookieChecker
+from .crypto import PrivateKey, Rng
+from .errors import Drop, Rejected
+from .events import EndpointChanged, Event, HandshakeGaveUp, KeysZeroed, PacketDropped, SessionExpired, UnderLoad
+from .keypairs import Keypair
+from .messages import message_type
+from .peer import InitiationSent, Peer
+from .ratelimiter import RateLimiter
+from .receive import receive_cookie_reply, receive_handshake, receive_transport
+from .timers import Schedule, Timer, jitter_source
+
+DEFAULT_MTU = 1420
+
+
+class Device:
+    """One WireGuard interface: a private key, its peers, and everything in flight between them."""
+
+    def __init__(
+        self,
+        private_key: PrivateKey | None = None,
+        *,
+        rng: Rng,
+        epoch_offset: float = 0.0,
+        mtu: int = DEFAULT_MTU,
+    ) -> None:
+        self.rng = rng
+        self.epoch_offset = epoch_offset
+        self.mtu = mtu
+        self.listen_port = 0
+        self.fwmark = 0
+        self.peers: dict[bytes, Peer] = {}
+        self.allowed_ips: AllowedIPs[Peer] = AllowedIPs()
+        self.schedule = Schedule(jitter_source(rng))
+        self.ratelimiter = RateLimiter()
+        self.drops: Counter[Drop] = Counter()
+        self._private_key: PrivateKey | None = None
+        self.cookie_checker: CookieChecker | None = None
+        self._indices: dict[int, tuple[Peer, Keypair | InitiationSent]] = {}
+        self._datagrams: list[tuple[bytes, tuple]] = []
+        self._packets: list[bytes] = []
+        self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
+        self._handshake_arrivals: deque[float] = deque(maxlen=UNDER_LOAD_HANDSHAKES)
+        self._under_load_until = -math.inf
+        self._was_under_load = False
+        if private_key is not None:
+            self.set_private_key(private_key)
+
+    # ------------------------------------------------------------------------------ configuration
+
+    @property
+    def private_key(self) -> PrivateKey | None:
+        return self._private_key
+
+    def set_private_key(self, private_key: PrivateKey | None) -> None:
+        """Change the device's identity. As in wireguard-go: a peer with the new public key is removed,
+        and every peer's handshake and sending keys are expired, since they belong to the old identity."""
+        if private_key == self._private_key:
+            return
+        self._private_key = private_key
+        self.cookie_checker = CookieChecker(private_key.public, self.rng) if private_key else None
+        if private_key is not None and private_key.public in self.peers:
+            self.remove_peer(private_key.public)
+        for peer in self.peers.values():
+            self.forget_handshake(peer)
+            for keypair in (peer.keypairs.current, peer.keypairs.next):
+                if keypair is not None:
+                    keypair.expire_sending()
+
+    def add_peer(self, public_key: bytes) -> Peer | None:
+        """The peer with this public key, created if new; None for the device's own key (ignored, as
+        wireguard-go does)."""
+        if self._private_key is not None and public_key == self._private_key.public:
+            return None
+        peer = self.peers.get(public_key)
+        if peer is None:
+            peer = self.peers[public_key] = Peer(public_key)
+        return peer
+
+    def remove_peer(self, public_key: bytes) -> None:
+        """Remove a peer with its sessions, allowed IPs, staged packets and timers."""
+        peer = self.peers.pop(public_key, None)
+        if peer is None:
+            return
+        self.forget_handshake(peer)
+        self.forget_keypairs(peer.keypairs.clear())
+        self.allowed_ips.remove_by_peer(peer)
+        peer.staged.clear()
+        peer.timers.clear()
+
+    def remove_all_peers(self) -> None:
+        for public_key in list(self.peers):
+            self.remove_peer(public_key)
+
+    def set_persistent_keepalive(self, peer: Peer, interval: int, now: float) -> None:
+        """Set a peer's persistent keepalive interval (seconds, 0 = off); turning it on sends a keepalive
+        at once, as wireguard-go does, so that a peer behind NAT becomes reachable."""
+        if not 0 <= interval <= 65535:
+            raise ValueError("persistent keepalive interval is 0..65535 seconds")
+        was = peer.persistent_keepalive_interval
+        peer.persistent_keepalive_interval = interval
+        if interval == 0:
+            Schedule.clear(peer, Timer.PERSISTENT_KEEPALIVE)
+        elif not was and self._private_key is not None:
+            send.send_keepalive(self, peer, now)
+
+    # ------------------------------------------------------------------------------ input
+
+    def send_packet(self, packet: bytes, now: float) -> None:
+        """Route an IP packet from the TUN side to its peer by destination address (cryptokey routing),
+        stage it, and send it now or after a handshake."""
+        if len(packet) >= 20 and packet[0] >> 4 == 4:
+            destination = packet[16:20]
+        elif len(packet) >= 40 and packet[0] >> 4 == 6:
+            destination = packet[24:40]
+        else:
+            self.drop(Drop.NOT_IP)
+            return
+        peer = self.allowed_ips.lookup(destination)
+        if peer is None:
+            self.drop(Drop.NO_ROUTE)
+            return
+        for _ in range(peer.stage(packet)):
+            self.drop(Drop.STAGED_OVERFLOW, peer.public_key)
+        send.send_staged_packets(self, peer, now)
+
+    def receive_datagram(self, data: bytes, source: tuple, now: float) -> None:
+        """Handle one datagram from ``source``. Whatever it holds, this never raises: a refused datagram
+        is counted in ``drops`` and reported as a PacketDropped event with its reason."""
+        try:
+            kind = message_type(data)
+            if kind == MessageType.TRANSPORT:
+                if len(data) < TRANSPORT_MIN_SIZE:
+                    raise Rejected(Drop.TOO_SHORT)
+                receive_transport(self, data, source, now)
+            elif kind == MessageType.COOKIE_REPLY:
+                receive_cookie_reply(self, data, now)
+            else:
+                receive_handshake(self, data, kind, source, now)
+        except Rejected as refused:
+            self.drop(refused.reason, refused.peer, source, refused.detail)
+
+    def handle_timer(self, now: float) -> None:
+        """Run every timer due at ``now`` (section 6)."""
+        for peer, timer in self.schedule.expired(now):
+            if peer.public_key in self.peers:
+                self._EXPIRE[timer](self, peer, now)
+
+    def next_deadline(self) -> float | None:
+        """When ``handle_timer`` should next be called; None when no timer is pending."""
+        return self.schedule.next_deadline()
+
+    # ------------------------------------------------------------------------------ output
+
+    def datagrams_to_send(self) -> list[tuple[bytes, tuple]]:
+        out, self._datagrams = self._datagrams, []
+        return out
+
+    def packets_to_deliver(self) -> list[bytes]:
+        out, self._packets = self._packets, []
+        return out
+
+    def events(self) -> list[Event]:
+        out = list(self._events)
+        self._events.clear()
+        return out
+
+    # ------------------------------------------------------------------------------ timers expiring
+
+    def _expire_retransmit_handshake(self, peer: Peer, now: float) -> None:
+        """No response to our initiation within REKEY_TIMEOUT: try again, up to REKEY_ATTEMPT_TIME."""
+        if peer.handshake_attempts > MAX_TIMER_HANDSHAKES:
+            Schedule.clear(peer, Timer.SEND_KEEPALIVE)
+            for _ in range(len(peer.staged)):
+                self.drop(Drop.HANDSHAKE_GAVE_UP, peer.public_key)
+            peer.staged.clear()
+            self.emit(HandshakeGaveUp(peer.public_key))
+            if not Schedule.pending(peer, Timer.ZERO_KEY_MATERIAL):
+                self.schedule.set(peer, Timer.ZERO_KEY_MATERIAL, now + 3 * REJECT_AFTER_TIME)
+            return
+        peer.handshake_attempts += 1
+        send.send_handshake_initiation(self, peer, now, is_retry=True)
+
+    def _expire_send_keepalive(self, peer: Peer, now: float) -> None:
+        """We received data and sent nothing back for KEEPALIVE_TIMEOUT: send a keepalive."""
+        send.send_keepalive(self, peer, now)
+        if peer.need_another_keepalive:
+            peer.need_another_keepalive = False
+            self.schedule.set(peer, Timer.SEND_KEEPALIVE, now + KEEPALIVE_TIMEOUT)
+
+    def _expire_new_handshake(self, peer: Peer, now: float) -> None:
+        """We sent data and heard nothing for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT: start a new handshake."""
+        send.send_handshake_initiation(self, peer, now)
+
+    def _expire_zero_key_material(self, peer: Peer, now: float) -> None:
+        """Nothing new for 3 x REJECT_AFTER_TIME: erase every key of this peer."""
+        self.forget_handshake(peer)
+        self.forget_keypairs(peer.keypairs.clear())
+        self.emit(KeysZeroed(peer.public_key))
+
+    def _expire_persistent_keepalive(self, peer: Peer, now: float) -> None:
+        if peer.persistent_keepalive_interval:
+            send.send_keepalive(self, peer, now)
+
+    def _expire_session(self, peer: Peer, now: float) -> None:
+        keypair = peer.keypairs.current
+        if keypair is not None and now - keypair.created >= REJECT_AFTER_TIME:
+            self.emit(SessionExpired(peer.public_key))
+
+    _EXPIRE: dict[Timer, Callable[[Device, Peer, float], None]] = {
+        Timer.RETRANSMIT_HANDSHAKE: _expire_retransmit_handshake,
+        Timer.SEND_KEEPALIVE: _expire_send_keepalive,
+        Timer.NEW_HANDSHAKE: _expire_new_handshake,
+        Timer.ZERO_KEY_MATERIAL: _expire_zero_key_material,
+        Timer.PERSISTENT_KEEPALIVE: _expire_persistent_keepalive,
+        Timer.SESSION_EXPIRY: _expire_session,
+    }
+
+    # ------------------------------------------------------------------------------ for send.py and receive.py
+
+    def under_load(self, now: float) -> bool:
+        """Count a handshake message and say whether the device is under load: UNDER_LOAD_HANDSHAKES
+        within one second, sticky for UNDER_LOAD_AFTER_TIME (see constants.py for why a rate)."""
+        arrivals = self._handshake_arrivals
+        arrivals.append(now)
+        if len(arrivals) == arrivals.maxlen and now - arrivals[0] < 1.0:
+            self._under_load_until = now + UNDER_LOAD_AFTER_TIME
+        active = now < self._under_load_until
+        if active != self._was_under_load:
+            self._was_under_load = active
+            self.emit(UnderLoad(active))
+        return active
+
+    def allocate_index(self) -> int:
+        """A fresh random 32-bit session index, unused on this device."""
+        while True:
+            index = int.from_bytes(self.rng(4), "little")
+            if index not in self._indices:
+                return index
+
+    def register_index(self, index: int, peer: Peer, owner: Keypair | InitiationSent) -> None:
+        self._indices[index] = (peer, owner)
+
+    def lookup_index(self, index: int) -> tuple[Peer, Keypair | InitiationSent] | None:
+        return self._indices.get(index)
+
+    def forget_handshake(self, peer: Peer) -> None:
+        """Drop the peer's pending initiation, if any, and free its index."""
+        if peer.handshake is not None:
+            self._release(peer.handshake.local_index, peer.handshake)
+            peer.handshake = None
+
+    def forget_keypairs(self, keypairs: list[Keypair]) -> None:
+        for keypair in keypairs:
+            self._release(keypair.local_index, keypair)
+
+    def _release(self, index: int, owner: object) -> None:
+        entry = self._indices.get(index)
+        if entry is not None and entry[1] is owner:
+            del self._indices[index]
+
+    def set_endpoint(self, peer: Peer, source: tuple) -> None:
+        """Roaming (section 2.1): the peer is where its latest authenticated packet came from."""
+        if peer.endpoint != source:
+            peer.endpoint = source
+            self.emit(EndpointChanged(peer.public_key, source))
+
+    def send_to_peer(self, peer: Peer, datagram: bytes) -> None:
+        if peer.endpoint is None:
+            self.drop(Drop.NO_ENDPOINT, peer.public_key)
+            return
+        peer.tx_bytes += len(datagram)
+        self._datagrams.append((datagram, peer.endpoint))
+
+    def send_datagram(self, datagram: bytes, endpoint: tuple) -> None:
+        self._datagrams.append((datagram, endpoint))
+
+    def deliver(self, packet: bytes) -> None:
+        self._packets.append(packet)
+
+    def emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def drop(self, reason: Drop, peer: bytes | None = None, source: tuple | None = None, detail: str = "") -> None:
+        self.drops[reason] += 1
+        self._events.append(PacketDropped(reason, peer, source, detail))

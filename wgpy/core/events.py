@@ -1,0 +1,94 @@
+"""What a device tells the program that embeds it (pulled with ``Device.events()``).
+
+Each event names its peer by public key, so it can be logged, counted or acted on without holding a
+reference into the device. None of them carries a secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from .errors import Drop
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeInitiated:
+    """We sent a handshake initiation (``attempt`` counts retries, from 1)."""
+
+    peer: bytes
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeCompleted:
+    """A new session exists with ``peer``; ``is_initiator`` says which side we were."""
+
+    peer: bytes
+    is_initiator: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeGaveUp:
+    """No handshake with ``peer`` completed within REKEY_ATTEMPT_TIME; its staged packets were dropped."""
+
+    peer: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CookieReceived:
+    """``peer`` is under load and sent us a cookie: our next handshake message carries MAC2."""
+
+    peer: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SessionExpired:
+    """The current session with ``peer`` reached REJECT_AFTER_TIME and can no longer carry data."""
+
+    peer: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KeysZeroed:
+    """All key material for ``peer`` was erased (3 x REJECT_AFTER_TIME without a new session)."""
+
+    peer: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointChanged:
+    """``peer`` was last heard from a new address (roaming, section 2.1)."""
+
+    peer: bytes
+    endpoint: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class UnderLoad:
+    """The device started (``True``) or stopped (``False``) answering handshakes with cookies."""
+
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PacketDropped:
+    """Something was refused. ``peer`` is set once the sender is known; ``source`` for datagrams."""
+
+    reason: Drop
+    peer: Optional[bytes] = None
+    source: Optional[tuple] = None
+    detail: str = ""
+
+
+Event = Union[
+    HandshakeInitiated,
+    HandshakeCompleted,
+    HandshakeGaveUp,
+    CookieReceived,
+    SessionExpired,
+    KeysZeroed,
+    EndpointChanged,
+    UnderLoad,
+    PacketDropped,
+]

@@ -1,0 +1,89 @@
+"""A peer: its configuration, its handshake and sessions, its timers and counters (kernel peer.h)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from .constants import KEY_LEN, MAX_STAGED_PACKETS, TIMESTAMP_LEN
+from .cookie import CookieGenerator
+from .keypairs import Keypairs
+from .noise import InitiatorHandshake
+
+
+@dataclass(slots=True)
+class InitiationSent:
+    """We sent an initiation under ``local_index`` and wait for its response (kernel CREATED_INITIATION)."""
+
+    local_index: int
+    state: InitiatorHandshake = field(repr=False)
+
+
+class Peer:
+    """One remote WireGuard peer, identified by its static public key."""
+
+    __slots__ = (
+        "public_key",
+        "_preshared_key",
+        "endpoint",
+        "persistent_keepalive_interval",
+        "cookie",
+        "keypairs",
+        "handshake",
+        "latest_timestamp",
+        "last_initiation_consumption",
+        "last_sent_handshake",
+        "handshake_attempts",
+        "sent_lastminute_handshake",
+        "need_another_keepalive",
+        "timers",
+        "staged",
+        "rx_bytes",
+        "tx_bytes",
+        "last_handshake_time",
+    )
+
+    def __init__(self, public_key: bytes) -> None:
+        if len(public_key) != KEY_LEN:
+            raise ValueError("a public key is 32 bytes")
+        self.public_key = bytes(public_key)
+        self._preshared_key: bytes | None = None
+        self.endpoint: tuple | None = None
+        self.persistent_keepalive_interval = 0  # seconds; 0 is off
+        self.cookie = CookieGenerator(self.public_key)
+        self.keypairs = Keypairs()
+        self.handshake: InitiationSent | None = None
+        self.latest_timestamp = bytes(TIMESTAMP_LEN)  # greatest TAI64N accepted from this peer
+        self.last_initiation_consumption: float | None = None
+        self.last_sent_handshake: float | None = None
+        self.handshake_attempts = 0
+        self.sent_lastminute_handshake = False
+        self.need_another_keepalive = False
+        self.timers: dict = {}  # Timer -> deadline of each pending timer (timers.py)
+        self.staged: deque[bytes] = deque()  # IP packets waiting for a session
+        self.rx_bytes = 0
+        self.tx_bytes = 0
+        self.last_handshake_time: float | None = None  # wall-clock seconds of the last completed handshake
+
+    @property
+    def preshared_key(self) -> bytes | None:
+        return self._preshared_key
+
+    @preshared_key.setter
+    def preshared_key(self, value: bytes | None) -> None:
+        if value is not None and len(value) != KEY_LEN:
+            raise ValueError("a preshared key is 32 bytes")
+        self._preshared_key = None if value is None or value == bytes(KEY_LEN) else bytes(value)
+
+    def stage(self, packet: bytes) -> int:
+        """Queue an outgoing packet until a session exists; returns how many old packets were dropped to
+        keep at most MAX_STAGED_PACKETS (oldest first, as the kernel and wireguard-go do)."""
+        self.staged.append(packet)
+        dropped = 0
+        while len(self.staged) > MAX_STAGED_PACKETS:
+            self.staged.popleft()
+            dropped += 1
+        return dropped
+
+    def __repr__(self) -> str:
+        return f"Peer({self.public_key.hex()[:16]}..., endpoint={self.endpoint})"

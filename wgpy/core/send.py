@@ -1,0 +1,133 @@
+"""Everything a device sends: handshake messages, cookie replies, data and keepalives (kernel send.c).
+
+Functions here take the device and a peer and append datagrams to the device's output; they decide
+*when* a handshake is needed (whitepaper sections 5.4.6 and 6) and keep the timers informed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import noise, tai64n
+from . import timers as on
+from .constants import REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT
+from .crypto import PrivateKey
+from .errors import Drop
+from .events import HandshakeInitiated
+from .keypairs import Keypair
+from .peer import InitiationSent, Peer
+
+if TYPE_CHECKING:
+    from .device import Device
+
+
+def send_handshake_initiation(device: Device, peer: Peer, now: float, is_retry: bool = False) -> None:
+    """Send a new initiation to ``peer`` (section 5.4.2), at most one per REKEY_TIMEOUT (kernel
+    ``wg_packet_send_queued_handshake_initiation``)."""
+    if not is_retry:
+        peer.handshake_attempts = 0
+    if peer.last_sent_handshake is not None and now - peer.last_sent_handshake < REKEY_TIMEOUT:
+        return  # rate limited: one initiation per REKEY_TIMEOUT
+    local = device.private_key
+    if local is None:
+        device.drop(Drop.NO_PRIVATE_KEY, peer)
+        return
+    peer.last_sent_handshake = now
+    device.forget_handshake(peer)
+    local_index = device.allocate_index()
+    message, state = noise.create_initiation(
+        local,
+        peer.public_key,
+        PrivateKey.generate(device.rng),
+        local_index,
+        tai64n.encode(now + device.epoch_offset),
+    )
+    pending = InitiationSent(local_index, state)
+    device.register_index(local_index, peer, pending)
+    peer.handshake = pending
+    wire = peer.cookie.add_macs(message.pack(), now)
+    on.on_any_authenticated_packet_traversal(device.schedule, peer, now)
+    on.on_any_authenticated_packet_sent(device.schedule, peer)
+    device.send_to_peer(peer, wire)
+    on.on_handshake_initiated(device.schedule, peer, now)
+    device.emit(HandshakeInitiated(peer.public_key, peer.handshake_attempts + 1))
+
+
+def send_handshake_response(
+    device: Device, peer: Peer, consumed: noise.ResponderHandshake, remote_index: int, now: float
+) -> None:
+    """Answer a valid initiation from ``peer`` and derive the new session (sections 5.4.3 and 5.4.5).
+    The responder's keypair waits in ``next`` until the initiator's first data packet confirms it."""
+    local_index = device.allocate_index()
+    response, keys = noise.create_response(
+        consumed, PrivateKey.generate(device.rng), peer.preshared_key, local_index, remote_index
+    )
+    # Our own pending initiation, if any, is superseded by the one we answer (kernel: same handshake slot).
+    device.forget_handshake(peer)
+    keypair = Keypair(keys, local_index, remote_index, now)
+    device.register_index(local_index, peer, keypair)
+    device.forget_keypairs(peer.keypairs.add(keypair))
+    on.on_session_derived(device.schedule, peer, now)
+    wire = peer.cookie.add_macs(response.pack(), now)
+    on.on_any_authenticated_packet_traversal(device.schedule, peer, now)
+    on.on_any_authenticated_packet_sent(device.schedule, peer)
+    peer.last_sent_handshake = now
+    device.send_to_peer(peer, wire)
+
+
+def send_cookie_reply(device: Device, message: bytes, source: tuple, now: float) -> None:
+    """Answer a handshake message with a cookie reply instead of processing it (section 5.4.7)."""
+    sender_index = int.from_bytes(message[4:8], "little")
+    reply = device.cookie_checker.create_reply(message, sender_index, source, now)
+    device.send_datagram(reply.pack(), source)
+
+
+def send_keepalive(device: Device, peer: Peer, now: float) -> None:
+    """Send an empty data packet, unless packets are waiting anyway (kernel ``wg_packet_send_keepalive``)."""
+    if not peer.staged:
+        peer.staged.append(b"")
+    send_staged_packets(device, peer, now)
+
+
+def send_staged_packets(device: Device, peer: Peer, now: float) -> None:
+    """Encrypt and send every staged packet with the current keypair, or start a handshake and keep them
+    staged if there is no usable keypair (kernel ``wg_packet_send_staged_packets``)."""
+    if not peer.staged:
+        return
+    keypair = peer.keypairs.current
+    if keypair is None or not _can_send(keypair, now, len(peer.staged)):
+        send_handshake_initiation(device, peer, now)
+        return
+    if peer.endpoint is None:
+        for _ in range(len(peer.staged)):
+            device.drop(Drop.NO_ENDPOINT, peer)
+        peer.staged.clear()
+        return
+    data_sent = False
+    mtu = device.mtu
+    staged = peer.staged
+    while staged:
+        packet = staged.popleft()
+        device.send_to_peer(peer, keypair.encrypt(packet, mtu))
+        data_sent |= bool(packet)
+    on.on_any_authenticated_packet_traversal(device.schedule, peer, now)
+    on.on_any_authenticated_packet_sent(device.schedule, peer)
+    if data_sent:
+        on.on_data_sent(device.schedule, peer, now)
+    keep_key_fresh_on_send(device, peer, now)
+
+
+def _can_send(keypair: Keypair, now: float, count: int) -> bool:
+    """A keypair sends until REJECT_AFTER_TIME or REJECT_AFTER_MESSAGES (section 6.1); like the kernel, a
+    batch is only sent when nonces remain for all of it."""
+    return now - keypair.created < REJECT_AFTER_TIME and keypair.sending_counter + count <= REJECT_AFTER_MESSAGES
+
+
+def keep_key_fresh_on_send(device: Device, peer: Peer, now: float) -> None:
+    """After sending: rekey after REKEY_AFTER_MESSAGES, or (initiator only) after REKEY_AFTER_TIME."""
+    keypair = peer.keypairs.current
+    if keypair is not None and (
+        keypair.sending_counter > REKEY_AFTER_MESSAGES
+        or (keypair.is_initiator and now - keypair.created >= REKEY_AFTER_TIME)
+    ):
+        send_handshake_initiation(device, peer, now)
