@@ -1,6 +1,8 @@
 """The ``wgpy`` command.
 
-    wgpy demo              two peers in memory: a handshake and data both ways, narrated
+    wgpy [-f|--foreground] IFACE   create IFACE and serve its UAPI socket (a drop-in for wireguard-go)
+    wgpy demo              a real tunnel between two network namespaces, both ends wgpy (needs root)
+    wgpy demo --in-memory  two peers in memory: a handshake and data both ways, narrated
     wgpy genkey            a new private key, base64 (as ``wg genkey``)
     wgpy pubkey            the public key of the private key on standard input (as ``wg pubkey``)
     wgpy genpsk            a new preshared key, base64 (as ``wg genpsk``)
@@ -14,22 +16,44 @@ import binascii
 import os
 import sys
 
+from . import __version__
 from .core.crypto import PrivateKey, clamp
 
 
+COMMANDS = ("demo", "genkey", "pubkey", "genpsk")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wgpy", description="WireGuard in Python")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv in (["--version"], ["-v"]):
+        print(f"wgpy v{__version__}")
+        return 0
+    interface_args = [a for a in argv if a not in ("-f", "--foreground")]
+    if len(interface_args) == 1 and interface_args[0] not in COMMANDS and not interface_args[0].startswith("-"):
+        from .runtime import daemon
+
+        return daemon.main(interface_args[0], foreground=len(argv) > 1)
+    parser = argparse.ArgumentParser(
+        prog="wgpy",
+        description="WireGuard in Python",
+        epilog="wgpy [-f|--foreground] IFACE creates the interface IFACE and serves its UAPI socket, as wireguard-go does.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("demo", help="run two peers in memory and show what happens")
+    demo = commands.add_parser("demo", help="run a tunnel between two network namespaces and show it works")
+    demo.add_argument("--in-memory", action="store_true", help="two peers in memory instead: no root, no OS")
     commands.add_parser("genkey", help="print a new private key")
     commands.add_parser("pubkey", help="read a private key on stdin, print its public key")
     commands.add_parser("genpsk", help="print a new preshared key")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
-        from . import demo
+        if args.in_memory:
+            from . import memory_demo
 
-        return 0 if demo.run() else 1
+            return 0 if memory_demo.run() else 1
+        from . import netns_demo
+
+        return 0 if netns_demo.run() else 1
     if args.command == "genkey":
         print(base64.b64encode(clamp(os.urandom(32))).decode())
         return 0

@@ -1,6 +1,6 @@
 """Two WireGuard peers in memory: a handshake and transport data both ways, told step by step.
 
-This is what ``wgpy demo`` prints. It drives the sans-IO core directly, with no socket and no TUN, so it
+This is what ``wgpy demo --in-memory`` prints. It drives the sans-IO core directly, with no socket and no TUN, so it
 runs anywhere; the datagrams it shows are the exact bytes a real peer would put on the wire.
 """
 

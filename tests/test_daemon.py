@@ -1,0 +1,95 @@
+"""The daemon's life: ``wgpy IFACE`` creates the interface and its socket, and goes away cleanly.
+
+    ns A: wgpy (interface wgd*)      nothing else: these tests look at the process, the TUN and the socket
+"""
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import time
+
+import pytest
+
+from .netns import ROOT, SOCKETS, Hosts, require, wait_for, wgpy_command
+
+
+@pytest.fixture
+def hosts():
+    require("ip")
+    with Hosts("d") as h:
+        yield h
+
+
+def link_exists(hosts, ns, name):
+    return hosts.run(ns, "ip", "link", "show", name, check=False).returncode == 0
+
+
+def uapi(name: str, request: bytes) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(str(SOCKETS / f"{name}.sock"))
+        s.sendall(request)
+        answer = b""
+        while not answer.endswith(b"\n\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def test_launch_daemonizes_only_once_ready_and_exits_on_link_deletion(hosts):
+    hosts.start_wgpy(hosts.a, "wgd0", foreground=False)  # the launcher returned 0 (run() checks)
+    assert link_exists(hosts, hosts.a, "wgd0")
+    assert "mtu 1420" in hosts.ip(hosts.a, "link", "show", "wgd0")
+    path = SOCKETS / "wgd0.sock"
+    assert stat.S_ISSOCK(path.stat().st_mode) and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(SOCKETS.stat().st_mode) == 0o700
+    assert uapi("wgd0", b"get=1\n\n").endswith(b"errno=0\n\n")
+    hosts.ip(hosts.a, "link", "del", "wgd0")
+    wait_for(lambda: not path.exists(), "the daemon to remove its socket after the link was deleted")
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "socket removed"])
+def test_foreground_daemon_stops_cleanly(hosts, how):
+    process = hosts.start_wgpy(hosts.a, "wgd1")
+    path = SOCKETS / "wgd1.sock"
+    if how == "socket removed":
+        path.unlink()
+    else:
+        process.send_signal(getattr(signal, how))
+    assert process.wait(timeout=10) == 0
+    assert not path.exists()
+    wait_for(lambda: not link_exists(hosts, hosts.a, "wgd1"), "the interface to go with its daemon")
+
+
+def test_launch_fails_clearly_when_the_name_is_taken_or_bad(hosts):
+    hosts.start_wgpy(hosts.a, "wgd2")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    again = hosts.run(hosts.a, *wgpy_command(), "wgd2", check=False, env=env)
+    assert again.returncode != 0 and "Failed to create TUN device wgd2" in again.stderr
+    assert uapi("wgd2", b"get=1\n\n").endswith(b"errno=0\n\n")  # the running daemon is untouched
+    bad = hosts.run(hosts.a, *wgpy_command(), "way-too-long-a-name", check=False, env=env)
+    assert bad.returncode != 0 and "invalid interface name" in bad.stderr
+
+
+def test_interface_moved_to_another_namespace_keeps_working(hosts):
+    """As wireguard-go's own test does: create in A, move the interface to B; the daemon stays in A."""
+    process = hosts.start_wgpy(hosts.a, "wgd3")
+    hosts.ip(hosts.a, "link", "set", "wgd3", "netns", hosts.b)
+    time.sleep(1.5)  # a housekeeping round: the daemon must not mistake the move for a deletion
+    assert process.poll() is None
+    assert link_exists(hosts, hosts.b, "wgd3")
+    assert uapi("wgd3", b"get=1\n\n").endswith(b"errno=0\n\n")
+    hosts.ip(hosts.b, "link", "del", "wgd3")
+    assert process.wait(timeout=10) == 0
+
+
+def test_mtu_changes_are_picked_up(hosts, tmp_path):
+    log = tmp_path / "wgpy.log"
+    process = hosts.start_wgpy(hosts.a, "wgd4", log=log)
+    hosts.ip(hosts.a, "link", "set", "wgd4", "mtu", "1280")
+    wait_for(lambda: "MTU of wgd4 is now 1280" in log.read_text(), "the daemon to notice the new MTU")
+    assert process.poll() is None

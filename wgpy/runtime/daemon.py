@@ -1,0 +1,114 @@
+"""``wgpy IFACE``: create the interface and its UAPI socket, then serve them, as ``wireguard-go`` does.
+
+The launching process exits 0 once the TUN interface exists and the UAPI socket listens, non-zero with a
+message otherwise; the daemon itself continues in the background (``-f``/``--foreground`` or
+``WG_PROCESS_FOREGROUND=1`` keep it in the foreground). ``LOG_LEVEL`` is ``verbose`` (or ``debug``),
+``error`` (the default) or ``silent``; as with wireguard-go, a daemon only keeps its standard output for
+logs when ``LOG_LEVEL`` asks for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+from ..core.device import Device
+from .loop import Runtime
+from .tun import DEFAULT_TUN_MTU, Tun, valid_interface_name
+from .uapi_socket import UapiServer
+from .udp import Udp
+
+LOG_LEVELS = {"verbose": logging.DEBUG, "debug": logging.DEBUG, "error": logging.ERROR, "silent": logging.CRITICAL + 1}
+
+
+class _Format(logging.Formatter):
+    """wireguard-go's log lines: ``DEBUG: (wg0) 2026/11/25 03:30:00 message``."""
+
+    def __init__(self, interface: str) -> None:
+        super().__init__()
+        self.interface = interface
+
+    def format(self, record: logging.LogRecord) -> str:
+        kind = "DEBUG" if record.levelno <= logging.DEBUG else "ERROR"
+        stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(record.created))
+        return f"{kind}: ({self.interface}) {stamp} {record.getMessage()}"
+
+
+def configure_logging(interface: str, level_name: str | None) -> int:
+    level = LOG_LEVELS.get((level_name or "error").lower(), logging.ERROR)
+    logger = logging.getLogger("wgpy")
+    logger.handlers.clear()
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_Format(interface))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    return level
+
+
+def main(interface: str, foreground: bool) -> int:
+    foreground = foreground or os.environ.get("WG_PROCESS_FOREGROUND") == "1"
+    level_name = os.environ.get("LOG_LEVEL")
+    level = configure_logging(interface, level_name)
+    log = logging.getLogger("wgpy")
+    if not valid_interface_name(interface):
+        print(f"wgpy: invalid interface name {interface!r}", file=sys.stderr)
+        return 1
+    if os.geteuid() != 0:
+        print("wgpy: must be run as root (creating a TUN device needs CAP_NET_ADMIN)", file=sys.stderr)
+        return 1
+    try:
+        tun = Tun(interface, DEFAULT_TUN_MTU)
+    except OSError as err:
+        print(f"wgpy: Failed to create TUN device {interface}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    try:
+        uapi = UapiServer(tun.name)
+    except OSError as err:
+        tun.close()
+        print(f"wgpy: Failed to open UAPI socket for {interface}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    device = Device(rng=os.urandom, epoch_offset=time.time() - time.monotonic(), mtu=tun.mtu() or DEFAULT_TUN_MTU)
+    runtime = Runtime(device, tun, Udp(), uapi)
+    try:
+        runtime.bind(0, 0)
+    except OSError as err:
+        print(f"wgpy: Failed to open UDP sockets: {err.strerror or err}", file=sys.stderr)
+        uapi.close()
+        tun.close()
+        return 1
+
+    if foreground:
+        log.debug("Device started")
+        reason = runtime.run()
+        log.debug("Device stopping: %s", reason)
+        return 0
+
+    ready_read, ready_write = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.fork():
+        # The launching process: report success only once the daemon says it is serving.
+        os.close(ready_write)
+        status = os.read(ready_read, 1)
+        os._exit(0 if status == b"1" else 1)
+    os.close(ready_read)
+    os.setsid()
+    _detach_stdio(keep_output=bool(level_name) and level <= logging.CRITICAL)
+    os.write(ready_write, b"1")
+    os.close(ready_write)
+    log.debug("Device started")
+    reason = runtime.run()
+    log.debug("Device stopping: %s", reason)
+    os._exit(0)
+
+
+def _detach_stdio(keep_output: bool) -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    if not keep_output:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+    os.close(null)

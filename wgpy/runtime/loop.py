@@ -1,0 +1,265 @@
+"""The event loop: one thread, one ``poll`` over the TUN device, the UDP sockets and the UAPI socket.
+
+One thread because ``cryptography``'s AEAD holds the GIL: a thread per direction measured slower on two
+cores (../shared/PERFORMANCE-NOTES.md). Each wake-up reads a batch from whatever is ready, hands it to the
+device, runs due timers, then writes out everything the device produced.
+
+The loop stops (and the daemon exits, removing its socket) when the interface is deleted, when the UAPI
+socket file is removed, or on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import select
+import signal
+import socket
+import time
+
+from ..core.device import Device
+from ..core.events import (
+    CookieReceived,
+    EndpointChanged,
+    HandshakeCompleted,
+    HandshakeGaveUp,
+    HandshakeInitiated,
+    KeysZeroed,
+    PacketDropped,
+    SessionExpired,
+    UnderLoad,
+)
+from ..uapi import UapiConnection
+from .tun import Tun
+from .udp import Udp
+from .uapi_socket import MAX_CLIENTS, READ_SIZE, UapiServer
+
+BATCH = 64                # packets or datagrams read per wake-up and source
+HOUSEKEEPING_PERIOD = 1.0  # seconds between checks of the interface, the socket file and the MTU
+
+log = logging.getLogger("wgpy")
+
+
+def peer_name(public_key: bytes) -> str:
+    """How logs name a peer: the first characters of its base64 public key, as wireguard-go does."""
+    text = base64.b64encode(public_key).decode()
+    return f"peer({text[:4]}…{text[-5:-1]})"
+
+
+class Runtime:
+    def __init__(self, device: Device, tun: Tun, udp: Udp, uapi: UapiServer) -> None:
+        self.device = device
+        self.tun = tun
+        self.udp = udp
+        self.uapi = uapi
+        self.clients: dict[int, tuple[socket.socket, UapiConnection]] = {}
+        self.stopping = ""
+        self._wakeup_r, self._wakeup_w = os.pipe()
+        os.set_blocking(self._wakeup_r, False)
+        os.set_blocking(self._wakeup_w, False)
+        self._poll = select.poll()
+        self._udp_by_fd: dict[int, socket.socket] = {}
+
+    # ------------------------------------------------------------------------------ set-up
+
+    def bind(self, port: int, fwmark: int) -> int:
+        """The UAPI's hook for ``listen_port`` and ``fwmark``: reopen the UDP sockets."""
+        for fd in self._udp_by_fd:
+            self._poll.unregister(fd)
+        try:
+            bound = self.udp.bind(port, fwmark)
+        finally:
+            self._udp_by_fd = {s.fileno(): s for s in self.udp.sockets}
+            for fd in self._udp_by_fd:
+                self._poll.register(fd, select.POLLIN)
+        self.device.listen_port = bound
+        self.device.fwmark = fwmark
+        return bound
+
+    def _stop(self, reason: str) -> None:
+        if not self.stopping:
+            self.stopping = reason
+
+    def _on_signal(self, signum, frame) -> None:
+        self._stop(f"received {signal.Signals(signum).name}")
+
+    def run(self) -> str:
+        """Serve until something stops us; returns why."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        signal.set_wakeup_fd(self._wakeup_w)
+        self._poll.register(self.tun.fd, select.POLLIN)
+        self._poll.register(self.uapi.listener.fileno(), select.POLLIN)
+        self._poll.register(self._wakeup_r, select.POLLIN)
+        if not self.udp.sockets:
+            self.bind(self.device.listen_port, self.device.fwmark)
+        next_housekeeping = time.monotonic()
+        try:
+            while not self.stopping:
+                now = time.monotonic()
+                deadline = self.device.next_deadline()
+                wake = next_housekeeping if deadline is None else min(deadline, next_housekeeping)
+                timeout = max(0, int((wake - now) * 1000) + 1)
+                for fd, event in self._poll.poll(timeout):
+                    self._ready(fd, event)
+                now = time.monotonic()
+                deadline = self.device.next_deadline()
+                if deadline is not None and deadline <= now:
+                    self.device.handle_timer(now)
+                if now >= next_housekeeping:
+                    self._housekeeping(now)
+                    next_housekeeping = now + HOUSEKEEPING_PERIOD
+                self._flush()
+        finally:
+            signal.set_wakeup_fd(-1)
+            self._close()
+        return self.stopping
+
+    # ------------------------------------------------------------------------------ input
+
+    def _ready(self, fd: int, event: int) -> None:
+        if fd == self.tun.fd:
+            if event & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
+                if not self.tun.exists():
+                    self._stop("interface was deleted")
+                return
+            self._read_tun()
+        elif fd in self._udp_by_fd:
+            self._read_udp(self._udp_by_fd[fd])
+        elif fd == self.uapi.listener.fileno():
+            self._accept()
+        elif fd == self._wakeup_r:
+            try:
+                os.read(self._wakeup_r, 512)
+            except BlockingIOError:
+                pass
+        elif fd in self.clients:
+            self._serve(fd, event)
+
+    def _read_tun(self) -> None:
+        device, tun = self.device, self.tun
+        now = time.monotonic()
+        for _ in range(BATCH):
+            try:
+                packet = tun.read()
+            except OSError:
+                if not tun.exists():
+                    self._stop("interface was deleted")
+                return
+            if packet is None:
+                return
+            device.send_packet(packet, now)
+
+    def _read_udp(self, sock: socket.socket) -> None:
+        device, receive = self.device, self.udp.receive
+        now = time.monotonic()
+        for _ in range(BATCH):
+            item = receive(sock)
+            if item is None:
+                return
+            data, source = item
+            if data:
+                device.receive_datagram(data, source, now)
+
+    def _accept(self) -> None:
+        client = self.uapi.accept()
+        if client is None:
+            return
+        if len(self.clients) >= MAX_CLIENTS:
+            client.close()
+            log.error("UAPI: too many connections, refusing one")
+            return
+        connection = UapiConnection(self.device, bind=self.bind, interface_index=socket.if_nametoindex)
+        self.clients[client.fileno()] = (client, connection)
+        self._poll.register(client.fileno(), select.POLLIN)
+
+    def _serve(self, fd: int, event: int) -> None:
+        client, connection = self.clients[fd]
+        try:
+            data = client.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        now = time.monotonic()
+        # At end of input, a set sent without its final blank line is still applied (as wireguard-go does).
+        reply = connection.feed(data, now) if data else connection.eof(now)
+        if reply:
+            try:
+                client.setblocking(True)
+                client.settimeout(5)
+                client.sendall(reply)
+                client.setblocking(False)
+            except OSError:
+                data = b""
+        if connection.last_error is not None:
+            log.error("UAPI: %s", connection.last_error)
+            connection.last_error = None
+        if not data or connection.closed:
+            self._poll.unregister(fd)
+            del self.clients[fd]
+            client.close()
+
+    # ------------------------------------------------------------------------------ output
+
+    def _flush(self) -> None:
+        device = self.device
+        send = self.udp.send
+        for datagram, endpoint in device.datagrams_to_send():
+            send(datagram, endpoint)
+        write = self.tun.write
+        for packet in device.packets_to_deliver():
+            write(packet)
+        for event in device.events():
+            self._log(event)
+
+    def _log(self, event) -> None:
+        if isinstance(event, PacketDropped):
+            if log.isEnabledFor(logging.DEBUG):
+                who = peer_name(event.peer) if event.peer else (f"{event.source[0]}:{event.source[1]}" if event.source else "tun")
+                detail = f" ({event.detail})" if event.detail else ""
+                log.debug("%s - Dropped: %s%s", who, event.reason.value, detail)
+            return
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        if isinstance(event, HandshakeInitiated):
+            log.debug("%s - Sending handshake initiation (attempt %d)", peer_name(event.peer), event.attempt)
+        elif isinstance(event, HandshakeCompleted):
+            log.debug("%s - Handshake completed (%s)", peer_name(event.peer), "initiator" if event.is_initiator else "responder")
+        elif isinstance(event, HandshakeGaveUp):
+            log.debug("%s - Handshake did not complete after %d attempts, giving up", peer_name(event.peer), 20)
+        elif isinstance(event, CookieReceived):
+            log.debug("%s - Received cookie reply: the peer is under load", peer_name(event.peer))
+        elif isinstance(event, SessionExpired):
+            log.debug("%s - Session expired", peer_name(event.peer))
+        elif isinstance(event, KeysZeroed):
+            log.debug("%s - Zeroing all keys (no new session for 540 seconds)", peer_name(event.peer))
+        elif isinstance(event, EndpointChanged):
+            log.debug("%s - Endpoint changed to %s:%s", peer_name(event.peer), event.endpoint[0], event.endpoint[1])
+        elif isinstance(event, UnderLoad):
+            log.debug("Device %s load: answering handshakes with cookies %s", "under" if event.active else "no longer under", "now" if event.active else "no more")
+
+    # ------------------------------------------------------------------------------ housekeeping
+
+    def _housekeeping(self, now: float) -> None:
+        self.device.epoch_offset = time.time() - now  # follow wall-clock steps for TAI64N
+        self.device.ratelimiter.collect(now)
+        if not self.tun.exists():
+            self._stop("interface was deleted")
+        elif not self.uapi.still_ours():
+            self._stop("UAPI socket was removed")
+        mtu = self.tun.mtu()
+        if mtu is not None and mtu != self.device.mtu:
+            log.debug("MTU of %s is now %d", self.tun.name, mtu)
+            self.device.mtu = mtu
+
+    def _close(self) -> None:
+        for client, _ in self.clients.values():
+            client.close()
+        self.clients.clear()
+        self.uapi.close()
+        self.udp.close()
+        self.tun.close()
+        os.close(self._wakeup_r)
+        os.close(self._wakeup_w)

@@ -1,0 +1,87 @@
+"""The TUN side: one Linux TUN device, read and written as raw IP packets (``pytun-pmd3`` creates it).
+
+Packets are moved with ``os.read``/``os.write`` on the descriptor (pytun's ``write`` copies every packet).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import socket
+import struct
+
+from pytun_pmd3.linux import IFF_NO_PI, IFF_TUN, TunTapDevice
+
+SIOCGIFMTU = 0x8921
+SIOCSIFMTU = 0x8922
+SIOCGIFFLAGS = 0x8913
+IFF_UP = 0x1
+IFNAMSIZ = 16
+MAX_PACKET = 65535
+DEFAULT_TUN_MTU = 1420
+
+
+def valid_interface_name(name: str) -> bool:
+    """What Linux accepts as an interface name (dev_valid_name): 1-15 bytes, no '/', ':' or whitespace."""
+    raw = name.encode()
+    return 0 < len(raw) < IFNAMSIZ and name not in (".", "..") and not any(c in name for c in "/: \t\n")
+
+
+class Tun:
+    """A TUN interface in IFF_NO_PI mode: each read is one IP packet."""
+
+    def __init__(self, name: str, mtu: int = DEFAULT_TUN_MTU) -> None:
+        if not valid_interface_name(name):
+            raise ValueError(f"invalid interface name {name!r}")
+        self._device = TunTapDevice(name, IFF_TUN | IFF_NO_PI)
+        self.name = self._device.name
+        self.fd = self._device.fileno()
+        os.set_blocking(self.fd, False)
+        self.set_mtu(mtu)
+
+    def read(self) -> bytes | None:
+        """One packet, or None when none is waiting."""
+        try:
+            return os.read(self.fd, MAX_PACKET)
+        except BlockingIOError:
+            return None
+
+    def write(self, packet: bytes) -> bool:
+        """Hand a packet to the kernel; False if it refused (interface down: EIO)."""
+        try:
+            os.write(self.fd, packet)
+            return True
+        except OSError as err:
+            if err.errno == errno.EBADFD:
+                raise
+            return False
+
+    def exists(self) -> bool:
+        """False once the interface was deleted, in whichever network namespace it now lives: a
+        zero-length write answers EBADFD then (EINVAL otherwise), as wireguard-go's hack listener uses."""
+        try:
+            os.write(self.fd, b"")
+        except OSError as err:
+            return err.errno != errno.EBADFD
+        return True
+
+    def _ifreq(self, value: int = 0) -> bytearray:
+        return bytearray(struct.pack("16si20x", self.name.encode(), value))
+
+    def mtu(self) -> int | None:
+        """The interface's MTU, or None when it is not visible here (moved to another namespace)."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                request = self._ifreq()
+                fcntl.ioctl(s.fileno(), SIOCGIFMTU, request)
+            except OSError:
+                return None
+        return struct.unpack_from("i", request, 16)[0]
+
+    def set_mtu(self, mtu: int) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            fcntl.ioctl(s.fileno(), SIOCSIFMTU, self._ifreq(mtu))
+
+    def close(self) -> None:
+        self._device.close()

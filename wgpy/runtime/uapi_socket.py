@@ -1,0 +1,81 @@
+"""The UAPI socket: ``/var/run/wireguard/IFACE.sock``, where ``wg`` talks to a userspace implementation
+(wireguard.com/xplatform). Root only: the directory is 0700 and the socket 0600.
+
+The protocol itself is in :mod:`wgpy.uapi`; this module only accepts connections and moves bytes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+
+SOCKET_DIRECTORY = "/var/run/wireguard"
+MAX_CLIENTS = 64  # connections served at once; more are refused until one closes
+READ_SIZE = 65536
+
+
+class SocketInUse(OSError):
+    """Another process already serves this interface's socket."""
+
+
+def socket_path(interface: str, directory: str = SOCKET_DIRECTORY) -> str:
+    return os.path.join(directory, f"{interface}.sock")
+
+
+class UapiServer:
+    """A listening Unix socket and its clients."""
+
+    def __init__(self, interface: str, directory: str = SOCKET_DIRECTORY) -> None:
+        self.path = socket_path(interface, directory)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)
+        self._remove_stale()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o077)
+        try:
+            listener.bind(self.path)
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+        listener.listen(16)
+        listener.setblocking(False)
+        self.listener = listener
+        self._inode = os.stat(self.path).st_ino
+
+    def _remove_stale(self) -> None:
+        """A socket file nobody answers on is left over from a crash: remove it. One that answers
+        belongs to a running daemon: refuse, as wireguard-go does."""
+        if not os.path.exists(self.path):
+            return
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(self.path)
+        except OSError:
+            os.unlink(self.path)
+            return
+        finally:
+            probe.close()
+        raise SocketInUse(errno.EADDRINUSE, f"{self.path} is in use by another process")
+
+    def accept(self) -> socket.socket | None:
+        try:
+            client, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return None
+        client.setblocking(False)
+        return client
+
+    def still_ours(self) -> bool:
+        """False once the socket file was removed or replaced: the daemon then shuts down."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return stat.S_ISSOCK(info.st_mode) and info.st_ino == self._inode
+
+    def close(self) -> None:
+        self.listener.close()
+        if self.still_ours():
+            os.unlink(self.path)

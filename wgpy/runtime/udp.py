@@ -1,0 +1,157 @@
+"""The network side: one UDP socket for IPv4 and one for IPv6 on the same port (wireguard-go's StdNetBind).
+
+Endpoints are ``(host, port)`` tuples, ``(host, port, 0, scope_id)`` for scoped IPv6 addresses. Replies
+leave from the local address the peer last reached us on ("sticky sockets", as the kernel and
+wireguard-go do): each datagram's destination address is read from ``IP_PKTINFO``/``IPV6_PKTINFO`` and
+used as the source of what we send back to that endpoint, unless that address has since disappeared.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+
+SO_MARK = 36
+IP_PKTINFO = 8
+IPV6_RECVPKTINFO = 49
+IPV6_PKTINFO = 50
+MAX_DATAGRAM = 65535
+_IN_PKTINFO = struct.Struct("=i4s4s")      # ifindex, spec_dst, addr
+_IN6_PKTINFO = struct.Struct("=16si")      # addr, ifindex
+_ANCILLARY = socket.CMSG_SPACE(_IN6_PKTINFO.size)
+
+
+def normalize(address: tuple) -> tuple:
+    """The endpoint form the device sees: (host, port), plus (0, scope) for a scoped IPv6 address."""
+    if len(address) == 4 and address[3]:
+        return (address[0], address[1], 0, address[3])
+    return (address[0], address[1])
+
+
+class Udp:
+    """The device's UDP sockets; ``bind`` (re)opens them on a port, 0 for a random one."""
+
+    def __init__(self) -> None:
+        self.sockets: list[socket.socket] = []
+        self.port = 0
+        self.fwmark = 0
+        self._source: dict[tuple, tuple] = {}  # endpoint -> (socket level, option, pktinfo) to reply from
+
+    def bind(self, port: int, fwmark: int = 0) -> int:
+        """Open the sockets on ``port`` (0: any free port, the same for both families). Raises OSError
+        (EADDRINUSE) and keeps the old sockets if the port is taken."""
+        if port == self.port and self.sockets and fwmark == self.fwmark:
+            return self.port
+        if port == self.port and self.sockets:
+            self.set_fwmark(fwmark)
+            return self.port
+        for _ in range(100 if port == 0 else 1):
+            try:
+                sockets, bound = self._open(port, fwmark)
+                break
+            except OSError as err:
+                if port != 0 or err.errno != errno.EADDRINUSE:
+                    raise
+        else:
+            raise OSError(errno.EADDRINUSE, "no free port for both IPv4 and IPv6")
+        self.close()
+        self.sockets, self.port, self.fwmark = sockets, bound, fwmark
+        self._source.clear()
+        return bound
+
+    def _open(self, port: int, fwmark: int) -> tuple[list[socket.socket], int]:
+        v4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            v4.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            if fwmark:
+                v4.setsockopt(socket.SOL_SOCKET, SO_MARK, fwmark)
+            v4.bind(("0.0.0.0", port))
+            v4.setblocking(False)
+            port = v4.getsockname()[1]
+        except OSError:
+            v4.close()
+            raise
+        sockets = [v4]
+        try:
+            v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        except OSError:  # no IPv6 on this host: IPv4 alone, as wireguard-go does
+            return sockets, port
+        try:
+            v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            v6.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+            if fwmark:
+                v6.setsockopt(socket.SOL_SOCKET, SO_MARK, fwmark)
+            v6.bind(("::", port))
+        except OSError as err:
+            v6.close()
+            if err.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                return sockets, port
+            v4.close()
+            raise
+        v6.setblocking(False)
+        return [v4, v6], port
+
+    def set_fwmark(self, fwmark: int) -> None:
+        for s in self.sockets:
+            s.setsockopt(socket.SOL_SOCKET, SO_MARK, fwmark)
+        self.fwmark = fwmark
+
+    def receive(self, sock: socket.socket) -> tuple[bytes, tuple] | None:
+        """One datagram and its normalized source; None when none is waiting; ``(b"", ())`` when the
+        socket reported an error instead (an ICMP error queued on UDP), which the caller skips."""
+        try:
+            data, ancillary, _, address = sock.recvmsg(MAX_DATAGRAM, _ANCILLARY)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:  # ICMP errors surface as ECONNREFUSED and the like on UDP: nothing to read
+            return b"", ()
+        endpoint = normalize(address)
+        for level, kind, value in ancillary:
+            if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= _IN_PKTINFO.size:
+                _, _, local = _IN_PKTINFO.unpack_from(value)
+                self._source[endpoint] = (socket.IPPROTO_IP, IP_PKTINFO, _IN_PKTINFO.pack(0, local, bytes(4)))
+            elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO and len(value) >= _IN6_PKTINFO.size:
+                local, ifindex = _IN6_PKTINFO.unpack_from(value)
+                self._source[endpoint] = (socket.IPPROTO_IPV6, IPV6_PKTINFO, _IN6_PKTINFO.pack(local, ifindex if local[:2] == b"\xfe\x80" else 0))
+        return data, endpoint
+
+    def send(self, datagram: bytes, endpoint: tuple) -> bool:
+        """Send to ``endpoint`` from the address it last reached us on; False if the kernel refused."""
+        sock = self._socket_for(endpoint)
+        if sock is None:
+            return False
+        source = self._source.get(endpoint)
+        try:
+            if source is not None:
+                try:
+                    sock.sendmsg([datagram], [source], 0, endpoint)
+                    return True
+                except OSError as err:
+                    if err.errno not in (errno.EINVAL, errno.EADDRNOTAVAIL, errno.ENETUNREACH):
+                        raise
+                    # The address we replied from is gone: forget it and let routing choose.
+                    del self._source[endpoint]
+            sock.sendto(datagram, endpoint)
+            return True
+        except (BlockingIOError, InterruptedError):
+            return False  # the socket buffer is full: drop, as a router would
+        except OSError:
+            return False
+
+    def _socket_for(self, endpoint: tuple) -> socket.socket | None:
+        family = socket.AF_INET6 if ":" in endpoint[0] else socket.AF_INET
+        for s in self.sockets:
+            if s.family == family:
+                return s
+        return None
+
+    def forget_source(self, endpoint: tuple) -> None:
+        """Let routing choose the source address again (after a handshake gave no answer)."""
+        self._source.pop(endpoint, None)
+
+    def close(self) -> None:
+        for s in self.sockets:
+            s.close()
+        self.sockets = []
+
