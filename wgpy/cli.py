@@ -3,6 +3,8 @@
     wgpy [-f|--foreground] IFACE   create IFACE and serve its UAPI socket (a drop-in for wireguard-go)
     wgpy demo              a real tunnel between two network namespaces, both ends wgpy (needs root)
     wgpy demo --in-memory  two peers in memory: a handshake and data both ways, narrated
+    wgpy up CONF           bring up the interface a wg-quick file describes (without wireguard-tools)
+    wgpy down CONF         take it down again
     wgpy genkey            a new private key, base64 (as ``wg genkey``)
     wgpy pubkey            the public key of the private key on standard input (as ``wg pubkey``)
     wgpy genpsk            a new preshared key, base64 (as ``wg genpsk``)
@@ -20,7 +22,7 @@ from . import __version__
 from .core.crypto import PrivateKey, clamp
 
 
-COMMANDS = ("demo", "genkey", "pubkey", "genpsk")
+COMMANDS = ("demo", "up", "down", "genkey", "pubkey", "genpsk")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser("demo", help="run a tunnel between two network namespaces and show it works")
     demo.add_argument("--in-memory", action="store_true", help="two peers in memory instead: no root, no OS")
+    for verb in ("up", "down"):
+        quick = commands.add_parser(verb, help=f"bring an interface {verb} from a wg-quick configuration file")
+        quick.add_argument("config", metavar="CONF", help="path of the file (or a name under /etc/wireguard)")
     commands.add_parser("genkey", help="print a new private key")
     commands.add_parser("pubkey", help="read a private key on stdin, print its public key")
     commands.add_parser("genpsk", help="print a new preshared key")
@@ -54,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         from . import netns_demo
 
         return 0 if netns_demo.run() else 1
+    if args.command in ("up", "down"):
+        from .runtime import quick
+
+        path = args.config
+        if "/" not in path and not path.endswith(".conf"):
+            path = f"/etc/wireguard/{path}.conf"
+        return quick.up(path) if args.command == "up" else quick.down(path)
     if args.command == "genkey":
         print(base64.b64encode(clamp(os.urandom(32))).decode())
         return 0
