@@ -126,3 +126,17 @@ def test_fwmark_is_applied(tunnel):
     assert marked and int(marked[0][0]) >= 3
     a.wg("set", a.name, "fwmark", "off")
     assert a.show("fwmark").strip() == "off"
+
+
+def test_replies_leave_from_the_address_the_peer_reached(tunnel):
+    """Sticky source: wireguard-go reaches wgpy on a secondary address, and wgpy answers from it (else
+    wireguard-go would roam to the primary). When that address goes away, wgpy falls back to routing."""
+    hosts, a, b = tunnel
+    hosts.ip(a.ns, "addr", "add", "192.0.2.11/24", "dev", "va")
+    b.wg("set", b.name, "peer", b64(a.key.public), "endpoint", f"192.0.2.11:{a.port}")
+    assert hosts.ping(b.ns, TUNNEL["a"][0])
+    assert hosts.ping(a.ns, TUNNEL["b"][0])
+    assert b.show("endpoints").split()[1] == f"192.0.2.11:{a.port}"
+    hosts.ip(a.ns, "addr", "del", "192.0.2.11/24", "dev", "va")
+    assert hosts.ping(a.ns, TUNNEL["b"][0])
+    wait_for(lambda: b.show("endpoints").split()[1] == f"{UNDERLAY['a'][0]}:{a.port}", "wireguard-go to follow wgpy")
