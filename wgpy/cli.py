@@ -16,6 +16,7 @@ import argparse
 import base64
 import binascii
 import os
+import stat
 import sys
 
 from . import __version__
@@ -66,15 +67,25 @@ def main(argv: list[str] | None = None) -> int:
         if "/" not in path and not path.endswith(".conf"):
             path = f"/etc/wireguard/{path}.conf"
         return quick.up(path) if args.command == "up" else quick.down(path)
-    if args.command == "genkey":
-        print(base64.b64encode(clamp(os.urandom(32))).decode())
-        return 0
-    if args.command == "genpsk":
-        print(base64.b64encode(os.urandom(32)).decode())
+    if args.command in ("genkey", "genpsk"):
+        _warn_if_world_accessible()
+        raw = os.urandom(32)
+        print(base64.b64encode(clamp(raw) if args.command == "genkey" else raw).decode())
         return 0
     if args.command == "pubkey":
         return _pubkey(sys.stdin.read())
     return 2  # unreachable: argparse requires a command
+
+
+def _warn_if_world_accessible() -> None:
+    """As ``wg genkey`` does: a secret written to a file others can read deserves a warning."""
+    try:
+        info = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return
+    if stat.S_ISREG(info.st_mode) and info.st_mode & stat.S_IRWXO:
+        print("Warning: writing to world accessible file.\nConsider setting the umask to 077 and trying again.",
+              file=sys.stderr)
 
 
 def _pubkey(text: str) -> int:
