@@ -53,6 +53,7 @@ class Hosts:
         self.a, self.b = f"{self.prefix}a", f"{self.prefix}b"
         self.processes: list[subprocess.Popen] = []
         self.interfaces: list[str] = []
+        self.extra_namespaces: list[str] = []  # made by a test; removed with the others
 
     def __enter__(self) -> "Hosts":
         for ns in (self.a, self.b):
@@ -78,7 +79,7 @@ class Hosts:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        for ns in (self.a, self.b):
+        for ns in (self.a, self.b, *self.extra_namespaces):
             for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split():
                 try:
                     os.kill(int(pid), signal.SIGKILL)
@@ -157,3 +158,49 @@ def wait_for(condition, what: str, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+SINK = """
+import hashlib, socket, sys
+server = socket.create_server((sys.argv[1], int(sys.argv[2])), family=socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
+print("listening", flush=True)
+connection, _ = server.accept()
+digest, size = hashlib.sha256(), 0
+while chunk := connection.recv(1 << 20):
+    digest.update(chunk)
+    size += len(chunk)
+print(size, digest.hexdigest(), flush=True)
+"""
+
+SOURCE = """
+import hashlib, os, socket, sys, time
+size = int(sys.argv[3])
+block = os.urandom(1 << 16)
+digest = hashlib.sha256()
+connection = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
+start = time.monotonic()
+sent = 0
+while sent < size:
+    chunk = block[: min(len(block), size - sent)]
+    chunk = (sent // len(block)).to_bytes(8, "little") + chunk[8:] if len(chunk) > 8 else chunk
+    connection.sendall(chunk)
+    digest.update(chunk)
+    sent += len(chunk)
+connection.shutdown(socket.SHUT_WR)
+connection.recv(1)
+print(sent, digest.hexdigest(), time.monotonic() - start, flush=True)
+"""
+
+
+def tcp_transfer(hosts: Hosts, sender: str, receiver: str, address: str, size: int, port: int = 5301) -> tuple:
+    """Send ``size`` bytes over TCP from namespace ``sender`` to ``address`` in ``receiver``; returns
+    (bytes received, sent digest == received digest, seconds, Mbit/s)."""
+    sink = subprocess.Popen(["ip", "netns", "exec", receiver, sys.executable, "-c", SINK, address, str(port)],
+                            stdout=subprocess.PIPE, text=True)
+    hosts.processes.append(sink)
+    assert sink.stdout.readline().strip() == "listening"
+    source = hosts.run(sender, sys.executable, "-c", SOURCE, address, str(port), str(size), timeout=300)
+    received_size, received_digest = sink.communicate(timeout=60)[0].split()
+    sent_size, sent_digest, seconds = source.stdout.split()
+    seconds = float(seconds)
+    return int(received_size), sent_digest == received_digest and int(sent_size) == size, seconds, size * 8 / seconds / 1e6

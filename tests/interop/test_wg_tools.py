@@ -14,7 +14,7 @@ import pytest
 
 from wgpy.core.crypto import PrivateKey
 
-from .netns import ROOT, TUNNEL, UNDERLAY, Hosts, require, wait_for
+from ..netns import ROOT, TUNNEL, UNDERLAY, Hosts, require, wait_for
 
 WGPY_SHIM = "#!/bin/sh\nPYTHONPATH={root} exec {python} -m wgpy \"$@\"\n"
 

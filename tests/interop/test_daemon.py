@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from .netns import ROOT, SOCKETS, Hosts, require, wait_for, wgpy_command
+from ..netns import ROOT, SOCKETS, Hosts, require, wait_for, wgpy_command
 
 
 @pytest.fixture
