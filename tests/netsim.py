@@ -49,8 +49,9 @@ class Node:
 
 class Net:
     def __init__(self, seed: int = 0, loss: float = 0.0, duplicate: float = 0.0, reorder: float = 0.0,
-                 latency: float = 0.01, start: float = 1000.0) -> None:
+                 latency: float = 0.01, start: float = 1000.0, batch: bool = False) -> None:
         self.random = random.Random(seed)
+        self.batch = batch  # deliver with Device.receive_datagrams (the fast path) instead of one by one
         self.loss, self.duplicate, self.reorder, self.latency = loss, duplicate, reorder, latency
         self.now = start
         self.nodes: dict[tuple, Node] = {}
@@ -88,7 +89,10 @@ class Net:
         return ipv4_packet(a.tunnel_ip, b.tunnel_ip, payload)
 
     def send(self, a: Node, b: Node, payload: bytes) -> None:
-        a.device.send_packet(self.packet(a, b, payload), self.now)
+        if self.batch:
+            a.device.send_packets([self.packet(a, b, payload)], self.now)
+        else:
+            a.device.send_packet(self.packet(a, b, payload), self.now)
 
     def _collect(self) -> None:
         for node in list(self.nodes.values()):
@@ -120,11 +124,19 @@ class Net:
                 self._collect()
                 return
             self.now = max(self.now, min(candidates))
+            arrivals: dict[tuple, list] = {}
             while self._in_flight and self._in_flight[0][0] <= self.now:
                 _, _, source, destination, datagram = heapq.heappop(self._in_flight)
-                node = self.nodes.get(destination[:2])
-                if node is not None:
-                    node.device.receive_datagram(datagram, source, self.now)
+                arrivals.setdefault(destination[:2], []).append((datagram, source))
+            for destination, datagrams in arrivals.items():
+                node = self.nodes.get(destination)
+                if node is None:
+                    continue
+                if self.batch:
+                    node.device.receive_datagrams(datagrams, self.now)
+                else:
+                    for datagram, source in datagrams:
+                        node.device.receive_datagram(datagram, source, self.now)
             for node in self.nodes.values():
                 deadline = node.device.next_deadline()
                 if deadline is not None and deadline <= self.now:

@@ -17,9 +17,10 @@ from .netsim import Net, ipv4_packet
 I, R, C, T = MessageType.INITIATION, MessageType.RESPONSE, MessageType.COOKIE_REPLY, MessageType.TRANSPORT
 
 
-@pytest.fixture
-def net():
-    return Net(seed=1)
+@pytest.fixture(params=[False, True], ids=["one-by-one", "batched"])
+def net(request):
+    """The simulated network; every test runs with per-datagram calls and with the batch fast path."""
+    return Net(seed=1, batch=request.param)
 
 
 @pytest.fixture

@@ -38,9 +38,10 @@ def simulate(net, nodes, hours, seed):
     return sent
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["one-by-one", "batched"])
 @pytest.mark.parametrize("count", [2, 3])
-def test_hours_of_lossy_traffic(count):
-    net = Net(seed=count, loss=0.05, duplicate=0.03, reorder=0.2, latency=0.02)
+def test_hours_of_lossy_traffic(count, batch):
+    net = Net(seed=count, loss=0.05, duplicate=0.03, reorder=0.2, latency=0.02, batch=batch)
     nodes = [net.device(f"192.0.2.{n + 1}") for n in range(count)]
     for a, b in itertools.combinations(nodes, 2):
         net.link(a, b)
@@ -66,8 +67,9 @@ def test_hours_of_lossy_traffic(count):
             assert peer.keypairs.current is not None  # every session recovered
 
 
-def test_duplicated_datagrams_are_delivered_once():
-    net = Net(seed=5, duplicate=1.0)  # every datagram arrives twice
+@pytest.mark.parametrize("batch", [False, True], ids=["one-by-one", "batched"])
+def test_duplicated_datagrams_are_delivered_once(batch):
+    net = Net(seed=5, duplicate=1.0, batch=batch)  # every datagram arrives twice
     a, b = net.device("192.0.2.1"), net.device("192.0.2.2")
     net.link(a, b)
     for n in range(50):

@@ -26,9 +26,10 @@ from .netsim import Net
 I, R, T = MessageType.INITIATION, MessageType.RESPONSE, MessageType.TRANSPORT
 
 
-@pytest.fixture
-def net():
-    return Net(seed=7)
+@pytest.fixture(params=[False, True], ids=["one-by-one", "batched"])
+def net(request):
+    """The simulated network; every test runs with per-datagram calls and with the batch fast path."""
+    return Net(seed=7, batch=request.param)
 
 
 @pytest.fixture

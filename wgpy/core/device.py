@@ -42,7 +42,7 @@ from .keypairs import Keypair
 from .messages import message_type
 from .peer import InitiationSent, Peer
 from .ratelimiter import RateLimiter
-from .receive import receive_cookie_reply, receive_handshake, receive_transport
+from .receive import receive_batch, receive_cookie_reply, receive_handshake, receive_transport
 from .timers import Schedule, Timer, jitter_source
 
 DEFAULT_MTU = 1420
@@ -174,6 +174,15 @@ class Device:
                 receive_handshake(self, data, kind, source, now)
         except Rejected as refused:
             self.drop(refused.reason, refused.peer, source, refused.detail)
+
+    def send_packets(self, packets: list[bytes], now: float) -> None:
+        """``send_packet`` for a batch read from the TUN side in one go (the fast path)."""
+        send.send_batch(self, packets, now)
+
+    def receive_datagrams(self, datagrams: list[tuple[bytes, tuple]], now: float) -> None:
+        """``receive_datagram`` for a batch of ``(data, source)`` read in one go (the fast path); never
+        raises on network input."""
+        receive_batch(self, datagrams, now)
 
     def handle_timer(self, now: float) -> None:
         """Run every timer due at ``now`` (section 6)."""

@@ -131,3 +131,51 @@ def keep_key_fresh_on_send(device: Device, peer: Peer, now: float) -> None:
         or (keypair.is_initiator and now - keypair.created >= REKEY_AFTER_TIME)
     ):
         send_handshake_initiation(device, peer, now)
+
+
+def send_batch(device: Device, packets: list, now: float) -> None:
+    """Many IP packets from the TUN side at once, with the same outcome as ``Device.send_packet`` on
+    each in turn: routed by destination, then per peer either encrypted straight away with its current
+    keypair (timers once per batch: each hook is idempotent for one ``now``) or staged behind a handshake.
+    """
+    lookup = device.allowed_ips.lookup
+    by_peer: dict[Peer, list] = {}
+    for packet in packets:
+        size = len(packet)
+        version = packet[0] >> 4 if size else 0
+        if version == 4 and size >= 20:
+            peer = lookup(packet[16:20])
+        elif version == 6 and size >= 40:
+            peer = lookup(packet[24:40])
+        else:
+            device.drop(Drop.NOT_IP)
+            continue
+        if peer is None:
+            device.drop(Drop.NO_ROUTE)
+            continue
+        waiting = by_peer.get(peer)
+        if waiting is None:
+            by_peer[peer] = [packet]
+        else:
+            waiting.append(packet)
+    schedule, mtu, out = device.schedule, device.mtu, device._datagrams.append
+    for peer, batch in by_peer.items():
+        keypair = peer.keypairs.current
+        endpoint = peer.endpoint
+        if peer.staged or keypair is None or endpoint is None or not _can_send(keypair, now, len(batch)):
+            for packet in batch:
+                for _ in range(peer.stage(packet)):
+                    device.drop(Drop.STAGED_OVERFLOW, peer.public_key)
+            send_staged_packets(device, peer, now)
+            continue
+        encrypt = keypair.encrypt
+        sent = 0
+        for packet in batch:
+            wire = encrypt(packet, mtu)
+            sent += len(wire)
+            out((wire, endpoint))
+        peer.tx_bytes += sent
+        on.on_any_authenticated_packet_traversal(schedule, peer, now)
+        on.on_any_authenticated_packet_sent(schedule, peer)
+        on.on_data_sent(schedule, peer, now)
+        keep_key_fresh_on_send(device, peer, now)

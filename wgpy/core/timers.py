@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from enum import Enum
+from enum import IntEnum
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from .constants import KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX
@@ -22,13 +22,16 @@ if TYPE_CHECKING:
     from .peer import Peer
 
 
-class Timer(Enum):
-    RETRANSMIT_HANDSHAKE = "retransmit handshake"   # REKEY_TIMEOUT + jitter after an initiation
-    SEND_KEEPALIVE = "send keepalive"               # KEEPALIVE_TIMEOUT after data received, none sent
-    NEW_HANDSHAKE = "new handshake"                 # KEEPALIVE_TIMEOUT + REKEY_TIMEOUT after data sent, none received
-    ZERO_KEY_MATERIAL = "zero key material"         # 3 x REJECT_AFTER_TIME after the last session
-    PERSISTENT_KEEPALIVE = "persistent keepalive"   # the configured interval after any authenticated packet
-    SESSION_EXPIRY = "session expiry"               # REJECT_AFTER_TIME after a session was derived (an event)
+class Timer(IntEnum):
+    """The timers of one peer. An IntEnum, because ``peer.timers`` is touched for every packet and an
+    IntEnum hashes as fast as an int (a plain Enum's hash runs Python code)."""
+
+    RETRANSMIT_HANDSHAKE = 1   # REKEY_TIMEOUT + jitter after an initiation
+    SEND_KEEPALIVE = 2         # KEEPALIVE_TIMEOUT after data received, none sent
+    NEW_HANDSHAKE = 3          # KEEPALIVE_TIMEOUT + REKEY_TIMEOUT after data sent, none received
+    ZERO_KEY_MATERIAL = 4      # 3 x REJECT_AFTER_TIME after the last session
+    PERSISTENT_KEEPALIVE = 5   # the configured interval after any authenticated packet
+    SESSION_EXPIRY = 6         # REJECT_AFTER_TIME after a session was derived (an event)
 
 
 class Schedule:
