@@ -138,29 +138,25 @@ class Runtime:
             self._serve(fd, event)
 
     def _read_tun(self) -> None:
-        device, tun = self.device, self.tun
-        now = time.monotonic()
+        tun, packets = self.tun, []
         for _ in range(BATCH):
             try:
                 packet = tun.read()
             except OSError:
                 if not tun.exists():
                     self._stop("interface was deleted")
-                return
+                break
             if packet is None:
-                return
-            device.send_packet(packet, now)
+                break
+            packets.append(packet)
+        if packets:
+            self.device.send_packets(packets, time.monotonic())
 
     def _read_udp(self, sock: socket.socket) -> None:
-        device, receive = self.device, self.udp.receive
-        now = time.monotonic()
-        for _ in range(BATCH):
-            item = receive(sock)
-            if item is None:
-                return
-            data, source = item
-            if data:
-                device.receive_datagram(data, source, now)
+        datagrams: list = []
+        self.udp.receive(sock, datagrams, BATCH)
+        if datagrams:
+            self.device.receive_datagrams(datagrams, time.monotonic())
 
     def _accept(self) -> None:
         client = self.uapi.accept()
@@ -205,9 +201,9 @@ class Runtime:
 
     def _flush(self) -> None:
         device = self.device
-        send = self.udp.send
-        for datagram, endpoint in device.datagrams_to_send():
-            send(datagram, endpoint)
+        datagrams = device.datagrams_to_send()
+        if datagrams:
+            self.udp.send_many(datagrams)
         write = self.tun.write
         for packet in device.packets_to_deliver():
             write(packet)

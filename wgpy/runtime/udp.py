@@ -13,13 +13,20 @@ import socket
 import struct
 
 SO_MARK = 36
+SOL_UDP = 17
+UDP_SEGMENT = 103        # send: one sendmsg carries many equal-sized datagrams (GSO)
+UDP_GRO = 104            # receive: the kernel hands us many datagrams of one flow at once
+GSO_MAX_SEGMENTS = 64    # the kernel's UDP_MAX_SEGMENTS on older kernels
+GSO_MAX_BYTES = 65000    # a GSO send is one IP datagram before segmentation: < 64 KiB
 IP_PKTINFO = 8
 IPV6_RECVPKTINFO = 49
 IPV6_PKTINFO = 50
 MAX_DATAGRAM = 65535
 _IN_PKTINFO = struct.Struct("=i4s4s")      # ifindex, spec_dst, addr
 _IN6_PKTINFO = struct.Struct("=16si")      # addr, ifindex
-_ANCILLARY = socket.CMSG_SPACE(_IN6_PKTINFO.size)
+_ANCILLARY = socket.CMSG_SPACE(_IN6_PKTINFO.size) + socket.CMSG_SPACE(4)
+_GRO_SIZE = struct.Struct("=i")
+_GSO_SIZE = struct.Struct("=H")
 
 
 def normalize(address: tuple) -> tuple:
@@ -32,11 +39,14 @@ def normalize(address: tuple) -> tuple:
 class Udp:
     """The device's UDP sockets; ``bind`` (re)opens them on a port, 0 for a random one."""
 
-    def __init__(self) -> None:
+    def __init__(self, offload: bool = True) -> None:
         self.sockets: list[socket.socket] = []
         self.port = 0
         self.fwmark = 0
         self._source: dict[tuple, tuple] = {}  # endpoint -> (socket level, option, pktinfo) to reply from
+        self.gso = offload   # turned off for good the first time the kernel refuses UDP_SEGMENT
+        self.gro = offload
+        self._buffer = bytearray(MAX_DATAGRAM)
 
     def bind(self, port: int, fwmark: int = 0) -> int:
         """Open the sockets on ``port`` (0: any free port, the same for both families). Raises OSError
@@ -68,6 +78,7 @@ class Udp:
                 v4.setsockopt(socket.SOL_SOCKET, SO_MARK, fwmark)
             v4.bind(("0.0.0.0", port))
             v4.setblocking(False)
+            self._enable_gro(v4)
             port = v4.getsockname()[1]
         except OSError:
             v4.close()
@@ -90,31 +101,101 @@ class Udp:
             v4.close()
             raise
         v6.setblocking(False)
+        self._enable_gro(v6)
         return [v4, v6], port
+
+    def _enable_gro(self, sock: socket.socket) -> None:
+        if self.gro:
+            try:
+                sock.setsockopt(SOL_UDP, UDP_GRO, 1)
+            except OSError:  # an older kernel: one datagram per read
+                self.gro = False
 
     def set_fwmark(self, fwmark: int) -> None:
         for s in self.sockets:
             s.setsockopt(socket.SOL_SOCKET, SO_MARK, fwmark)
         self.fwmark = fwmark
 
-    def receive(self, sock: socket.socket) -> tuple[bytes, tuple] | None:
-        """One datagram and its normalized source; None when none is waiting; ``(b"", ())`` when the
-        socket reported an error instead (an ICMP error queued on UDP), which the caller skips."""
+    def receive(self, sock: socket.socket, out: list, limit: int) -> int:
+        """Append up to about ``limit`` received ``(datagram, source)`` pairs to ``out``; returns how
+        many reads were made (0 when nothing was waiting). With UDP_GRO one read may carry many datagrams
+        of one source, ``gso_size`` bytes each (the last one shorter), which are split here."""
+        buffer, reads = self._buffer, 0
+        while len(out) < limit:
+            try:
+                size, ancillary, _, address = sock.recvmsg_into([buffer], _ANCILLARY)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:  # an ICMP error queued on the socket: nothing to read this time
+                reads += 1
+                continue
+            reads += 1
+            endpoint = normalize(address)
+            segment = 0
+            for level, kind, value in ancillary:
+                if level == SOL_UDP and kind == UDP_GRO:
+                    segment = _GRO_SIZE.unpack_from(value)[0]
+                elif level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= _IN_PKTINFO.size:
+                    _, _, local = _IN_PKTINFO.unpack_from(value)
+                    self._source[endpoint] = (socket.IPPROTO_IP, IP_PKTINFO, _IN_PKTINFO.pack(0, local, bytes(4)))
+                elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO and len(value) >= _IN6_PKTINFO.size:
+                    local, ifindex = _IN6_PKTINFO.unpack_from(value)
+                    scoped = ifindex if local[:2] == b"\xfe\x80" else 0
+                    self._source[endpoint] = (socket.IPPROTO_IPV6, IPV6_PKTINFO, _IN6_PKTINFO.pack(local, scoped))
+            if segment and segment < size:
+                view = memoryview(buffer)
+                for start in range(0, size, segment):
+                    out.append((bytes(view[start : min(start + segment, size)]), endpoint))
+            else:
+                out.append((bytes(buffer[:size]), endpoint))
+        return reads
+
+    def send_many(self, datagrams: list[tuple[bytes, tuple]]) -> None:
+        """Send datagrams in order. Runs of equal-sized datagrams to one endpoint (the last may be shorter)
+        go out as one ``sendmsg`` with UDP_SEGMENT (GSO), up to 64 datagrams or 64 KB at a time."""
+        if not self.gso:
+            for datagram, endpoint in datagrams:
+                self.send(datagram, endpoint)
+            return
+        i, count = 0, len(datagrams)
+        while i < count:
+            datagram, endpoint = datagrams[i]
+            size = len(datagram)
+            j, total = i + 1, size
+            while j < count and j - i < GSO_MAX_SEGMENTS:
+                following, where = datagrams[j]
+                if where != endpoint or len(following) > size or total + len(following) > GSO_MAX_BYTES:
+                    break
+                total += len(following)
+                j += 1
+                if len(following) < size:
+                    break  # only the last segment may be shorter
+            if j - i == 1:
+                self.send(datagram, endpoint)
+            else:
+                self._send_segments([d for d, _ in datagrams[i:j]], size, endpoint)
+            i = j
+
+    def _send_segments(self, segments: list[bytes], size: int, endpoint: tuple) -> None:
+        sock = self._socket_for(endpoint)
+        if sock is None:
+            return
+        control = [(SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(size))]
+        source = self._source.get(endpoint)
+        if source is not None:
+            control.append(source)
         try:
-            data, ancillary, _, address = sock.recvmsg(MAX_DATAGRAM, _ANCILLARY)
+            sock.sendmsg(segments, control, 0, endpoint)
+            return
         except (BlockingIOError, InterruptedError):
-            return None
-        except OSError:  # ICMP errors surface as ECONNREFUSED and the like on UDP: nothing to read
-            return b"", ()
-        endpoint = normalize(address)
-        for level, kind, value in ancillary:
-            if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= _IN_PKTINFO.size:
-                _, _, local = _IN_PKTINFO.unpack_from(value)
-                self._source[endpoint] = (socket.IPPROTO_IP, IP_PKTINFO, _IN_PKTINFO.pack(0, local, bytes(4)))
-            elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO and len(value) >= _IN6_PKTINFO.size:
-                local, ifindex = _IN6_PKTINFO.unpack_from(value)
-                self._source[endpoint] = (socket.IPPROTO_IPV6, IPV6_PKTINFO, _IN6_PKTINFO.pack(local, ifindex if local[:2] == b"\xfe\x80" else 0))
-        return data, endpoint
+            return  # the socket buffer is full: drop, as a router would
+        except OSError as err:
+            if err.errno in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP) and source is None:
+                self.gso = False  # this kernel or route cannot segment: send one by one from now on
+            elif source is not None and err.errno in (errno.EINVAL, errno.EADDRNOTAVAIL, errno.ENETUNREACH):
+                del self._source[endpoint]
+        for segment in segments:
+            self.send(segment, endpoint)
 
     def send(self, datagram: bytes, endpoint: tuple) -> bool:
         """Send to ``endpoint`` from the address it last reached us on; False if the kernel refused."""
