@@ -25,6 +25,7 @@ from ..core.events import (
     HandshakeCompleted,
     HandshakeGaveUp,
     HandshakeInitiated,
+    HandshakeResponded,
     KeysZeroed,
     PacketDropped,
     SessionExpired,
@@ -60,6 +61,7 @@ class Runtime:
         os.set_blocking(self._wakeup_w, False)
         self._poll = select.poll()
         self._udp_by_fd: dict[int, socket.socket] = {}
+        self.keylog = None  # a KeylogFile when WGPY_KEYLOG asks for one (daemon.py)
 
     # ------------------------------------------------------------------------------ set-up
 
@@ -201,12 +203,14 @@ class Runtime:
 
     def _flush(self) -> None:
         device = self.device
+        if self.keylog is not None:  # before the handshake messages leave, so a live capture can use them
+            self.keylog.write(device.keylog_entries())
         datagrams = device.datagrams_to_send()
         if datagrams:
             self.udp.send_many(datagrams)
-        write = self.tun.write
-        for packet in device.packets_to_deliver():
-            write(packet)
+        packets = device.packets_to_deliver()
+        if packets:
+            self.tun.write_many(packets)
         for event in device.events():
             self._log(event)
 
@@ -221,8 +225,14 @@ class Runtime:
             return
         if isinstance(event, HandshakeInitiated):
             log.debug("%s - Sending handshake initiation (attempt %d)", peer_name(event.peer), event.attempt)
+        elif isinstance(event, HandshakeResponded):
+            log.debug("%s - Received handshake initiation", peer_name(event.peer))
+            log.debug("%s - Sending handshake response", peer_name(event.peer))
         elif isinstance(event, HandshakeCompleted):
-            log.debug("%s - Handshake completed (%s)", peer_name(event.peer), "initiator" if event.is_initiator else "responder")
+            if event.is_initiator:
+                log.debug("%s - Received handshake response: handshake completed, new session (initiator)", peer_name(event.peer))
+            else:
+                log.debug("%s - First data on the new keys: handshake completed, new session (responder)", peer_name(event.peer))
         elif isinstance(event, HandshakeGaveUp):
             log.debug("%s - Handshake did not complete after %d attempts, giving up", peer_name(event.peer), 20)
         elif isinstance(event, CookieReceived):

@@ -1,6 +1,8 @@
 """The TUN side: one Linux TUN device, read and written as raw IP packets (``pytun-pmd3`` creates it).
 
-Packets are moved with ``os.read``/``os.write`` on the descriptor (pytun's ``write`` copies every packet).
+Packets are moved with ``os.read``/``os.writev`` on the descriptor (pytun's ``write`` copies every
+packet). The device is opened with ``IFF_VNET_HDR`` so that writes can carry coalesced TCP segments
+(offload.py); every packet read or written then has a 10-byte virtio-net header in front.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import os
 import socket
 import struct
 
-from pytun_pmd3.linux import IFF_NO_PI, IFF_TUN, TunTapDevice
+from pytun_pmd3.linux import IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, TunTapDevice
+
+from .offload import NEEDS_CSUM, VNET_HDR_LEN, ZERO_HEADER, coalesce, complete_checksum
 
 SIOCGIFMTU = 0x8921
 SIOCSIFMTU = 0x8922
@@ -31,10 +35,11 @@ def valid_interface_name(name: str) -> bool:
 class Tun:
     """A TUN interface in IFF_NO_PI mode: each read is one IP packet."""
 
-    def __init__(self, name: str, mtu: int = DEFAULT_TUN_MTU) -> None:
+    def __init__(self, name: str, mtu: int = DEFAULT_TUN_MTU, vnet_hdr: bool = True) -> None:
         if not valid_interface_name(name):
             raise ValueError(f"invalid interface name {name!r}")
-        self._device = TunTapDevice(name, IFF_TUN | IFF_NO_PI)
+        self.vnet_hdr = vnet_hdr
+        self._device = TunTapDevice(name, IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr else 0))
         self.name = self._device.name
         self.fd = self._device.fileno()
         os.set_blocking(self.fd, False)
@@ -43,19 +48,42 @@ class Tun:
     def read(self) -> bytes | None:
         """One packet, or None when none is waiting."""
         try:
-            return os.read(self.fd, MAX_PACKET)
+            data = os.read(self.fd, MAX_PACKET + VNET_HDR_LEN)
         except BlockingIOError:
             return None
+        if not self.vnet_hdr:
+            return data
+        if data[0] & NEEDS_CSUM:  # only if someone turned checksum offload on behind our back
+            start, offset = struct.unpack_from("<HH", data, 6)
+            return complete_checksum(data[VNET_HDR_LEN:], start, offset)
+        return data[VNET_HDR_LEN:]
 
     def write(self, packet: bytes) -> bool:
         """Hand a packet to the kernel; False if it refused (interface down: EIO)."""
         try:
-            os.write(self.fd, packet)
+            if self.vnet_hdr:
+                os.writev(self.fd, (ZERO_HEADER, packet))
+            else:
+                os.write(self.fd, packet)
             return True
         except OSError as err:
             if err.errno == errno.EBADFD:
                 raise
             return False
+
+    def write_many(self, packets: list[bytes]) -> None:
+        """Hand packets to the kernel in order, TCP segments of one flow coalesced (offload.py)."""
+        if not self.vnet_hdr:
+            for packet in packets:
+                self.write(packet)
+            return
+        fd, writev = self.fd, os.writev
+        for parts in coalesce(packets):
+            try:
+                writev(fd, parts)
+            except OSError as err:
+                if err.errno == errno.EBADFD:
+                    raise
 
     def exists(self) -> bool:
         """False once the interface was deleted, in whichever network namespace it now lives: a
