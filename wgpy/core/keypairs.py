@@ -11,6 +11,8 @@ encryption and decryption live here as two small methods because they are the ho
 
 from __future__ import annotations
 
+import struct
+
 from .constants import PADDING_MULTIPLE, REJECT_AFTER_MESSAGES, TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE, MessageType
 from .crypto import InvalidTag, aead_context
 from .errors import Drop, Rejected
@@ -19,6 +21,8 @@ from .noise import TransportKeys
 from .replay import ReplayFilter
 
 _NONCE_PREFIX = bytes(4)
+_NONCE = struct.Struct("<4xQ")  # 32 zero bits, then the 64-bit little-endian counter
+_ZEROS = bytes(16)
 _TRANSPORT = int(MessageType.TRANSPORT)
 
 
@@ -62,11 +66,13 @@ class Keypair:
         if counter >= REJECT_AFTER_MESSAGES:
             raise Rejected(Drop.COUNTER_EXHAUSTED)
         self.sending_counter = counter + 1
-        padding = padding_size(len(packet), mtu)
-        if padding:
-            packet = packet + bytes(padding)
-        header = TRANSPORT_HEADER.pack(_TRANSPORT, self.remote_index, counter)
-        return header + self._sender.encrypt(_NONCE_PREFIX + header[8:16], packet, None)
+        if len(packet) & 15:  # not already a multiple of 16 (an MTU-sized packet usually is, or is the MTU)
+            padding = padding_size(len(packet), mtu)
+            if padding:
+                packet = packet + _ZEROS[:padding]
+        return TRANSPORT_HEADER.pack(_TRANSPORT, self.remote_index, counter) + self._sender.encrypt(
+            _NONCE.pack(counter), packet, None
+        )
 
     def decrypt(self, message: bytes) -> bytes:
         """The padded plaintext of a transport message addressed to this keypair (its receiver index was

@@ -202,6 +202,7 @@ def receive_batch(device: Device, datagrams: list, now: float) -> None:
     lookup_source = device.allowed_ips.lookup
     deliver = device._packets.append
     data_packets: dict[Peer, int] = {}
+    last_source, last_owner = None, None  # the allowed-IPs answer for the last inner source (a flow repeats it)
     for data, source in datagrams:
         entry = None
         if len(data) >= TRANSPORT_MIN_SIZE and data[:4] == _TRANSPORT_WORD:
@@ -222,7 +223,9 @@ def receive_batch(device: Device, datagrams: list, now: float) -> None:
                 continue
             data_packets[peer] = count + 1
             packet, inner_source = inner_packet(plaintext)
-            if lookup_source(inner_source) is not peer:
+            if inner_source != last_source:
+                last_source, last_owner = inner_source, lookup_source(inner_source)
+            if last_owner is not peer:
                 raise Rejected(Drop.UNALLOWED_SOURCE, str(ipaddress.ip_address(inner_source)), peer=peer.public_key)
         except Rejected as refused:
             device.drop(refused.reason, peer.public_key, source, refused.detail)

@@ -13,7 +13,7 @@ from . import timers as on
 from .constants import REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT
 from .crypto import PrivateKey
 from .errors import Drop
-from .events import HandshakeInitiated
+from .events import HandshakeInitiated, HandshakeResponded
 from .keypairs import Keypair
 from .peer import InitiationSent, Peer
 
@@ -35,10 +35,13 @@ def send_handshake_initiation(device: Device, peer: Peer, now: float, is_retry: 
     peer.last_sent_handshake = now
     device.forget_handshake(peer)
     local_index = device.allocate_index()
+    ephemeral = PrivateKey.generate(device.rng)
+    if device.keylog_enabled:
+        device.log_keys(peer, ephemeral)
     message, state = noise.create_initiation(
         local,
         peer.public_key,
-        PrivateKey.generate(device.rng),
+        ephemeral,
         local_index,
         tai64n.encode(now + device.epoch_offset),
     )
@@ -59,9 +62,10 @@ def send_handshake_response(
     """Answer a valid initiation from ``peer`` and derive the new session (sections 5.4.3 and 5.4.5).
     The responder's keypair waits in ``next`` until the initiator's first data packet confirms it."""
     local_index = device.allocate_index()
-    response, keys = noise.create_response(
-        consumed, PrivateKey.generate(device.rng), peer.preshared_key, local_index, remote_index
-    )
+    ephemeral = PrivateKey.generate(device.rng)
+    if device.keylog_enabled:
+        device.log_keys(peer, ephemeral)
+    response, keys = noise.create_response(consumed, ephemeral, peer.preshared_key, local_index, remote_index)
     # Our own pending initiation, if any, is superseded by the one we answer (kernel: same handshake slot).
     device.forget_handshake(peer)
     keypair = Keypair(keys, local_index, remote_index, now)
@@ -73,6 +77,7 @@ def send_handshake_response(
     on.on_any_authenticated_packet_sent(device.schedule, peer)
     peer.last_sent_handshake = now
     device.send_to_peer(peer, wire)
+    device.emit(HandshakeResponded(peer.public_key))
 
 
 def send_cookie_reply(device: Device, message: bytes, source: tuple, now: float) -> None:
@@ -140,16 +145,19 @@ def send_batch(device: Device, packets: list, now: float) -> None:
     """
     lookup = device.allowed_ips.lookup
     by_peer: dict[Peer, list] = {}
+    last_destination, peer = None, None  # a flow repeats its destination: look it up once per run
     for packet in packets:
         size = len(packet)
         version = packet[0] >> 4 if size else 0
         if version == 4 and size >= 20:
-            peer = lookup(packet[16:20])
+            destination = packet[16:20]
         elif version == 6 and size >= 40:
-            peer = lookup(packet[24:40])
+            destination = packet[24:40]
         else:
             device.drop(Drop.NOT_IP)
             continue
+        if destination != last_destination:
+            last_destination, peer = destination, lookup(destination)
         if peer is None:
             device.drop(Drop.NO_ROUTE)
             continue
