@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from wgpy.core.constants import MessageType
 from wgpy.core.crypto import PrivateKey, clamp
 from wgpy.core.device import Device
-from wgpy.uapi import MAX_LINE_SIZE, MAX_PEERS, UapiConnection, UapiError, format_endpoint, get_operation
+from wgpy.uapi import MAX_LINE_SIZE, MAX_PEERS, UapiConnection, UapiError, format_endpoint
 
 from .conftest import seeded_rng
 
@@ -628,7 +628,7 @@ def test_operations_split_across_many_small_feeds_give_the_same_answers():
 def test_crlf_lines_are_read_like_go_scanlines():
     device = new_device()
     connection = UapiConnection(device)
-    reply = connection.feed(f"set=1\r\n".encode(), now=0.0)   # the operation line itself must be exact
+    reply = connection.feed("set=1\r\n".encode(), now=0.0)   # the operation line itself must be exact
     assert connection.closed and reply == b""
     connection = UapiConnection(device)
     data = f"set=1\nlisten_port=7\r\npublic_key={A.hex()}\r\n\r\nget=1\n\n".encode()

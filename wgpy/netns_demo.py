@@ -16,12 +16,12 @@ import base64
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 from .core.crypto import PrivateKey
+from .runtime.uapi_socket import request as uapi
 from .runtime.uapi_socket import socket_path
 
 NAMESPACES = ("wgpy-demo-a", "wgpy-demo-b")
@@ -30,21 +30,6 @@ UNDERLAY = ("192.0.2.1", "192.0.2.2")
 TUNNEL = ("198.18.0.1", "198.18.0.2")
 PORT = 51820
 TRANSFER_BYTES = 8 * 1024 * 1024
-
-
-def uapi(interface: str, request: str) -> str:
-    """One UAPI operation on a daemon's socket; returns its answer."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(10)
-        s.connect(socket_path(interface))
-        s.sendall(request.encode())
-        answer = b""
-        while not answer.endswith(b"\n\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-    return answer.decode()
 
 
 def ip(*args: str) -> None:

@@ -5,12 +5,12 @@
 
 import os
 import signal
-import socket
 import stat
-import subprocess
 import time
 
 import pytest
+
+from wgpy.runtime.uapi_socket import request as uapi_request
 
 from ..netns import ROOT, SOCKETS, Hosts, require, wait_for, wgpy_command
 
@@ -27,17 +27,7 @@ def link_exists(hosts, ns, name):
 
 
 def uapi(name: str, request: bytes) -> bytes:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(5)
-        s.connect(str(SOCKETS / f"{name}.sock"))
-        s.sendall(request)
-        answer = b""
-        while not answer.endswith(b"\n\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-        return answer
+    return uapi_request(name, request.decode(), timeout=5).encode()
 
 
 def test_launch_daemonizes_only_once_ready_and_exits_on_link_deletion(hosts):

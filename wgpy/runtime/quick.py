@@ -16,7 +16,7 @@ import sys
 
 from .. import config as wgconfig
 from .tun import DEFAULT_TUN_MTU
-from .uapi_socket import socket_path
+from .uapi_socket import request as uapi_request
 
 
 def _echo(command: list[str]) -> None:
@@ -30,20 +30,6 @@ def _run(command: list[str]) -> None:
         subprocess.run(["nft", "-f", "-"], input=command[1], text=True, check=True)
     else:
         subprocess.run(command, check=True)
-
-
-def _uapi(interface: str, request: str) -> str:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(30)
-        s.connect(socket_path(interface))
-        s.sendall(request.encode())
-        answer = b""
-        while not answer.endswith(b"\n\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-    return answer.decode()
 
 
 def _resolve(host: str, port: int) -> str:
@@ -82,7 +68,7 @@ def up(path: str) -> int:
         subprocess.run(launcher, check=True)
         if plan.fwmark is not None:
             conf = dataclasses.replace(conf, fwmark=plan.fwmark)
-        answer = _uapi(interface, wgconfig.to_uapi_set(conf, resolve=_resolve))
+        answer = uapi_request(interface, wgconfig.to_uapi_set(conf, resolve=_resolve))
         _echo(["wg", "setconf", interface, path])
         if "errno=0" not in answer:
             raise RuntimeError(f"the daemon refused the configuration: {answer.strip()}")

@@ -79,3 +79,19 @@ class UapiServer:
         self.listener.close()
         if self.still_ours():
             os.unlink(self.path)
+
+
+def request(interface: str, text: str, *, timeout: float = 30.0, directory: str = SOCKET_DIRECTORY) -> str:
+    """The client side: send one UAPI operation (``get=1\\n\\n`` or ``set=1\\n...\\n\\n``) to the daemon
+    serving ``interface`` and return its answer, up to and including the blank line after ``errno=``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(timeout)
+        client.connect(socket_path(interface, directory))
+        client.sendall(text.encode())
+        answer = b""
+        while not answer.endswith(b"\n\n"):
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer.decode()
