@@ -8,6 +8,8 @@
     wgpy genkey            a new private key, base64 (as ``wg genkey``)
     wgpy pubkey            the public key of the private key on standard input (as ``wg pubkey``)
     wgpy genpsk            a new preshared key, base64 (as ``wg genpsk``)
+    wgpy explain           one handshake and its first packets, every value as the whitepaper writes it
+    wgpy decode INPUT...   label every field of WireGuard messages (hex, pcap or pcapng), decrypt with a key log
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from . import __version__
 from .core.crypto import PrivateKey, clamp
 
 
-COMMANDS = ("demo", "up", "down", "genkey", "pubkey", "genpsk")
+COMMANDS = ("demo", "up", "down", "genkey", "pubkey", "genpsk", "explain", "decode")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("genkey", help="print a new private key")
     commands.add_parser("pubkey", help="read a private key on stdin, print its public key")
     commands.add_parser("genpsk", help="print a new preshared key")
+    explain = commands.add_parser("explain", help="show one handshake step by step, as the whitepaper writes it")
+    explain.add_argument("--initiator-key", metavar="KEY", help="the initiator's private key (base64 or hex)")
+    explain.add_argument("--responder-key", metavar="KEY", help="the responder's private key (base64 or hex)")
+    explain.add_argument("--psk", metavar="KEY", help="a preshared key (base64 or hex); none by default")
+    explain.add_argument("--seed", type=int, default=0, help="seed of the ephemeral keys, indices and nonces")
+    explain.add_argument("--under-load", action="store_true", help="the responder is under load: add the cookie round trip")
+    explain.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    decode = commands.add_parser("decode", help="label and decrypt WireGuard messages from hex or a capture file")
+    decode.add_argument("inputs", nargs="+", metavar="INPUT", help="a pcap or pcapng file, or messages as hex")
+    decode.add_argument("--keylog", metavar="FILE", help="a WireGuard key log (Wireshark's format, WGPY_KEYLOG's output)")
+    decode.add_argument("--format", choices=("text", "json"), default="text")
+    decode.add_argument("--full", action="store_true", help="print long fields whole")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -74,6 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "pubkey":
         return _pubkey(sys.stdin.read())
+    if args.command == "explain":
+        from . import explain as study
+
+        return study.main(args.initiator_key, args.responder_key, args.psk, args.seed, args.under_load, args.format)
+    if args.command == "decode":
+        from . import decode as study
+
+        return study.main(args.inputs, args.keylog, args.format, args.full)
     return 2  # unreachable: argparse requires a command
 
 

@@ -17,7 +17,9 @@ A connection carries any number of operations, one after the other:
   ``-EINVAL`` for a bad key or value, ``-EPROTO`` for a line without ``=``, ``-EADDRINUSE`` when the
   UDP port cannot be bound or the fwmark set, ``-EIO`` when the input cannot be read), and an empty line.
   What the lines before the bad one did stays done, as in wireguard-go, and the rest of the operation is
-  skipped up to its empty line.
+  skipped up to its empty line. The peer section the bad line is in is not finished: nothing is sent
+  for it (no keepalive, no staged packet), unless the bad line was too long to read, after which
+  wireguard-go's scanner stops and finishes the section as at the end of the input.
 
 An operation is applied only once it is complete (its empty line has arrived, or the client shut down its
 side), all at once: another connection never sees half of one, which is what wireguard-go's ``ipcMutex``
@@ -427,11 +429,16 @@ class UapiConnection:
                         self._peer_line(section, key, value)
                 except UapiError as error:
                     raise UapiError(error.errno, f"line {number}: {error}") from None
-        except UapiError:
-            # wireguard-go has already stored a keepalive interval it parsed, though it does not send the
-            # keepalive that ends a section; here the interval waits for the section's end, so store it.
-            if section is not None and section.peer is not None and section.keepalive is not None:
-                self.device.set_persistent_keepalive(section.peer, section.keepalive, now)
+        except UapiError as error:
+            if error.errno == IPC_ERROR_IO:
+                # A line too long for wireguard-go's scanner ends its loop, and the open section is
+                # finished as at the end of the input (keepalive, staged packets) before -EIO is answered.
+                self._end_section(section, now)
+            elif section is not None and section.peer is not None and section.keepalive is not None:
+                # Any other bad line returns before the section is finished: wireguard-go has stored the
+                # interval at its line but sends neither the keepalive nor the staged packets. Here the
+                # interval waits for the section's end, so store it, and only it.
+                section.peer.persistent_keepalive_interval = section.keepalive
             raise
         self._end_section(section, now)
 

@@ -16,6 +16,9 @@ and the initiator puts that cookie in MAC2 of its next attempt, proving it owns 
 Two classes, as in the kernel: :class:`CookieChecker` is the receiving side of one device (it validates
 MACs and makes cookies), :class:`CookieGenerator` is kept per peer (it stamps our MACs and keeps the cookie
 the peer sent us).
+
+The ``trace`` parameters show each computation for ``wgpy explain``; they are off (:data:`NULL_TRACE`) on
+the device's path.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .constants import COOKIE_NONCE_LEN, COOKIE_SECRET_LATENCY, COOKIE_SECRET_MA
 from .crypto import HASH, MAC, XAEAD, XAEAD_DECRYPT, Rng, constant_time_equal
 from .errors import Drop, Rejected
 from .messages import MAC1_OFFSET_FROM_END, MAC2_OFFSET_FROM_END, ZERO_MAC, CookieReply
+from .trace import NULL_TRACE, NullTrace
 
 Endpoint = tuple  # (host, port, ...) as the runtime's sockets report it
 
@@ -57,10 +61,11 @@ def source_bytes(source: Endpoint) -> bytes:
 class CookieChecker:
     """The responder's side: checks the MACs of incoming handshake messages and makes cookie replies."""
 
-    __slots__ = ("_rng", "_mac1_key", "_cookie_key", "_secret", "_secret_birthdate")
+    __slots__ = ("_rng", "_local_public", "_mac1_key", "_cookie_key", "_secret", "_secret_birthdate")
 
     def __init__(self, local_public: bytes, rng: Rng) -> None:
         self._rng = rng
+        self._local_public = local_public
         self._mac1_key = mac1_key(local_public)
         self._cookie_key = cookie_key(local_public)
         self._secret = bytes(KEY_LEN)
@@ -79,21 +84,33 @@ class CookieChecker:
             return MacStatus.VALID_MAC1
         return MacStatus.VALID_MAC1_AND_MAC2
 
-    def create_reply(self, message: bytes, receiver_index: int, source: Endpoint, now: float) -> CookieReply:
+    def create_reply(
+        self, message: bytes, receiver_index: int, source: Endpoint, now: float, trace: NullTrace = NULL_TRACE
+    ) -> CookieReply:
         """The cookie reply to a handshake message from ``source``; ``receiver_index`` is that message's
         sender index."""
         mac1_end = len(message) - MAC1_OFFSET_FROM_END
         mac1 = message[mac1_end : mac1_end + len(ZERO_MAC)]
         nonce = self._rng(COOKIE_NONCE_LEN)
-        encrypted_cookie = XAEAD(self._cookie_key, nonce, self._make_cookie(source, now), mac1)
+        cookie = self._make_cookie(source, now, trace)
+        encrypted_cookie = XAEAD(self._cookie_key, nonce, cookie, mac1)
+        if trace.enabled:
+            trace.step("cookie_key = HASH(LABEL_COOKIE || S_pub_m)", "5.4.7",
+                       LABEL_COOKIE=LABEL_COOKIE, S_pub_m=self._local_public, cookie_key=self._cookie_key)
+            trace.step("msg.encrypted_cookie = XAEAD(cookie_key, msg.nonce, τ, M)", "5.4.7", **{
+                "cookie_key": self._cookie_key, "msg.nonce": nonce, "M": mac1, "τ": cookie,
+                "msg.encrypted_cookie": encrypted_cookie})
         return CookieReply(receiver_index, nonce, encrypted_cookie)
 
-    def _make_cookie(self, source: Endpoint, now: float) -> bytes:
+    def _make_cookie(self, source: Endpoint, now: float, trace: NullTrace = NULL_TRACE) -> bytes:
         """MAC(R_secret, source), with R_secret replaced by fresh random bytes every two minutes."""
         if self._secret_birthdate is None or now - self._secret_birthdate >= COOKIE_SECRET_MAX_AGE:
             self._secret = self._rng(KEY_LEN)
             self._secret_birthdate = now
-        return MAC(self._secret, source_bytes(source))
+        cookie = MAC(self._secret, source_bytes(source))
+        if trace.enabled:
+            trace.step("τ = MAC(R_m, A_m')", "5.4.7", R_m=self._secret, **{"A_m'": source_bytes(source), "τ": cookie})
+        return cookie
 
     def __repr__(self) -> str:
         return "CookieChecker(<secret redacted>)"
@@ -102,34 +119,54 @@ class CookieChecker:
 class CookieGenerator:
     """Our side toward one peer: stamps MAC1 and MAC2 on what we send it, keeps the cookie it gave us."""
 
-    __slots__ = ("_mac1_key", "_cookie_key", "_cookie", "_cookie_birthdate", "_last_mac1_sent")
+    __slots__ = ("_remote_public", "_mac1_key", "_cookie_key", "_cookie", "_cookie_birthdate", "_last_mac1_sent")
 
     def __init__(self, remote_public: bytes) -> None:
+        self._remote_public = remote_public
         self._mac1_key = mac1_key(remote_public)
         self._cookie_key = cookie_key(remote_public)
         self._cookie: bytes | None = None
         self._cookie_birthdate = 0.0
         self._last_mac1_sent: bytes | None = None
 
-    def add_macs(self, message: bytes, now: float) -> bytes:
+    def add_macs(self, message: bytes, now: float, trace: NullTrace = NULL_TRACE) -> bytes:
         """Return the packed handshake message with MAC1 and (given a fresh cookie) MAC2 filled in."""
         mac1_end = len(message) - MAC1_OFFSET_FROM_END
-        mac2_end = len(message) - MAC2_OFFSET_FROM_END
         mac1 = MAC(self._mac1_key, message[:mac1_end])
         self._last_mac1_sent = mac1
         covered = message[:mac1_end] + mac1
-        return covered + (MAC(self._cookie, covered) if self.has_fresh_cookie(now) else ZERO_MAC)
+        cookie = self._cookie if self.has_fresh_cookie(now) else None
+        mac2 = ZERO_MAC if cookie is None else MAC(cookie, covered)
+        if trace.enabled:
+            self._trace_macs(trace, message[:mac1_end], mac1, covered, cookie, mac2)
+        return covered + mac2
+
+    def _trace_macs(self, trace: NullTrace, alpha: bytes, mac1: bytes, beta: bytes, cookie: bytes | None, mac2: bytes) -> None:
+        trace.step("mac1_key = HASH(LABEL_MAC1 || S_pub_m)", "5.4.4",
+                   LABEL_MAC1=LABEL_MAC1, S_pub_m=self._remote_public, mac1_key=self._mac1_key)
+        trace.step("msg.mac1 = MAC(mac1_key, msg_α)", "5.4.4",
+                   **{"mac1_key": self._mac1_key, "msg_α": alpha, "msg.mac1": mac1})
+        if cookie is None:
+            trace.step("msg.mac2 = 0^16 (no cookie, or one older than 120 s)", "5.4.4", **{"msg.mac2": mac2})
+        else:
+            trace.step("msg.mac2 = MAC(L_m, msg_β)", "5.4.4", **{"L_m": cookie, "msg_β": beta, "msg.mac2": mac2})
 
     def has_fresh_cookie(self, now: float) -> bool:
         """A cookie is used for 2 minutes less the latency allowance (kernel: 120 s - 5 s)."""
         return self._cookie is not None and now - self._cookie_birthdate < COOKIE_SECRET_MAX_AGE - COOKIE_SECRET_LATENCY
 
-    def consume_reply(self, reply: CookieReply, now: float) -> None:
+    def consume_reply(self, reply: CookieReply, now: float, trace: NullTrace = NULL_TRACE) -> None:
         """Decrypt a cookie reply to our last handshake message and keep the cookie. Raises Rejected and
         keeps nothing if the reply does not answer a message we sent or does not decrypt."""
         if self._last_mac1_sent is None:
             raise Rejected(Drop.NO_MATCHING_INITIATION, "no handshake message awaits a cookie")
         cookie = XAEAD_DECRYPT(self._cookie_key, reply.nonce, reply.encrypted_cookie, self._last_mac1_sent)
+        if trace.enabled:
+            trace.step("cookie_key = HASH(LABEL_COOKIE || S_pub_m)", "5.4.7",
+                       LABEL_COOKIE=LABEL_COOKIE, S_pub_m=self._remote_public, cookie_key=self._cookie_key)
+            trace.step("τ = XAEAD-DECRYPT(cookie_key, msg.nonce, msg.encrypted_cookie, M)", "5.4.7", **{
+                "cookie_key": self._cookie_key, "msg.nonce": reply.nonce, "M": self._last_mac1_sent,
+                "msg.encrypted_cookie": reply.encrypted_cookie, "τ": cookie})
         self._cookie = cookie
         self._cookie_birthdate = now
         self._last_mac1_sent = None  # one reply per message, as in the kernel

@@ -38,6 +38,7 @@ from .cookie import CookieChecker
 from .crypto import PrivateKey, Rng
 from .errors import Drop, Rejected
 from .events import EndpointChanged, Event, HandshakeGaveUp, KeysZeroed, PacketDropped, SessionExpired, UnderLoad
+from .keylog import KeylogEntry
 from .keypairs import Keypair
 from .messages import message_type
 from .peer import InitiationSent, Peer
@@ -78,6 +79,9 @@ class Device:
         self._handshake_arrivals: deque[float] = deque(maxlen=UNDER_LOAD_HANDSHAKES)
         self._under_load_until = -math.inf
         self._was_under_load = False
+        # Off unless asked: when on, each ephemeral key we generate is kept for a key log (keylog.py).
+        self.keylog_enabled = False
+        self._keylog: list[KeylogEntry] = []
         if private_key is not None:
             self.set_private_key(private_key)
 
@@ -209,6 +213,12 @@ class Device:
         self._events.clear()
         return out
 
+    def keylog_entries(self) -> list[KeylogEntry]:
+        """The session secrets of each handshake message we sent since the last call, for a Wireshark key
+        log; always empty unless ``keylog_enabled`` was set. They are secrets: write them only on purpose."""
+        out, self._keylog = self._keylog, []
+        return out
+
     # ------------------------------------------------------------------------------ timers expiring
 
     def _expire_retransmit_handshake(self, peer: Peer, now: float) -> None:
@@ -321,6 +331,14 @@ class Device:
 
     def deliver(self, packet: bytes) -> None:
         self._packets.append(packet)
+
+    def log_keys(self, peer: Peer, ephemeral: PrivateKey) -> None:
+        """Keep a key log entry for an ephemeral key just generated for ``peer`` (send.py calls this only
+        when ``keylog_enabled``)."""
+        self._keylog.append(
+            KeylogEntry(self._private_key.private_bytes(), peer.public_key, ephemeral.private_bytes(),
+                        peer.preshared_key or bytes(32))
+        )
 
     def emit(self, event: Event) -> None:
         self._events.append(event)

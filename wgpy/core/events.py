@@ -21,6 +21,14 @@ class HandshakeInitiated:
 
 
 @dataclass(frozen=True, slots=True)
+class HandshakeResponded:
+    """We accepted a handshake initiation from ``peer`` and sent our response; the new session waits in
+    ``next`` until the initiator's first data packet confirms it (then HandshakeCompleted follows)."""
+
+    peer: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class HandshakeCompleted:
     """A new session exists with ``peer``; ``is_initiator`` says which side we were."""
 
@@ -83,6 +91,7 @@ class PacketDropped:
 
 Event = Union[
     HandshakeInitiated,
+    HandshakeResponded,
     HandshakeCompleted,
     HandshakeGaveUp,
     CookieReceived,

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .constants import CONSTRUCTION, IDENTIFIER, KEY_LEN, TIMESTAMP_LEN
-from .crypto import AEAD, AEAD_DECRYPT, HASH, KDF1, KDF2, KDF3, ZERO_KEY, PrivateKey
+from .crypto import AEAD, AEAD_DECRYPT, HASH, KDF1, KDF2, KDF3, ZERO_KEY, PrivateKey, aead_nonce
 from .messages import Initiation, Response
 from .trace import NULL_TRACE, NullTrace
 
@@ -34,14 +34,18 @@ class Transcript:
     """Noise's symmetric state: the chaining key C and the hash H (section 5.4, "Protocol Overview").
 
     A transcript is a scratch object owned by one function call; the results leave it as frozen state.
+    ``section`` is the whitepaper section of the message being processed, which every traced step cites.
+    Each primitive traces only when ``trace.enabled``, so the default :data:`NULL_TRACE` costs one
+    attribute test per step and builds no strings.
     """
 
-    __slots__ = ("chaining_key", "hash", "trace")
+    __slots__ = ("chaining_key", "hash", "trace", "section")
 
-    def __init__(self, chaining_key: bytes, hash: bytes, trace: NullTrace) -> None:
+    def __init__(self, chaining_key: bytes, hash: bytes, trace: NullTrace, section: str = "5.4.2") -> None:
         self.chaining_key = chaining_key
         self.hash = hash
         self.trace = trace
+        self.section = section
 
     @classmethod
     def start(
@@ -55,57 +59,75 @@ class Transcript:
         """InitializeSymmetric(protocol_name), MixHash(prologue), then the pre-message ``<- s``."""
         if len(protocol_name) <= 32:  # Noise section 5.2; WireGuard's name is 37 bytes, so it is hashed
             chaining_key = protocol_name.ljust(32, b"\0")
-            trace.step("C = protocol_name padded to 32 bytes", "5.4.2", C=chaining_key)
+            formula = "C = CONSTRUCTION padded to 32 bytes"
         else:
             chaining_key = HASH(protocol_name)
-            trace.step("C = HASH(CONSTRUCTION)", "5.4.2", C=chaining_key)
-        transcript = cls(chaining_key, chaining_key, trace)
-        transcript.mix_hash(prologue, "IDENTIFIER")
+            formula = "C = HASH(CONSTRUCTION)"
+        # Noise starts H equal to C, so its MixHash(prologue) is the whitepaper's HASH(C || IDENTIFIER).
+        hash = HASH(chaining_key + prologue)
+        if trace.enabled:
+            trace.step(formula, "5.4.2", CONSTRUCTION=protocol_name, C=chaining_key)
+            trace.step("H = HASH(C || IDENTIFIER)", "5.4.2", C=chaining_key, IDENTIFIER=prologue, H=hash)
+        transcript = cls(chaining_key, hash, trace)
         transcript.mix_hash(responder_public, "S_pub_r")
         return transcript
 
     def mix_hash(self, data: bytes, what: str) -> None:
         """H = HASH(H || data)."""
         self.hash = HASH(self.hash + data)
-        self.trace.step(f"H = HASH(H || {what})", "5.4.2", H=self.hash, **{what: data})
+        if self.trace.enabled:
+            self.trace.step(f"H = HASH(H || {what})", self.section, **{what: data, "H": self.hash})
 
     def mix_key(self, data: bytes, what: str) -> None:
         """C = KDF1(C, data)."""
         self.chaining_key = KDF1(self.chaining_key, data)
-        self.trace.step(f"C = KDF1(C, {what})", "5.4.2", C=self.chaining_key, **{what: data})
+        if self.trace.enabled:
+            self.trace.step(f"C = KDF1(C, {what})", self.section, **{what: data, "C": self.chaining_key})
 
     def mix_dh(self, private: PrivateKey, public: bytes, what: str) -> None:
         """C = KDF1(C, DH(private, public)): the ``ee`` and ``se`` tokens of message 2."""
-        shared = private.exchange(public)
-        self.trace.step(f"{what} = DH(...)", "5.2", **{what: shared})
-        self.mix_key(shared, what)
+        self.mix_key(self._dh(private, public, what), what)
 
     def mix_dh_for_key(self, private: PrivateKey, public: bytes, what: str) -> bytes:
         """(C, k) = KDF2(C, DH(private, public)); returns k: the ``es`` and ``ss`` tokens of message 1."""
-        shared = private.exchange(public)
+        shared = self._dh(private, public, what)
         self.chaining_key, key = KDF2(self.chaining_key, shared)
-        self.trace.step(f"(C, k) = KDF2(C, {what})", "5.4.2", **{what: shared, "C": self.chaining_key, "k": key})
+        if self.trace.enabled:
+            self.trace.step(f"(C, k) = KDF2(C, {what})", self.section, **{what: shared, "C": self.chaining_key, "k": key})
         return key
+
+    def _dh(self, private: PrivateKey, public: bytes, what: str) -> bytes:
+        """DH(private, public); ``what`` names it as the whitepaper does, ``DH(E_priv_i, S_pub_r)``."""
+        shared = private.exchange(public)
+        if self.trace.enabled:
+            private_name, public_name = what[what.index("(") + 1 : -1].split(", ")
+            self.trace.step(what, self.section, **{private_name: private.private_bytes(), public_name: public, what: shared})
+        return shared
 
     def mix_psk(self, preshared_key: bytes) -> bytes:
         """(C, tau, k) = KDF3(C, Q); H = HASH(H || tau); returns k: the ``psk`` token."""
         self.chaining_key, tau, key = KDF3(self.chaining_key, preshared_key)
-        self.trace.step("(C, tau, k) = KDF3(C, Q)", "5.4.3", Q=preshared_key, C=self.chaining_key, tau=tau, k=key)
+        if self.trace.enabled:
+            self.trace.step("(C, tau, k) = KDF3(C, Q)", self.section, Q=preshared_key, C=self.chaining_key, tau=tau, k=key)
         self.mix_hash(tau, "tau")
         return key
 
-    def encrypt_and_hash(self, key: bytes, plaintext: bytes, what: str) -> bytes:
-        """c = AEAD(k, 0, plaintext, H); H = HASH(H || c)."""
+    def encrypt_and_hash(self, key: bytes, plaintext: bytes, what: str, field: str = "ciphertext") -> bytes:
+        """field = AEAD(k, 0, plaintext, H); H = HASH(H || field)."""
         ciphertext = AEAD(key, 0, plaintext, self.hash)
-        self.trace.step(f"AEAD(k, 0, {what}, H)", "5.4.2", k=key, H=self.hash, plaintext=plaintext, ciphertext=ciphertext)
-        self.mix_hash(ciphertext, f"AEAD({what})")
+        if self.trace.enabled:
+            values = {"k": key, "nonce": aead_nonce(0), "H": self.hash, what: plaintext, field: ciphertext}
+            self.trace.step(f"{field} = AEAD(k, 0, {what}, H)", self.section, **values)
+        self.mix_hash(ciphertext, field)
         return ciphertext
 
-    def decrypt_and_hash(self, key: bytes, ciphertext: bytes, what: str) -> bytes:
-        """plaintext = AEAD-DECRYPT(k, 0, c, H); H = HASH(H || c). Raises Rejected on a bad tag."""
+    def decrypt_and_hash(self, key: bytes, ciphertext: bytes, what: str, field: str = "ciphertext") -> bytes:
+        """plaintext = AEAD-DECRYPT(k, 0, field, H); H = HASH(H || field). Raises Rejected on a bad tag."""
         plaintext = AEAD_DECRYPT(key, 0, ciphertext, self.hash)
-        self.trace.step(f"AEAD-DECRYPT(k, 0, {what}, H)", "5.4.2", k=key, H=self.hash, ciphertext=ciphertext, plaintext=plaintext)
-        self.mix_hash(ciphertext, f"AEAD({what})")
+        if self.trace.enabled:
+            values = {"k": key, "nonce": aead_nonce(0), "H": self.hash, field: ciphertext, what: plaintext}
+            self.trace.step(f"{what} = AEAD-DECRYPT(k, 0, {field}, H)", self.section, **values)
+        self.mix_hash(ciphertext, field)
         return plaintext
 
 
@@ -145,12 +167,18 @@ class HandshakeResult:
 # ---------------------------------------------------------------------------------- the Noise messages
 
 
+# What the payloads and their ciphertexts are called in traces: Noise's words by default; WireGuard's
+# layer below names them as the whitepaper does (msg.encrypted_timestamp, msg.encrypted_nothing).
+PAYLOAD = ("payload", "msg.encrypted_payload")
+
+
 def write_message_1(
     transcript: Transcript,
     initiator: PrivateKey,
     responder_public: bytes,
     ephemeral: PrivateKey,
     payload: bytes,
+    payload_names: tuple[str, str] = PAYLOAD,
 ) -> tuple[bytes, bytes, bytes, InitiatorHandshake]:
     """``-> e, es, s, ss`` with ``payload``; returns (e_pub, AEAD(s_pub), AEAD(payload), state)."""
     t = transcript
@@ -160,11 +188,11 @@ def write_message_1(
     # es
     key = t.mix_dh_for_key(ephemeral, responder_public, "DH(E_priv_i, S_pub_r)")
     # s
-    encrypted_static = t.encrypt_and_hash(key, initiator.public, "S_pub_i")
+    encrypted_static = t.encrypt_and_hash(key, initiator.public, "S_pub_i", "msg.encrypted_static")
     # ss
     key = t.mix_dh_for_key(initiator, responder_public, "DH(S_priv_i, S_pub_r)")
     # payload (the TAI64N timestamp in WireGuard)
-    encrypted_payload = t.encrypt_and_hash(key, payload, "payload")
+    encrypted_payload = t.encrypt_and_hash(key, payload, *payload_names)
     state = InitiatorHandshake(responder_public, ephemeral, t.chaining_key, t.hash)
     return ephemeral.public, encrypted_static, encrypted_payload, state
 
@@ -175,6 +203,7 @@ def read_message_1(
     unencrypted_ephemeral: bytes,
     encrypted_static: bytes,
     encrypted_payload: bytes,
+    payload_names: tuple[str, str] = PAYLOAD,
 ) -> ResponderHandshake:
     """The responder's side of ``-> e, es, s, ss``. Raises Rejected if any step fails."""
     t = transcript
@@ -184,11 +213,11 @@ def read_message_1(
     # es
     key = t.mix_dh_for_key(responder, unencrypted_ephemeral, "DH(S_priv_r, E_pub_i)")
     # s
-    initiator_public = t.decrypt_and_hash(key, encrypted_static, "S_pub_i")
+    initiator_public = t.decrypt_and_hash(key, encrypted_static, "S_pub_i", "msg.encrypted_static")
     # ss
     key = t.mix_dh_for_key(responder, initiator_public, "DH(S_priv_r, S_pub_i)")
     # payload
-    payload = t.decrypt_and_hash(key, encrypted_payload, "payload")
+    payload = t.decrypt_and_hash(key, encrypted_payload, *payload_names)
     return ResponderHandshake(initiator_public, payload, unencrypted_ephemeral, t.chaining_key, t.hash)
 
 
@@ -198,9 +227,10 @@ def write_message_2(
     preshared_key: bytes,
     payload: bytes,
     trace: NullTrace = NULL_TRACE,
+    payload_names: tuple[str, str] = PAYLOAD,
 ) -> tuple[bytes, bytes, HandshakeResult]:
     """``<- e, ee, se, psk`` with ``payload``; returns (e_pub, AEAD(payload), result)."""
-    t = Transcript(state.chaining_key, state.hash, trace)
+    t = Transcript(state.chaining_key, state.hash, trace, "5.4.3")
     # e
     t.mix_key(ephemeral.public, "E_pub_r")
     t.mix_hash(ephemeral.public, "E_pub_r")
@@ -211,7 +241,7 @@ def write_message_2(
     # psk
     key = t.mix_psk(preshared_key)
     # payload (empty in WireGuard: "encrypted_nothing")
-    encrypted_payload = t.encrypt_and_hash(key, payload, "payload")
+    encrypted_payload = t.encrypt_and_hash(key, payload, *payload_names)
     return ephemeral.public, encrypted_payload, HandshakeResult(t.chaining_key, t.hash)
 
 
@@ -222,9 +252,10 @@ def read_message_2(
     encrypted_payload: bytes,
     preshared_key: bytes,
     trace: NullTrace = NULL_TRACE,
+    payload_names: tuple[str, str] = PAYLOAD,
 ) -> HandshakeResult:
     """The initiator's side of ``<- e, ee, se, psk``. Raises Rejected if any step fails."""
-    t = Transcript(state.chaining_key, state.hash, trace)
+    t = Transcript(state.chaining_key, state.hash, trace, "5.4.3")
     # e
     t.mix_key(unencrypted_ephemeral, "E_pub_r")
     t.mix_hash(unencrypted_ephemeral, "E_pub_r")
@@ -235,7 +266,7 @@ def read_message_2(
     # psk
     key = t.mix_psk(preshared_key)
     # payload
-    payload = t.decrypt_and_hash(key, encrypted_payload, "payload")
+    payload = t.decrypt_and_hash(key, encrypted_payload, *payload_names)
     return HandshakeResult(t.chaining_key, t.hash, payload)
 
 
@@ -243,11 +274,22 @@ def split(chaining_key: bytes, trace: NullTrace = NULL_TRACE) -> tuple[bytes, by
     """(T_i->r, T_r->i) = KDF2(C, empty): the initiator sends with the first, the responder with the second
     (section 5.4.5; Noise's Split())."""
     initiator_to_responder, responder_to_initiator = KDF2(chaining_key, b"")
-    trace.step("(T_send_i, T_recv_i) = KDF2(C, e)", "5.4.5", T_i_to_r=initiator_to_responder, T_r_to_i=responder_to_initiator)
+    if trace.enabled:
+        trace.step(
+            "(T_send_i = T_recv_r, T_recv_i = T_send_r) = KDF2(C, ε)",
+            "5.4.5",
+            C=chaining_key,
+            T_send_i=initiator_to_responder,
+            T_recv_i=responder_to_initiator,
+        )
     return initiator_to_responder, responder_to_initiator
 
 
 # ------------------------------------------------------------------------------------ WireGuard's use
+
+
+TIMESTAMP = ("timestamp", "msg.encrypted_timestamp")  # the payload of the initiation
+NOTHING = ("ε", "msg.encrypted_nothing")  # the response's empty payload ("msg.empty" in the whitepaper)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +316,7 @@ def create_initiation(
         raise ValueError("the initiation's payload is a 12-byte TAI64N timestamp")
     transcript = Transcript.start(responder_public, trace=trace)
     ephemeral_public, encrypted_static, encrypted_timestamp, state = write_message_1(
-        transcript, local, responder_public, ephemeral, timestamp
+        transcript, local, responder_public, ephemeral, timestamp, TIMESTAMP
     )
     message = Initiation(sender_index, ephemeral_public, encrypted_static, encrypted_timestamp)
     return message, state
@@ -285,7 +327,7 @@ def consume_initiation(local: PrivateKey, message: Initiation, *, trace: NullTra
     peer and that the timestamp (``payload``) is newer than the last one accepted from it."""
     transcript = Transcript.start(local.public, trace=trace)
     return read_message_1(
-        transcript, local, message.unencrypted_ephemeral, message.encrypted_static, message.encrypted_timestamp
+        transcript, local, message.unencrypted_ephemeral, message.encrypted_static, message.encrypted_timestamp, TIMESTAMP
     )
 
 
@@ -300,7 +342,7 @@ def create_response(
 ) -> tuple[Response, TransportKeys]:
     """The handshake response (section 5.4.3) and the responder's transport keys (MACs still zero)."""
     ephemeral_public, encrypted_nothing, result = write_message_2(
-        state, ephemeral, _psk(preshared_key), b"", trace
+        state, ephemeral, _psk(preshared_key), b"", trace, NOTHING
     )
     message = Response(sender_index, receiver_index, ephemeral_public, encrypted_nothing)
     return message, derive_keys(result, is_initiator=False, trace=trace)
@@ -316,7 +358,7 @@ def consume_response(
 ) -> TransportKeys:
     """Finish the handshake on the initiator's side; raises Rejected if the response is not authentic."""
     result = read_message_2(
-        state, local, message.unencrypted_ephemeral, message.encrypted_nothing, _psk(preshared_key), trace
+        state, local, message.unencrypted_ephemeral, message.encrypted_nothing, _psk(preshared_key), trace, NOTHING
     )
     return derive_keys(result, is_initiator=True, trace=trace)
 

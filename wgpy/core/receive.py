@@ -208,10 +208,14 @@ def receive_batch(device: Device, datagrams: list, now: float) -> None:
         if len(data) >= TRANSPORT_MIN_SIZE and data[:4] == _TRANSPORT_WORD:
             entry = indices.get(_from_bytes(data[4:8], "little"))
         if entry is None or entry[0].endpoint != source:
+            if data_packets:   # a handshake may send or clear timers: first what the run so far owes
+                _batch_timers(device, data_packets, now)
             device.receive_datagram(data, source, now)
             continue
         peer, keypair = entry
         if type(keypair) is not Keypair or keypair is peer.keypairs.next or now - keypair.created >= REJECT_AFTER_TIME:
+            if data_packets:
+                _batch_timers(device, data_packets, now)
             device.receive_datagram(data, source, now)  # handshakes, confirmations, expiry: the long way
             continue
         try:
@@ -231,6 +235,12 @@ def receive_batch(device: Device, datagrams: list, now: float) -> None:
             device.drop(refused.reason, peer.public_key, source, refused.detail)
             continue
         deliver(packet)
+    _batch_timers(device, data_packets, now)
+
+
+def _batch_timers(device: Device, data_packets: dict, now: float) -> None:
+    """The timer bookkeeping ``receive_transport`` does per packet, once per peer for a run of the fast
+    path; emptied, so a datagram on the general path finds the timers as one-at-a-time would leave them."""
     schedule = device.schedule
     for peer, count in data_packets.items():
         keep_key_fresh_on_receive(device, peer, now)
@@ -238,3 +248,4 @@ def receive_batch(device: Device, datagrams: list, now: float) -> None:
         on.on_any_authenticated_packet_traversal(schedule, peer, now)
         for _ in range(min(count, 2)):
             on.on_data_received(schedule, peer, now)
+    data_packets.clear()

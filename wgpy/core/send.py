@@ -12,7 +12,7 @@ from . import noise, tai64n
 from . import timers as on
 from .constants import REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT
 from .crypto import PrivateKey
-from .errors import Drop
+from .errors import Drop, Rejected
 from .events import HandshakeInitiated, HandshakeResponded
 from .keypairs import Keypair
 from .peer import InitiationSent, Peer
@@ -30,7 +30,7 @@ def send_handshake_initiation(device: Device, peer: Peer, now: float, is_retry: 
         return  # rate limited: one initiation per REKEY_TIMEOUT
     local = device.private_key
     if local is None:
-        device.drop(Drop.NO_PRIVATE_KEY, peer)
+        device.drop(Drop.NO_PRIVATE_KEY, peer.public_key)
         return
     peer.last_sent_handshake = now
     device.forget_handshake(peer)
@@ -38,13 +38,18 @@ def send_handshake_initiation(device: Device, peer: Peer, now: float, is_retry: 
     ephemeral = PrivateKey.generate(device.rng)
     if device.keylog_enabled:
         device.log_keys(peer, ephemeral)
-    message, state = noise.create_initiation(
-        local,
-        peer.public_key,
-        ephemeral,
-        local_index,
-        tai64n.encode(now + device.epoch_offset),
-    )
+    try:
+        message, state = noise.create_initiation(
+            local,
+            peer.public_key,
+            ephemeral,
+            local_index,
+            tai64n.encode(now + device.epoch_offset),
+        )
+    except Rejected as refused:
+        # The peer's public key is a low-order point: as the kernel's failed create_initiation, send nothing.
+        device.drop(refused.reason, peer.public_key)
+        return
     pending = InitiationSent(local_index, state)
     device.register_index(local_index, peer, pending)
     peer.handshake = pending
@@ -105,7 +110,7 @@ def send_staged_packets(device: Device, peer: Peer, now: float) -> None:
         return
     if peer.endpoint is None:
         for _ in range(len(peer.staged)):
-            device.drop(Drop.NO_ENDPOINT, peer)
+            device.drop(Drop.NO_ENDPOINT, peer.public_key)
         peer.staged.clear()
         return
     data_sent = False

@@ -1,8 +1,9 @@
 """Tracing the handshake, step by step, for study (``wgpy explain``) and nothing else.
 
-The handshake code calls ``trace.step(...)`` from its primitives (``mix_hash``, ``mix_key``, ...), never
-inline in the protocol flow. The default :data:`NULL_TRACE` discards everything at the cost of one method
-call, so secrets only ever leave the core when a caller asks for a :class:`Recorder` on purpose.
+The handshake code calls ``trace.step(...)`` from its primitives (``mix_hash``, ``mix_key``, the DH, KDF
+and AEAD steps in noise.py; the MACs and cookies in cookie.py), never inline in the protocol flow, and only
+when ``trace.enabled``: with the default :data:`NULL_TRACE` a step costs one attribute test and builds
+nothing. Secrets only ever leave the core when a caller asks for a :class:`Recorder` on purpose.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The launching process exits 0 once the TUN interface exists and the UAPI socket 
 message otherwise; the daemon itself continues in the background (``-f``/``--foreground`` or
 ``WG_PROCESS_FOREGROUND=1`` keep it in the foreground). ``LOG_LEVEL`` is ``verbose`` (or ``debug``),
 ``error`` (the default) or ``silent``; as with wireguard-go, a daemon only keeps its standard output for
-logs when ``LOG_LEVEL`` asks for them.
+logs when ``LOG_LEVEL`` asks for them. ``WGPY_KEYLOG=FILE`` appends every handshake's secrets to FILE in
+Wireshark's WireGuard key log format (with a warning), so that captures of this interface can be decrypted.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import sys
 import time
 
 from ..core.device import Device
+from .keylog import KeylogFile
 from .loop import Runtime
 from .tun import DEFAULT_TUN_MTU, Tun, valid_interface_name
 from .uapi_socket import UapiServer
 from .udp import Udp
 
-LOG_LEVELS = {"verbose": logging.DEBUG, "debug": logging.DEBUG, "error": logging.ERROR, "silent": logging.CRITICAL + 1}
+LOG_LEVELS = {"verbose": logging.DEBUG, "debug": logging.DEBUG, "error": logging.WARNING, "silent": logging.CRITICAL + 1}
 
 
 class _Format(logging.Formatter):
@@ -31,7 +33,7 @@ class _Format(logging.Formatter):
         self.interface = interface
 
     def format(self, record: logging.LogRecord) -> str:
-        kind = "DEBUG" if record.levelno <= logging.DEBUG else "ERROR"
+        kind = "DEBUG" if record.levelno <= logging.DEBUG else "WARNING" if record.levelno == logging.WARNING else "ERROR"
         stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(record.created))
         return f"{kind}: ({self.interface}) {stamp} {record.getMessage()}"
 
@@ -72,6 +74,18 @@ def main(interface: str, foreground: bool) -> int:
         return 1
     device = Device(rng=os.urandom, epoch_offset=time.time() - time.monotonic(), mtu=tun.mtu() or DEFAULT_TUN_MTU)
     runtime = Runtime(device, tun, Udp(), uapi)
+    keylog_path = os.environ.get("WGPY_KEYLOG")
+    if keylog_path:
+        try:
+            runtime.keylog = KeylogFile(keylog_path)
+        except OSError as err:
+            print(f"wgpy: Failed to open key log {keylog_path}: {err.strerror or err}", file=sys.stderr)
+            uapi.close()
+            tun.close()
+            return 1
+        device.keylog_enabled = True
+        log.warning("WGPY_KEYLOG is set: writing session secrets to %s; whoever reads it can decrypt this "
+                    "interface's traffic", keylog_path)
     try:
         runtime.bind(0, 0)
     except OSError as err:
