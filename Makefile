@@ -1,13 +1,18 @@
 # wgpy: the two set-up commands of the README, and a few more.
 #   make demo    the main job on a default
 #   make test    the whole test suite (creates .venv, installs what the tests need)
-#   make bench   the benchmarks
+#   make bench   the benchmarks (the tunnel benchmark needs root; docs/performance.md)
+#   make fuzz TARGET=receive_path SECONDS=600    one fuzz target under atheris (tests/fuzz/run.py --list)
+#   make fuzz-coverage                           coverage of wgpy/core reached by the fuzz corpora
 
 PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed
+FUZZ_STAMP := $(VENV)/.installed-fuzz
+TARGET  ?= receive_path
+SECONDS ?= 60
 
-.PHONY: demo test bench system-packages clean
+.PHONY: demo test bench fuzz fuzz-coverage system-packages clean
 
 # Debian packages the tests and the tunnel use; installed (as root) only when one is missing.
 system-packages:
@@ -25,8 +30,21 @@ demo: system-packages $(STAMP)
 test: system-packages $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
-bench: $(STAMP)
+bench: system-packages $(STAMP)
+	$(VENV)/bin/pip install --quiet -e '.[bench]'
 	$(VENV)/bin/python benchmarks/run_all.py
+
+$(FUZZ_STAMP): pyproject.toml $(STAMP)
+	$(VENV)/bin/pip install --quiet -e '.[test,fuzz]'
+	touch $(FUZZ_STAMP)
+
+fuzz: $(FUZZ_STAMP)
+	$(VENV)/bin/python -m tests.fuzz.run $(TARGET) --seconds $(SECONDS)
+
+fuzz-coverage: $(FUZZ_STAMP)
+	mkdir -p build/fuzz
+	COVERAGE_FILE=build/fuzz/.coverage $(VENV)/bin/python -m coverage run --source=wgpy/core -m tests.fuzz.run --corpus
+	COVERAGE_FILE=build/fuzz/.coverage $(VENV)/bin/python -m coverage report
 
 clean:
 	rm -rf $(VENV) build *.egg-info

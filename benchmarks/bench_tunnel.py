@@ -1,159 +1,178 @@
-"""Tunnel benchmark: wgpy against Debian's wireguard-go in the same two namespaces, with iperf3.
+"""Tunnel benchmark (issue #5): wgpy beside Debian's wireguard-go, with veth and a null relay as ceilings.
 
-    ns A (client)  veth 192.0.2.1  <----  UDP  ---->  veth 192.0.2.2  ns B (iperf3 server)
-                   tunnel 198.18.0.1                  tunnel 198.18.0.2
+    python3 benchmarks/bench_tunnel.py [--quick] [--repeat 3] [--seconds 5] [--mtu 1420 --mtu 9000]
+    python3 benchmarks/bench_tunnel.py --write-docs      # docs/performance.{md,png,json} from the JSON
 
-    python3 benchmarks/bench_tunnel.py [--seconds 5] [--repeat 3] [--mtu 1420] [--json FILE]
-
-Runs, alternating and repeated: plain veth (no tunnel, the ceiling), wireguard-go on both ends, wgpy on
-both ends; prints medians of single-stream TCP throughput and the ratio wgpy / wireguard-go. Needs root,
-iperf3, wireguard-go and wg.
+Two network namespaces joined by a veth pair (tunnelbench/netns.py). Four systems carry the traffic from
+namespace A to B: the veth itself (no tunnel), benchmarks/null_relay.py at both ends (wgpy's TUN and UDP
+I/O with no protocol and no crypto), wireguard-go at both ends and wgpy at both ends. Each repetition runs
+one session per system and MTU, alternating the systems (reversed order on odd repetitions, so a drift in
+the machine's load falls on all alike); a session starts the daemons afresh and measures link-up to first
+reply, ping, iperf3 TCP with one and four streams and UDP at three paced rates (the best received counts),
+and the daemons' CPU time and memory (tunnelbench/measure.py). Prints medians and the ratio
+wgpy / wireguard-go, writes every session's figures to a JSON file (default benchmarks/results/tunnel.json)
+and a plot beside it. Needs root, ip, iperf3, ping, wireguard-go and wg; matplotlib for the plot.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
+import platform
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-from wgpy.core.crypto import PrivateKey  # noqa: E402
+from tunnelbench import measure, netns, report  # noqa: E402
+from tunnelbench.systems import SYSTEMS  # noqa: E402
 
-NS = ("wgpy-bench-a", "wgpy-bench-b")
-UNDERLAY = ("192.0.2.1", "192.0.2.2")
-TUNNEL = ("198.18.0.1", "198.18.0.2")
-NAMES = ("wgbench-a", "wgbench-b")
-
-
-def sh(*command: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
+DEFAULT_JSON = HERE / "results" / "tunnel.json"
+# UDP offered rates, kpackets/s of datagrams that fill the tunnel MTU (0.33, 0.67 and 1.3 Gbit/s at 1420;
+# 0.9, 1.8 and 3.6 Gbit/s at 9000); the figure is the best received rate of the three. Not iperf3's -b 0:
+# see tunnelbench/measure.py's udp_test and docs/performance.md.
+UDP_KPPS = {1420: [30.0, 60.0, 120.0], 9000: [12.5, 25.0, 50.0]}
 
 
-def in_ns(ns: str, *command: str, **kwargs) -> subprocess.CompletedProcess:
-    return sh("ip", "netns", "exec", ns, *command, **kwargs)
-
-
-def setup_namespaces(mtu: int) -> None:
-    teardown()
-    for ns in NS:
-        sh("ip", "netns", "add", ns)
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-    sh("ip", "link", "add", "wgpyb0", "netns", NS[0], "type", "veth", "peer", "name", "wgpyb1", "netns", NS[1])
-    for n, ns in enumerate(NS):
-        sh("ip", "-n", ns, "addr", "add", f"{UNDERLAY[n]}/24", "dev", f"wgpyb{n}")
-        sh("ip", "-n", ns, "link", "set", f"wgpyb{n}", "mtu", str(max(1500, mtu + 80)), "up")
-
-
-def teardown() -> None:
-    for ns in NS:
-        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
-        for pid in pids:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    for name in NAMES:
-        Path(f"/var/run/wireguard/{name}.sock").unlink(missing_ok=True)
-
-
-def start_tunnel(kind: str, mtu: int) -> list[subprocess.Popen]:
-    """Start ``kind`` (wgpy or wireguard-go) in both namespaces and configure a tunnel between them."""
-    keys = [PrivateKey.generate(os.urandom) for _ in NS]
-    daemons = []
-    for ns, name in zip(NS, NAMES):
-        command = [sys.executable, "-m", "wgpy", "-f", name] if kind == "wgpy" else ["wireguard-go", "-f", name]
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        daemons.append(subprocess.Popen(["ip", "netns", "exec", ns, *command], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    for name in NAMES:
-        deadline = time.monotonic() + 10
-        while not Path(f"/var/run/wireguard/{name}.sock").exists():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{kind} did not start")
-            time.sleep(0.05)
-    for n, (ns, name) in enumerate(zip(NS, NAMES)):
-        other = 1 - n
-        key_file = Path(f"/tmp/{name}.key")
-        key_file.write_text(base64.b64encode(keys[n].private_bytes()).decode())
-        key_file.chmod(0o600)
-        in_ns(ns, "wg", "set", name, "private-key", str(key_file), "listen-port", "51820",
-              "peer", base64.b64encode(keys[other].public).decode(), "endpoint", f"{UNDERLAY[other]}:51820",
-              "allowed-ips", f"{TUNNEL[other]}/32")
-        key_file.unlink()
-        sh("ip", "-n", ns, "addr", "add", f"{TUNNEL[n]}/24", "dev", name)
-        sh("ip", "-n", ns, "link", "set", name, "mtu", str(mtu), "up")
-    in_ns(NS[0], "ping", "-c", "3", "-i", "0.2", "-W", "5", TUNNEL[1], timeout=30)
-    return daemons
-
-
-def stop(daemons: list[subprocess.Popen]) -> None:
-    for daemon in daemons:
-        daemon.send_signal(signal.SIGTERM)
-    for daemon in daemons:
-        try:
-            daemon.wait(5)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-    for ns, name in zip(NS, NAMES):
-        subprocess.run(["ip", "-n", ns, "link", "del", name], capture_output=True)
-
-
-def iperf(target: str, seconds: float, streams: int = 1) -> float:
-    """Gbit/s received by the server in namespace B from a TCP test run in namespace A."""
-    server = subprocess.Popen(["ip", "netns", "exec", NS[1], "iperf3", "-s", "-1", "-B", target],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def version(command: str) -> str:
     try:
-        time.sleep(0.3)
-        out = in_ns(NS[0], "iperf3", "-c", target, "-t", str(seconds), "-P", str(streams), "-J", timeout=seconds + 60)
-        result = json.loads(out.stdout)
-        return result["end"]["sum_received"]["bits_per_second"] / 1e9
+        out = subprocess.run([command, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        return f"{command} (unknown version)"
+    return next((line.strip() for line in out.splitlines() if line.strip()), command)
+
+
+def loadavg() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+def measure_all(args, settings: measure.Settings) -> dict:
+    started = datetime.now(timezone.utc)
+    clock = time.monotonic()
+    results = {
+        "benchmark": "tunnel",
+        "started": started.isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
+                    "wireguard_go": version("wireguard-go"), "iperf3": version("iperf3"),
+                    "loadavg_start": loadavg()},
+        "settings": {"seconds": settings.seconds, "repeat": args.repeat, "mtus": args.mtu, "systems": args.systems,
+                     "ping_count": settings.ping_count,
+                     "udp_offered_kpps": {str(mtu): settings.udp_rates(mtu) for mtu in args.mtu}},
+        "note": args.note,
+        "sessions": [],
+    }
+    server = measure.IperfServer()
+    try:
+        netns.setup()
+        server.start()
+        for repetition in range(args.repeat):
+            order = args.systems if repetition % 2 == 0 else args.systems[::-1]
+            for mtu in args.mtu:
+                netns.set_underlay_mtu(mtu)
+                for key in order:
+                    figures = measure.session(SYSTEMS[key](), mtu, settings, server)
+                    results["sessions"].append({"repetition": repetition, "mtu": mtu, "system": key,
+                                                "figures": figures})
+                    print(progress(repetition, args.repeat, mtu, key, figures), flush=True)
     finally:
-        server.wait(10)
+        # A second Ctrl-C must not leave daemons or namespaces behind.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            server.stop()
+            netns.teardown()
+        finally:
+            signal.signal(signal.SIGINT, previous[0])
+            signal.signal(signal.SIGTERM, previous[1])
+    results["machine"]["loadavg_end"] = loadavg()
+    results["duration_s"] = round(time.monotonic() - clock, 1)
+    results["summary"] = report.summarize(results["sessions"])
+    return results
+
+
+def progress(repetition: int, repeat: int, mtu: int, key: str, figures: dict) -> str:
+    shown = [f"{figures[k]:.2f} Gbit/s" for k in ("tcp1_gbps", "tcp4_gbps") if k in figures]
+    if "udp_received_kpps" in figures:
+        shown.append(f"UDP {figures['udp_received_kpps']:.0f} kpps")
+    if "ping_rtt_ms" in figures:
+        shown.append(f"ping {figures['ping_rtt_ms']:.3f} ms")
+    if "first_reply_ms" in figures:
+        shown.append(f"first reply {figures['first_reply_ms']:.1f} ms")
+    if "error" in figures:
+        shown.append(f"FAILED: {figures['error']}")
+    return f"[{repetition + 1}/{repeat}] MTU {mtu:5d} {key:13s} " + ", ".join(shown)
+
+
+def write_plot(results: dict, path: Path) -> None:
+    try:
+        report.plot(results, path)
+        print(f"plot: {path}")
+    except ImportError:
+        print("plot: skipped, matplotlib is not installed (pip install '.[bench]')")
+
+
+def interrupted(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--mtu", type=int, default=1420)
-    parser.add_argument("--json", help="write the figures to this file")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[1:]))
+    parser.add_argument("--quick", action="store_true", help="1 repetition x 2 s per test, 20 pings")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions (default 3)")
+    parser.add_argument("--seconds", type=float, default=5, help="seconds per iperf3 test (default 5)")
+    parser.add_argument("--mtu", type=int, action="append", help="tunnel MTU, repeatable (default 1420 and 9000)")
+    parser.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=list(SYSTEMS),
+                        help="what to measure (default all four)")
+    parser.add_argument("--udp-kpps", action="append", default=[], metavar="MTU=KPPS,...",
+                        help="UDP offered rates at a tunnel MTU, in kpackets/s (default "
+                             + "; ".join(f"{m}={','.join(f'{r:g}' for r in rates)}" for m, rates in UDP_KPPS.items())
+                             + ")")
+    parser.add_argument("--ping-count", type=int, default=100, help="pings per session (default 100)")
+    parser.add_argument("--note", default="", help="a remark stored with the results (the machine's load...)")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="measure nothing: rewrite docs/performance.md's table, docs/performance.png and "
+                             "docs/performance.json from the results file")
     args = parser.parse_args()
-    missing = [c for c in ("ip", "iperf3", "wireguard-go", "wg") if shutil.which(c) is None]
+
+    if args.write_docs:
+        results = json.loads(args.json.read_text())
+        report.write_docs(results)
+        print(f"wrote {report.DOC}, {report.DOC_PLOT} and {report.DOC_JSON} from {args.json}")
+        return 0
+
+    missing = [c for c in ("ip", "iperf3", "ping", "wireguard-go", "wg") if shutil.which(c) is None]
     if missing or os.geteuid() != 0:
         print(f"bench_tunnel: needs root and {', '.join(missing) or 'nothing else'}; skipped")
         return 0
-    results: dict[str, list[float]] = {"veth": [], "wireguard-go": [], "wgpy": []}
+    if args.quick:
+        args.repeat, args.seconds, args.ping_count = 1, 2, 20
+    args.mtu = args.mtu or [1420, 9000]
+    rates = dict(UDP_KPPS)
+    for item in args.udp_kpps:
+        mtu, _, kpps = item.partition("=")
+        rates[int(mtu)] = [float(rate) for rate in kpps.split(",")]
+    settings = measure.Settings(seconds=args.seconds, ping_count=args.ping_count, udp_kpps=rates)
+
+    signal.signal(signal.SIGTERM, interrupted)
     try:
-        setup_namespaces(args.mtu)
-        for _ in range(args.repeat):
-            results["veth"].append(iperf(UNDERLAY[1], args.seconds))
-            for kind in ("wireguard-go", "wgpy"):
-                daemons = start_tunnel(kind, args.mtu)
-                try:
-                    results[kind].append(iperf(TUNNEL[1], args.seconds))
-                finally:
-                    stop(daemons)
-    finally:
-        teardown()
-    medians = {kind: statistics.median(values) for kind, values in results.items()}
-    print(f"TCP, one stream, tunnel MTU {args.mtu}, median of {args.repeat} x {args.seconds:g} s (Gbit/s)")
-    for kind, value in medians.items():
-        print(f"  {kind:13s} {value:6.2f}   runs: {', '.join(f'{v:.2f}' for v in results[kind])}")
-    ratio = medians["wgpy"] / medians["wireguard-go"]
-    print(f"  wgpy / wireguard-go = {ratio:.2f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"mtu": args.mtu, "runs": results, "medians": medians, "ratio": ratio}, indent=2))
+        results = measure_all(args, settings)
+    except KeyboardInterrupt:
+        print("\nbench_tunnel: interrupted; namespaces removed, nothing written", file=sys.stderr)
+        return 130
+    report.print_table(results)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"\nresults: {args.json}")
+    write_plot(results, args.json.with_suffix(".png"))
     return 0
 
 

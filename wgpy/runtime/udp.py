@@ -13,6 +13,8 @@ import socket
 import struct
 
 SO_MARK = 36
+SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
+SOCKET_BUFFER = 7 << 20  # 7 MiB each way, as wireguard-go asks: bursts of large datagrams are not dropped
 SOL_UDP = 17
 UDP_SEGMENT = 103        # send: one sendmsg carries many equal-sized datagrams (GSO)
 UDP_GRO = 104            # receive: the kernel hands us many datagrams of one flow at once
@@ -78,6 +80,7 @@ class Udp:
                 v4.setsockopt(socket.SOL_SOCKET, SO_MARK, fwmark)
             v4.bind(("0.0.0.0", port))
             v4.setblocking(False)
+            self._size_buffers(v4)
             self._enable_gro(v4)
             port = v4.getsockname()[1]
         except OSError:
@@ -101,8 +104,21 @@ class Udp:
             v4.close()
             raise
         v6.setblocking(False)
+        self._size_buffers(v6)
         self._enable_gro(v6)
         return [v4, v6], port
+
+    @staticmethod
+    def _size_buffers(sock: socket.socket) -> None:
+        """Large socket buffers, past the sysctl limits when we may (root), else as large as allowed."""
+        for forced, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, forced, SOCKET_BUFFER)
+            except OSError:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, plain, SOCKET_BUFFER)
+                except OSError:
+                    pass
 
     def _enable_gro(self, sock: socket.socket) -> None:
         if self.gro:
