@@ -230,3 +230,20 @@ def test_one_next_deadline_for_the_whole_device(net, session):
     assert alice.device.peers[bob.public].timers[Timer.ZERO_KEY_MATERIAL] == pytest.approx(t0 + 3 * REJECT_AFTER_TIME, abs=0.1)
     alice.device.handle_timer(deadline - 0.001)  # nothing due yet: nothing changes
     assert alice.device.next_deadline() == deadline
+
+
+def test_the_timer_heap_stays_small_while_timers_move(net):
+    """Every packet pushes the persistent keepalive back; the heap must not grow with the traffic."""
+    alice, bob = net.device("192.0.2.1"), net.device("192.0.2.2")
+    net.link(alice, bob)
+    net.send(alice, bob, b"start")
+    net.run(until=net.now + 1)
+    for node, other in ((alice, bob), (bob, alice)):
+        node.device.set_persistent_keepalive(node.device.peers[other.public], 3600, net.now)
+    bob.delivered.clear()
+    for n in range(3000):
+        net.send(alice, bob, b"%d" % n)
+        net.run(until=net.now + 0.001)
+    net.run(until=net.now + 1)
+    assert len(bob.delivered) == 3000
+    assert len(alice.device.schedule) < 50 and len(bob.device.schedule) < 50

@@ -37,10 +37,11 @@ class Timer(IntEnum):
 class Schedule:
     """The deadlines of all peers of one device: a heap with lazy deletion."""
 
-    __slots__ = ("_heap", "_order", "_jitter")
+    __slots__ = ("_heap", "_order", "_jitter", "_compact_at")
 
     def __init__(self, jitter: Callable[[], float]) -> None:
         self._heap: list[tuple[float, int, Peer, Timer]] = []
+        self._compact_at = 1024
         self._order = itertools.count()  # ties break in insertion order, never by comparing peers
         self._jitter = jitter
 
@@ -49,9 +50,25 @@ class Schedule:
         return self._jitter()
 
     def set(self, peer: Peer, timer: Timer, deadline: float) -> None:
-        """(Re)arm ``timer`` of ``peer`` for ``deadline`` (kernel ``mod_timer``)."""
+        """(Re)arm ``timer`` of ``peer`` for ``deadline`` (kernel ``mod_timer``).
+
+        Moving a pending timer later (the persistent keepalive, pushed back by every packet) pushes
+        nothing: the earlier heap entry finds the later deadline when it surfaces and re-files itself, so
+        the heap holds one entry per pending timer however often timers move."""
+        pending = peer.timers.get(timer)
         peer.timers[timer] = deadline
+        if pending is not None and pending <= deadline:
+            return
         heapq.heappush(self._heap, (deadline, next(self._order), peer, timer))
+        if len(self._heap) > self._compact_at:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop the entries of cleared timers (a safety net: lazy deletion leaves them until they surface)."""
+        live = [e for e in self._heap if e[2].timers.get(e[3]) is not None]
+        heapq.heapify(live)
+        self._heap = live
+        self._compact_at = 2 * len(live) + 1024
 
     @staticmethod
     def clear(peer: Peer, timer: Timer) -> None:
@@ -66,9 +83,12 @@ class Schedule:
         heap = self._heap
         while heap:
             deadline, _, peer, timer = heap[0]
-            if peer.timers.get(timer) == deadline:
+            current = peer.timers.get(timer)
+            if current == deadline:
                 return deadline
-            heapq.heappop(heap)  # stale: re-armed or cleared since
+            heapq.heappop(heap)  # stale: cleared, or moved
+            if current is not None and current > deadline:
+                heapq.heappush(heap, (current, next(self._order), peer, timer))  # moved later: re-file
         return None
 
     def expired(self, now: float) -> Iterator[tuple[Peer, Timer]]:
@@ -77,9 +97,12 @@ class Schedule:
         heap = self._heap
         while heap and heap[0][0] <= now:
             deadline, _, peer, timer = heapq.heappop(heap)
-            if peer.timers.get(timer) == deadline:
+            current = peer.timers.get(timer)
+            if current == deadline:
                 del peer.timers[timer]
                 yield peer, timer
+            elif current is not None and current > deadline:
+                heapq.heappush(heap, (current, next(self._order), peer, timer))
 
     def __len__(self) -> int:
         return len(self._heap)

@@ -39,7 +39,21 @@ from .uapi_socket import MAX_CLIENTS, READ_SIZE, UapiServer
 BATCH = 64                # packets or datagrams read per wake-up and source
 HOUSEKEEPING_PERIOD = 1.0  # seconds between checks of the interface, the socket file and the MTU
 
+MAX_PENDING_REPLY = 1 << 20  # bytes of answers a UAPI client may leave unread before we stop reading it
+
 log = logging.getLogger("wgpy")
+
+
+class _Client:
+    """One UAPI connection: its socket, its protocol state, and answers not yet taken."""
+
+    __slots__ = ("socket", "connection", "pending", "closing")
+
+    def __init__(self, sock: socket.socket, connection: UapiConnection) -> None:
+        self.socket = sock
+        self.connection = connection
+        self.pending = bytearray()
+        self.closing = False
 
 
 def peer_name(public_key: bytes) -> str:
@@ -54,7 +68,7 @@ class Runtime:
         self.tun = tun
         self.udp = udp
         self.uapi = uapi
-        self.clients: dict[int, tuple[socket.socket, UapiConnection]] = {}
+        self.clients: dict[int, _Client] = {}
         self.stopping = ""
         self._wakeup_r, self._wakeup_w = os.pipe()
         os.set_blocking(self._wakeup_r, False)
@@ -161,43 +175,60 @@ class Runtime:
             self.device.receive_datagrams(datagrams, time.monotonic())
 
     def _accept(self) -> None:
-        client = self.uapi.accept()
-        if client is None:
-            return
-        if len(self.clients) >= MAX_CLIENTS:
-            client.close()
-            log.error("UAPI: too many connections, refusing one")
-            return
-        connection = UapiConnection(self.device, bind=self.bind, interface_index=socket.if_nametoindex)
-        self.clients[client.fileno()] = (client, connection)
-        self._poll.register(client.fileno(), select.POLLIN)
+        for _ in range(MAX_CLIENTS):  # every connection waiting, not one per wake-up
+            client = self.uapi.accept()
+            if client is None:
+                return
+            if len(self.clients) >= MAX_CLIENTS:
+                client.close()
+                log.error("UAPI: too many connections, refusing one")
+                continue
+            connection = UapiConnection(self.device, bind=self.bind, interface_index=socket.if_nametoindex)
+            self.clients[client.fileno()] = _Client(client, connection)
+            self._poll.register(client.fileno(), select.POLLIN)
 
     def _serve(self, fd: int, event: int) -> None:
-        client, connection = self.clients[fd]
+        """Read a client's operations and queue its answers; answers go out as the client takes them, so
+        a client that never reads can delay nobody (it stops being read once MAX_PENDING_REPLY waits)."""
+        state = self.clients[fd]
+        if event & select.POLLOUT:
+            self._write(fd, state)
+        if not event & (select.POLLIN | select.POLLHUP | select.POLLERR) or fd not in self.clients:
+            return
         try:
-            data = client.recv(READ_SIZE)
+            data = state.socket.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             data = b""
         now = time.monotonic()
         # At end of input, a set sent without its final blank line is still applied (as wireguard-go does).
-        reply = connection.feed(data, now) if data else connection.eof(now)
-        if reply:
+        state.pending += state.connection.feed(data, now) if data else state.connection.eof(now)
+        if state.connection.last_error is not None:
+            log.error("UAPI: %s", state.connection.last_error)
+            state.connection.last_error = None
+        state.closing = not data or state.connection.closed
+        self._write(fd, state)
+
+    def _write(self, fd: int, state: "_Client") -> None:
+        if state.pending:
             try:
-                client.setblocking(True)
-                client.settimeout(5)
-                client.sendall(reply)
-                client.setblocking(False)
+                sent = state.socket.send(state.pending)
+                del state.pending[:sent]
+            except (BlockingIOError, InterruptedError):
+                pass
             except OSError:
-                data = b""
-        if connection.last_error is not None:
-            log.error("UAPI: %s", connection.last_error)
-            connection.last_error = None
-        if not data or connection.closed:
+                state.pending.clear()
+                state.closing = True
+        if state.closing and not state.pending:
             self._poll.unregister(fd)
             del self.clients[fd]
-            client.close()
+            state.socket.close()
+            return
+        want = select.POLLOUT if state.pending else 0
+        if not state.closing and len(state.pending) < MAX_PENDING_REPLY:
+            want |= select.POLLIN
+        self._poll.modify(fd, want)
 
     # ------------------------------------------------------------------------------ output
 
@@ -261,8 +292,8 @@ class Runtime:
             self.device.mtu = mtu
 
     def _close(self) -> None:
-        for client, _ in self.clients.values():
-            client.close()
+        for state in self.clients.values():
+            state.socket.close()
         self.clients.clear()
         self.uapi.close()
         self.udp.close()

@@ -39,7 +39,7 @@ class UapiServer:
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o600)
-        listener.listen(16)
+        listener.listen(128)
         listener.setblocking(False)
         self.listener = listener
         self._inode = os.stat(self.path).st_ino

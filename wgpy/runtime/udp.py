@@ -14,6 +14,7 @@ import struct
 
 SO_MARK = 36
 SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
+MAX_STICKY_SOURCES = 4096  # endpoints whose reply address we remember; before authentication, so bounded
 SOCKET_BUFFER = 7 << 20  # 7 MiB each way, as wireguard-go asks: bursts of large datagrams are not dropped
 SOL_UDP = 17
 UDP_SEGMENT = 103        # send: one sendmsg carries many equal-sized datagrams (GSO)
@@ -153,11 +154,11 @@ class Udp:
                     segment = _GRO_SIZE.unpack_from(value)[0]
                 elif level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= _IN_PKTINFO.size:
                     _, _, local = _IN_PKTINFO.unpack_from(value)
-                    self._source[endpoint] = (socket.IPPROTO_IP, IP_PKTINFO, _IN_PKTINFO.pack(0, local, bytes(4)))
+                    self._remember(endpoint, (socket.IPPROTO_IP, IP_PKTINFO, _IN_PKTINFO.pack(0, local, bytes(4))))
                 elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO and len(value) >= _IN6_PKTINFO.size:
                     local, ifindex = _IN6_PKTINFO.unpack_from(value)
                     scoped = ifindex if local[:2] == b"\xfe\x80" else 0
-                    self._source[endpoint] = (socket.IPPROTO_IPV6, IPV6_PKTINFO, _IN6_PKTINFO.pack(local, scoped))
+                    self._remember(endpoint, (socket.IPPROTO_IPV6, IPV6_PKTINFO, _IN6_PKTINFO.pack(local, scoped)))
             if segment and segment < size:
                 view = memoryview(buffer)
                 for start in range(0, size, segment):
@@ -165,6 +166,17 @@ class Udp:
             else:
                 out.append((bytes(buffer[:size]), endpoint))
         return reads
+
+    def _remember(self, endpoint: tuple, control: tuple) -> None:
+        """Note the address ``endpoint`` reached us on. Any datagram does this, authentic or not, so the
+        table is bounded: past MAX_STICKY_SOURCES the oldest entry goes (a real peer's comes back with its
+        next datagram; meanwhile routing picks the source address)."""
+        sources = self._source
+        if sources.get(endpoint) != control:
+            sources.pop(endpoint, None)
+            sources[endpoint] = control
+            if len(sources) > MAX_STICKY_SOURCES:
+                del sources[next(iter(sources))]
 
     def send_many(self, datagrams: list[tuple[bytes, tuple]]) -> None:
         """Send datagrams in order. Runs of equal-sized datagrams to one endpoint (the last may be shorter)
