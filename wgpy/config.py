@@ -309,6 +309,9 @@ def _endpoint(value: str) -> Endpoint:
         raise ConfigError(Reason.BAD_ENDPOINT)
     if scope and not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", scope):
         raise ConfigError(Reason.BAD_ENDPOINT)
+    if scope.isdigit() and _decimal(scope) > 0xFFFFFFFF:
+        # glibc's getaddrinfo takes a numeric scope only below 2**32 (inet6_scopeid_pton): wg refuses it.
+        raise ConfigError(Reason.BAD_ENDPOINT)
     address = _ip_or_none(address_text)
     if address is not None:
         host = format_ip(address) + (f"%{scope}" if scope else "")
