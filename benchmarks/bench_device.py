@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  #
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305  # noqa: E402
 
 from wgpy.core import noise, tai64n  # noqa: E402
-from wgpy.core.constants import UNDER_LOAD_HANDSHAKES  # noqa: E402
+from wgpy.core.constants import UNDER_LOAD_QUEUE_LENGTH  # noqa: E402
 from wgpy.core.cookie import CookieGenerator  # noqa: E402
 from wgpy.core.crypto import PrivateKey  # noqa: E402
 from wgpy.core.device import Device  # noqa: E402
@@ -96,7 +96,7 @@ def transport(seconds: float) -> dict:
             batch = [packet] * 64
             for _ in range(count // 64):
                 sender.send_packets(batch, now)
-                receiver.receive_datagrams([(d, source) for d, _ in sender.datagrams_to_send()], now)
+                receiver.receive_datagrams([(d, source, None) for d, _ in sender.datagrams_to_send()], now)
                 receiver.packets_to_deliver()
             sender.events(), receiver.events()
 
@@ -123,8 +123,10 @@ def flood(seconds: float) -> dict:
     wire = CookieGenerator(responder.private_key.public).add_macs(message.pack(), 0.0)
     sources = [(f"198.18.{n // 256}.{n % 256}", 1000 + n) for n in range(4096)]
     now = 0.0
-    for n in range(UNDER_LOAD_HANDSHAKES):  # push the device under load
-        responder.receive_datagram(wire, sources[n % 4096], now)
+    # Push the device under load: a backlog of handshake messages, then let it work through them.
+    responder.receive_datagrams([(wire, sources[n], None) for n in range(UNDER_LOAD_QUEUE_LENGTH)], now)
+    while responder.handshake_queue:
+        responder.handle_timer(now)
     responder.datagrams_to_send()
 
     def turn_away(count):

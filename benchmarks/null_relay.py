@@ -59,7 +59,7 @@ def relay(tun: Tun, udp: Udp, peer: tuple[str, int]) -> None:
             else:
                 received: list = []
                 receive(sockets[fd], received, BATCH)
-                packets = [datagram for datagram, source in received if source == peer]
+                packets = [datagram for datagram, source, _ in received if source == peer]
                 if packets:
                     write_many(packets)
 

@@ -133,7 +133,7 @@ class Net:
                 if node is None:
                     continue
                 if self.batch:
-                    node.device.receive_datagrams(datagrams, self.now)
+                    node.device.receive_datagrams([(d, s, None) for d, s in datagrams], self.now)
                 else:
                     for datagram, source in datagrams:
                         node.device.receive_datagram(datagram, source, self.now)

@@ -273,11 +273,11 @@ def test_observe_catches_a_drop_that_changes_state(monkeypatch):
 
     original = receive.receive_transport
 
-    def roams_then_refuses(device, data, source, now):
+    def roams_then_refuses(device, data, source, local, now):
         device.set_endpoint(built.peer, ("203.0.113.9", 1))
-        return original(device, data, source, now)
+        return original(device, data, source, local, now)
 
-    monkeypatch.setattr("wgpy.core.device.receive_transport", roams_then_refuses)
+    monkeypatch.setattr(receive, "receive_transport", roams_then_refuses)
     with pytest.raises(AssertionError, match="changed"):
         targets.observe(built, b"\x04\0\0\0" + bytes(40))
 
@@ -298,7 +298,7 @@ def test_regression_a_batch_keeps_the_timers_a_handshake_in_it_changed():
     session = inputs.valid_datagrams(world.State.IN_SESSION)
     targets.receive_batch(inputs.batch_input(world.State.IN_SESSION, [session[0], session[2]]))
     built = world.build(world.State.IN_SESSION)
-    built.device.receive_datagrams([(session[0], world.ALICE_ENDPOINT), (session[2], world.ALICE_ENDPOINT)], built.now)
+    built.device.receive_datagrams([(session[0], world.ALICE_ENDPOINT, None), (session[2], world.ALICE_ENDPOINT, None)], built.now)
     assert Timer.SEND_KEEPALIVE not in built.peer.timers   # the response was the answer
 
 

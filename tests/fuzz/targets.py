@@ -34,6 +34,7 @@ from wgpy.core.device import Device
 from wgpy.core.errors import Drop, Rejected
 from wgpy.core.events import PacketDropped
 from wgpy.core.keypairs import Keypair
+from wgpy.core.messages import message_type
 from wgpy.uapi import UapiConnection, get_operation
 
 from ..conftest import seeded_rng
@@ -81,7 +82,7 @@ def observe(world: w.World, data: bytes, source: tuple | None = None) -> Drop | 
     w.check_events(device.events())
 
     before = w.snapshot(device, now)
-    device.receive_datagram(data, source, now)      # anything raised here is a bug
+    device.receive_datagram(data, source, now, w.BOB_OTHER_LOCAL)      # anything raised here is a bug
     answers = device.datagrams_to_send()
     events = device.events()
     w.check_events(events)
@@ -119,8 +120,8 @@ def outcome(world: w.World) -> tuple:
 
 def receive_batch(data: bytes) -> None:
     """The batch entry point (``Device.receive_datagrams``, the runtime's fast path) has the outcome of
-    ``receive_datagram`` on each datagram in turn: the same state, datagrams out, packets delivered,
-    drops and events. Input as for ``receive_path``; the whole batch arrives at the first pause."""
+    ``receive_datagram`` on each datagram in turn, transport data first and handshake messages after (they
+    wait in the handshake queue): the same state, datagrams out, packets delivered, drops and events. Input as for ``receive_path``; the whole batch arrives at the first pause."""
     source = Source(data)
     state = source.choice(w.STATES)
     step = source.choice(TIME_STEPS)
@@ -133,14 +134,24 @@ def receive_batch(data: bytes) -> None:
     for world in (one, many):
         world.now += step
         outcome(world)
-    for datagram, sender in batch:
+    # Handshake messages wait in the handshake queue until the batch's transport data is done.
+    handshakes = [(d, s) for d, s in batch if _is_handshake(d)]
+    for datagram, sender in [(d, s) for d, s in batch if not _is_handshake(d)] + handshakes:
         one.device.receive_datagram(datagram, sender, one.now)
-    many.device.receive_datagrams(batch, many.now)
+    many.device.receive_datagrams([(d, s, None) for d, s in batch], many.now)
     expected, got = outcome(one), outcome(many)
     for what, a, b in zip(("state", "datagrams", "packets", "drops"), expected, got):
         assert a == b, f"the batch differs in its {what}"
     # The events, in any order: a run of the fast path reports the handshake it starts at its end.
     assert sorted(map(repr, expected[4])) == sorted(map(repr, got[4])), "the batch differs in its events"
+
+
+def _is_handshake(data: bytes) -> bool:
+    """Whether the device queues this datagram as a handshake message (or cookie reply)."""
+    try:
+        return message_type(data) != MessageType.TRANSPORT
+    except Rejected:
+        return False
 
 
 def _tun_packet(source: Source) -> bytes:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from wgpy import craft
-from wgpy.core.constants import UNDER_LOAD_HANDSHAKES
+from wgpy.core.constants import UNDER_LOAD_QUEUE_LENGTH
 from wgpy.core.crypto import PrivateKey, clamp
 from wgpy.core.device import Device
 from wgpy.core.errors import Drop
@@ -39,6 +39,9 @@ BOB = PrivateKey(clamp(bytes([0xB0]) * 32))
 STRANGER = PrivateKey(clamp(bytes([0x5E]) * 32))     # a key bob does not know
 PSK = bytes(range(0x40, 0x60))
 ALICE_ENDPOINT = ("192.0.2.1", 51820)
+# The local addresses of bob that datagrams reach (opaque to the core, as the runtime's are): alice's own
+# datagrams reach the first; fuzzed ones the second, so a drop that moved the reply source would show.
+BOB_LOCAL, BOB_OTHER_LOCAL = "bob-address-1", "bob-address-2"
 ALICE_TUNNEL = bytes([10, 0, 0, 1])
 BOB_TUNNEL = bytes([10, 0, 0, 2])
 EPOCH = 1_700_000_000.0
@@ -93,7 +96,7 @@ class World:
 
     def deliver(self, data: bytes) -> list[tuple[bytes, tuple]]:
         """Hand bob one datagram from alice's address now; return what bob sent."""
-        self.device.receive_datagram(data, self.source, self.now)
+        self.device.receive_datagram(data, self.source, self.now, BOB_LOCAL)
         return self.device.datagrams_to_send()
 
     # ------------------------------------------------------------------ messages bob accepts in this state
@@ -151,8 +154,13 @@ def build(state: State) -> World:
         world.awaits_cookie = True
     elif state is State.UNDER_LOAD:
         world.now = START + 0.5
-        for _ in range(UNDER_LOAD_HANDSHAKES):   # the load meter, as a flood of handshake messages drives it
-            device.under_load(world.now)
+        # A backlog of handshake messages deep enough to put bob under load, as a flood leaves one; he
+        # answers them with cookie replies, and stays under load for UNDER_LOAD_AFTER_TIME.
+        flood = world.valid_initiation().data
+        device.receive_datagrams([(flood, ("198.18.0.1", 1000 + n), None) for n in range(UNDER_LOAD_QUEUE_LENGTH)], world.now)
+        while device.handshake_queue:
+            device.handle_timer(world.now)
+        device.datagrams_to_send()
         hello = world.valid_initiation()
         (reply, _), = world.deliver(hello.data)
         world.cookie = craft.open_cookie_reply(reply, BOB.public, craft.mac1_of(hello.data))
@@ -168,7 +176,7 @@ def build(state: State) -> World:
 
 def snapshot(device: Device, now: float) -> dict:
     """Everything public a datagram could change, except the drop counters and the outputs: the identity
-    and configuration, and per peer its endpoint, handshake, keypairs and their counters, timers,
+    and configuration, and per peer its endpoint and the address replies leave from, handshake, keypairs and their counters, timers,
     timestamps, staged packets, cookie and byte counts, and which owner each session index names.
 
     The load meter, the rate limiter and the cookie secret are left out on purpose: every handshake
@@ -184,6 +192,7 @@ def _peer_state(device: Device, peer: Peer, now: float) -> tuple:
     handshake = peer.handshake
     return (
         peer.endpoint,
+        device.reply_source(peer.endpoint) if peer.endpoint else None,
         peer.preshared_key,
         peer.persistent_keepalive_interval,
         tuple(device.allowed_ips.entries(peer)),

@@ -53,8 +53,14 @@ REPLAY_WINDOW_SIZE = (REPLAY_RING_BLOCKS - 1) * REPLAY_BLOCK_BITS   # 8128
 MAX_TIMER_HANDSHAKES = int(REKEY_ATTEMPT_TIME / REKEY_TIMEOUT)   # 18 attempts, then give up
 MAX_STAGED_PACKETS = 128          # packets held per peer while a handshake is under way; oldest dropped
 MAX_EVENTS = 4096                 # events kept for the embedding program; oldest dropped
-# "Under load": the kernel and wireguard-go look at the queue of handshake messages waiting for a CPU
-# (more than 1024/8 waiting). A sans-IO core sees no queue, so it looks at the rate instead: more than
-# UNDER_LOAD_HANDSHAKES handshake messages within one second, and the state sticks for UNDER_LOAD_AFTER_TIME.
-UNDER_LOAD_HANDSHAKES = 512
+# "Under load" (whitepaper 5.3), as the kernel and wireguard-go define it: handshake messages that pass MAC1
+# wait in a bounded queue of their own, so transport data is never behind them, and the device is under
+# load while that queue is at least an eighth full, and for UNDER_LOAD_AFTER_TIME after (wireguard-go's
+# QueueHandshakeSize, 1024; the kernel's is 4096, for many CPUs). A message finding the queue full is dropped,
+# unless its MAC2 proves its source, which then takes the place of the oldest waiting message.
+MAX_QUEUED_HANDSHAKES = 1024
+UNDER_LOAD_QUEUE_LENGTH = MAX_QUEUED_HANDSHAKES // 8
 UNDER_LOAD_AFTER_TIME = 1.0
+# Queued handshake messages handled per call of receive_datagrams or handle_timer: a batch of transport
+# data waits for at most this many handshakes (a few milliseconds of Diffie-Hellman).
+HANDSHAKES_PER_CALL = 8

@@ -26,8 +26,8 @@ from __future__ import annotations
 import ipaddress
 from enum import Enum
 
-from .constants import COOKIE_NONCE_LEN, COOKIE_SECRET_LATENCY, COOKIE_SECRET_MAX_AGE, KEY_LEN, LABEL_COOKIE, LABEL_MAC1
-from .crypto import HASH, MAC, XAEAD, XAEAD_DECRYPT, Rng, constant_time_equal
+from .constants import COOKIE_SECRET_LATENCY, COOKIE_SECRET_MAX_AGE, KEY_LEN, LABEL_COOKIE, LABEL_MAC1
+from .crypto import HASH, MAC, XAEAD_DECRYPT, Rng, XAEADSealer, constant_time_equal
 from .errors import Drop, Rejected
 from .messages import MAC1_OFFSET_FROM_END, MAC2_OFFSET_FROM_END, ZERO_MAC, CookieReply
 from .trace import NULL_TRACE, NullTrace
@@ -55,34 +55,51 @@ def cookie_key(public: bytes) -> bytes:
 
 def source_bytes(source: Endpoint) -> bytes:
     """The source of a datagram as the cookie covers it: the IP address's bytes, then the port (big-endian)."""
-    return ipaddress.ip_address(source[0]).packed + int(source[1]).to_bytes(2, "big")
+    host = source[0]
+    port = int(source[1]).to_bytes(2, "big")
+    if ":" not in host:  # a dotted quad, as sockets write it, without ipaddress's cost (a flood asks often)
+        try:
+            packed = bytes(map(int, host.split(".")))
+        except ValueError:
+            packed = b""
+        if len(packed) == 4 and host.count(".") == 3:
+            return packed + port
+    return ipaddress.ip_address(host).packed + port
 
 
 class CookieChecker:
     """The responder's side: checks the MACs of incoming handshake messages and makes cookie replies."""
 
-    __slots__ = ("_rng", "_local_public", "_mac1_key", "_cookie_key", "_secret", "_secret_birthdate")
+    __slots__ = ("_rng", "_local_public", "_mac1_key", "_cookie_key", "_sealer", "_secret", "_secret_birthdate")
 
     def __init__(self, local_public: bytes, rng: Rng) -> None:
         self._rng = rng
         self._local_public = local_public
         self._mac1_key = mac1_key(local_public)
         self._cookie_key = cookie_key(local_public)
+        self._sealer = XAEADSealer(self._cookie_key, rng)
         self._secret = bytes(KEY_LEN)
         self._secret_birthdate: float | None = None  # no secret yet: the first cookie makes one
 
     def check_macs(self, message: bytes, source: Endpoint, now: float, check_cookie: bool) -> MacStatus:
         """Validate MAC1 and, when ``check_cookie`` (the device is under load), MAC2 of a packed message."""
-        mac1_end = len(message) - MAC1_OFFSET_FROM_END
-        mac2_end = len(message) - MAC2_OFFSET_FROM_END
-        if not constant_time_equal(MAC(self._mac1_key, message[:mac1_end]), message[mac1_end:mac2_end]):
+        if not self.check_mac1(message):
             return MacStatus.INVALID_MAC1
-        if not check_cookie:
-            return MacStatus.VALID_MAC1
+        if check_cookie and self.check_mac2(message, source, now):
+            return MacStatus.VALID_MAC1_AND_MAC2
+        return MacStatus.VALID_MAC1
+
+    def check_mac1(self, message: bytes) -> bool:
+        """Whether MAC1 proves that the sender knows our public key (one BLAKE2s: cheap enough to ask of
+        every handshake message before it is queued or counted)."""
+        mac1_end = len(message) - MAC1_OFFSET_FROM_END
+        return constant_time_equal(MAC(self._mac1_key, message[:mac1_end]), message[mac1_end : mac1_end + 16])
+
+    def check_mac2(self, message: bytes, source: Endpoint, now: float) -> bool:
+        """Whether MAC2 carries our current cookie for ``source``: the sender owns that address."""
+        mac2_end = len(message) - MAC2_OFFSET_FROM_END
         cookie = self._make_cookie(source, now)
-        if not constant_time_equal(MAC(cookie, message[:mac2_end]), message[mac2_end:]):
-            return MacStatus.VALID_MAC1
-        return MacStatus.VALID_MAC1_AND_MAC2
+        return constant_time_equal(MAC(cookie, message[:mac2_end]), message[mac2_end:])
 
     def create_reply(
         self, message: bytes, receiver_index: int, source: Endpoint, now: float, trace: NullTrace = NULL_TRACE
@@ -91,9 +108,9 @@ class CookieChecker:
         sender index."""
         mac1_end = len(message) - MAC1_OFFSET_FROM_END
         mac1 = message[mac1_end : mac1_end + len(ZERO_MAC)]
-        nonce = self._rng(COOKIE_NONCE_LEN)
+        nonce = self._sealer.nonce()
         cookie = self._make_cookie(source, now, trace)
-        encrypted_cookie = XAEAD(self._cookie_key, nonce, cookie, mac1)
+        encrypted_cookie = self._sealer.seal(nonce, cookie, mac1)
         if trace.enabled:
             trace.step("cookie_key = HASH(LABEL_COOKIE || S_pub_m)", "5.4.7",
                        LABEL_COOKIE=LABEL_COOKIE, S_pub_m=self._local_public, cookie_key=self._cookie_key)

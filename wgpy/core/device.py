@@ -18,32 +18,29 @@ them and reads the address and port for cookies.
 
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
 from typing import Callable
 
 from . import send
 from .allowedips import AllowedIPs
 from .constants import (
+    HANDSHAKES_PER_CALL,
     MAX_EVENTS,
     MAX_TIMER_HANDSHAKES,
     REJECT_AFTER_TIME,
     KEEPALIVE_TIMEOUT,
-    TRANSPORT_MIN_SIZE,
-    UNDER_LOAD_AFTER_TIME,
-    UNDER_LOAD_HANDSHAKES,
     MessageType,
 )
 from .cookie import CookieChecker
 from .crypto import PrivateKey, Rng
 from .errors import Drop, Rejected
+from .handshake_queue import HandshakeQueue
 from .events import EndpointChanged, Event, HandshakeGaveUp, KeysZeroed, PacketDropped, SessionExpired, UnderLoad
 from .keylog import KeylogEntry
 from .keypairs import Keypair
-from .messages import message_type
 from .peer import InitiationSent, Peer
 from .ratelimiter import RateLimiter
-from .receive import receive_batch, receive_cookie_reply, receive_handshake, receive_transport
+from .receive import receive_batch, receive_cookie_reply, receive_handshake
 from .timers import Schedule, Timer, jitter_source
 
 DEFAULT_MTU = 1420
@@ -76,9 +73,12 @@ class Device:
         self._datagrams: list[tuple[bytes, tuple]] = []
         self._packets: list[bytes] = []
         self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
-        self._handshake_arrivals: deque[float] = deque(maxlen=UNDER_LOAD_HANDSHAKES)
-        self._under_load_until = -math.inf
+        self.handshake_queue = HandshakeQueue()
+        self._queued_since = 0.0     # when the oldest queued handshake message arrived: its deadline
         self._was_under_load = False
+        # Endpoint -> the local address a peer there last reached us on, from authenticated input only:
+        # replies leave from it ("sticky sockets"; the kernel's endpoint.src, wireguard-go's StdNetEndpoint.src).
+        self._reply_sources: dict[tuple, object] = {}
         # Off unless asked: when on, each ephemeral key we generate is kept for a key log (keylog.py).
         self.keylog_enabled = False
         self._keylog: list[KeylogEntry] = []
@@ -123,6 +123,7 @@ class Device:
             return
         self.forget_handshake(peer)
         self.forget_keypairs(peer.keypairs.clear())
+        self.clear_endpoint_source(peer)
         self.allowed_ips.remove_by_peer(peer)
         peer.staged.clear()
         peer.timers.clear()
@@ -163,40 +164,59 @@ class Device:
             self.drop(Drop.STAGED_OVERFLOW, peer.public_key)
         send.send_staged_packets(self, peer, now)
 
-    def receive_datagram(self, data: bytes, source: tuple, now: float) -> None:
-        """Handle one datagram from ``source``. Whatever it holds, this never raises: a refused datagram
-        is counted in ``drops`` and reported as a PacketDropped event with its reason."""
-        try:
-            kind = message_type(data)
-            if kind == MessageType.TRANSPORT:
-                if len(data) < TRANSPORT_MIN_SIZE:
-                    raise Rejected(Drop.TOO_SHORT)
-                receive_transport(self, data, source, now)
-            elif kind == MessageType.COOKIE_REPLY:
-                receive_cookie_reply(self, data, now)
-            else:
-                receive_handshake(self, data, kind, source, now)
-        except Rejected as refused:
-            self.drop(refused.reason, refused.peer, source, refused.detail)
+    def receive_datagram(self, data: bytes, source: tuple, now: float, local: object = None) -> None:
+        """Handle one datagram from ``source`` that reached us at ``local`` (the runtime's name for one of
+        its own addresses, or None). Whatever it holds, this never raises: a refused datagram is counted
+        in ``drops`` and reported as a PacketDropped event with its reason."""
+        self.receive_datagrams([(data, source, local)], now)
 
     def send_packets(self, packets: list[bytes], now: float) -> None:
         """``send_packet`` for a batch read from the TUN side in one go (the fast path)."""
         send.send_batch(self, packets, now)
 
-    def receive_datagrams(self, datagrams: list[tuple[bytes, tuple]], now: float) -> None:
-        """``receive_datagram`` for a batch of ``(data, source)`` read in one go (the fast path); never
-        raises on network input."""
+    def receive_datagrams(self, datagrams: list[tuple[bytes, tuple, object]], now: float) -> None:
+        """Datagrams ``(data, source, local)`` read in one go; never raises on network input. Transport
+        data is handled at once; handshake messages that pass MAC1 join the handshake queue, and up to
+        HANDSHAKES_PER_CALL of those waiting are handled after the batch (handshake_queue.py)."""
+        queued = len(self.handshake_queue)
         receive_batch(self, datagrams, now)
+        if not queued and self.handshake_queue:
+            self._queued_since = now
+        self._handle_handshakes(now)
 
     def handle_timer(self, now: float) -> None:
-        """Run every timer due at ``now`` (section 6)."""
+        """Run every timer due at ``now`` (section 6), and handle more of the handshake queue."""
         for peer, timer in self.schedule.expired(now):
             if peer.public_key in self.peers:
                 self._EXPIRE[timer](self, peer, now)
+        self._handle_handshakes(now)
 
     def next_deadline(self) -> float | None:
-        """When ``handle_timer`` should next be called; None when no timer is pending."""
-        return self.schedule.next_deadline()
+        """When ``handle_timer`` should next be called; None when no timer is pending. While handshake
+        messages wait in the queue, that is now (the time the oldest arrived)."""
+        deadline = self.schedule.next_deadline()
+        if self.handshake_queue and (deadline is None or self._queued_since < deadline):
+            return self._queued_since
+        return deadline
+
+    def _handle_handshakes(self, now: float) -> None:
+        """Handle up to HANDSHAKES_PER_CALL queued handshake messages, under load while the queue is deep."""
+        queue = self.handshake_queue
+        for _ in range(min(len(queue), HANDSHAKES_PER_CALL)):
+            under_load = queue.under_load(now)
+            if under_load != self._was_under_load:
+                self._was_under_load = under_load
+                self.emit(UnderLoad(under_load))
+            data, kind, source, local = queue.pop()
+            try:
+                if kind == MessageType.COOKIE_REPLY:
+                    receive_cookie_reply(self, data, now)
+                else:
+                    receive_handshake(self, data, kind, source, local, now, under_load)
+            except Rejected as refused:
+                self.drop(refused.reason, refused.peer, source, refused.detail)
+        if queue:
+            self._queued_since = now
 
     # ------------------------------------------------------------------------------ output
 
@@ -233,6 +253,8 @@ class Device:
                 self.schedule.set(peer, Timer.ZERO_KEY_MATERIAL, now + 3 * REJECT_AFTER_TIME)
             return
         peer.handshake_attempts += 1
+        # The address we reply from may be why no answer came: let routing choose it again (kernel).
+        self.clear_endpoint_source(peer)
         send.send_handshake_initiation(self, peer, now, is_retry=True)
 
     def _expire_send_keepalive(self, peer: Peer, now: float) -> None:
@@ -244,6 +266,7 @@ class Device:
 
     def _expire_new_handshake(self, peer: Peer, now: float) -> None:
         """We sent data and heard nothing for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT: start a new handshake."""
+        self.clear_endpoint_source(peer)
         send.send_handshake_initiation(self, peer, now)
 
     def _expire_zero_key_material(self, peer: Peer, now: float) -> None:
@@ -271,19 +294,6 @@ class Device:
     }
 
     # ------------------------------------------------------------------------------ for send.py and receive.py
-
-    def under_load(self, now: float) -> bool:
-        """Count a handshake message and say whether the device is under load: UNDER_LOAD_HANDSHAKES
-        within one second, sticky for UNDER_LOAD_AFTER_TIME (see constants.py for why a rate)."""
-        arrivals = self._handshake_arrivals
-        arrivals.append(now)
-        if len(arrivals) == arrivals.maxlen and now - arrivals[0] < 1.0:
-            self._under_load_until = now + UNDER_LOAD_AFTER_TIME
-        active = now < self._under_load_until
-        if active != self._was_under_load:
-            self._was_under_load = active
-            self.emit(UnderLoad(active))
-        return active
 
     def allocate_index(self) -> int:
         """A fresh random 32-bit session index, unused on this device."""
@@ -313,11 +323,34 @@ class Device:
         if entry is not None and entry[1] is owner:
             del self._indices[index]
 
-    def set_endpoint(self, peer: Peer, source: tuple) -> None:
-        """Roaming (section 2.1): the peer is where its latest authenticated packet came from."""
+    def set_endpoint(self, peer: Peer, source: tuple, local: object = None) -> None:
+        """Roaming (section 2.1): the peer is where its latest authenticated packet came from, and we
+        reply from the address that packet reached (``local``; None lets routing choose). Call it only
+        for authenticated input, or for an endpoint the configuration gives (without ``local``)."""
+        sources = self._reply_sources
         if peer.endpoint != source:
+            if peer.endpoint is not None:
+                sources.pop(peer.endpoint, None)
             peer.endpoint = source
             self.emit(EndpointChanged(peer.public_key, source))
+        if local is None:
+            sources.pop(source, None)
+        else:
+            sources[source] = local
+
+    def clear_endpoint_source(self, peer: Peer) -> None:
+        """Forget the address we reply to ``peer`` from (kernel ``wg_socket_clear_peer_endpoint_src``)."""
+        if peer.endpoint is not None:
+            self._reply_sources.pop(peer.endpoint, None)
+
+    def reply_source(self, endpoint: tuple) -> object:
+        """The local address to send to ``endpoint`` from, as the runtime gave it with authenticated
+        input from there; None when routing should choose."""
+        return self._reply_sources.get(endpoint)
+
+    def forget_reply_source(self, endpoint: tuple) -> None:
+        """The runtime could not send from the address ``reply_source`` gave (it is gone): forget it."""
+        self._reply_sources.pop(endpoint, None)
 
     def send_to_peer(self, peer: Peer, datagram: bytes) -> None:
         if peer.endpoint is None:

@@ -38,6 +38,7 @@ class Drop(Enum):
     STALE_TIMESTAMP = "initiation timestamp is not newer than the last one accepted (replay)"
     INITIATION_FLOOD = "more than INITIATIONS_PER_SECOND initiations from this peer"
     COOKIE_REPLY_SENT = "under load without a valid MAC2: answered with a cookie reply"
+    HANDSHAKE_QUEUE_FULL = "too many handshake messages waiting: dropped before processing"
     RATE_LIMITED = "under load: this source sent more handshakes than its rate allows"
     KEYPAIR_EXPIRED = "session keys are past REJECT_AFTER_TIME"
     NOT_IP = "packet is neither IPv4 nor IPv6"

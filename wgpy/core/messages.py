@@ -226,8 +226,19 @@ def _check_type(data: bytes, expected: MessageType) -> None:
 
 def _check_frame(data: bytes, expected: MessageType, size: int) -> None:
     _check_type(data, expected)
+    check_size(data, expected, size)
+
+
+_HANDSHAKE_SIZES = {MessageType.INITIATION: INITIATION_SIZE, MessageType.RESPONSE: RESPONSE_SIZE,
+                    MessageType.COOKIE_REPLY: COOKIE_REPLY_SIZE}
+
+
+def check_size(data: bytes, kind: MessageType, size: int = 0) -> None:
+    """Refuse a handshake message or cookie reply whose size is not its type's (the type already checked,
+    by ``message_type``): what ``parse`` checks first, without building the message."""
+    size = size or _HANDSHAKE_SIZES[kind]
     if len(data) != size:
-        raise Rejected(Drop.WRONG_SIZE, f"{expected.name} is {size} bytes, got {len(data)}")
+        raise Rejected(Drop.WRONG_SIZE, f"{kind.name} is {size} bytes, got {len(data)}")
 
 
 def macs_of(data: bytes) -> tuple[bytes, bytes, bytes]:

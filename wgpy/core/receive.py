@@ -19,12 +19,12 @@ from .constants import (
     TRANSPORT_MIN_SIZE,
     MessageType,
 )
-from .cookie import MacStatus
+from .cookie import source_bytes
 from .crypto import PrivateKey
 from .errors import Drop, Rejected
 from .events import CookieReceived, HandshakeCompleted
 from .keypairs import Keypair
-from .messages import CookieReply, Initiation, Response
+from .messages import ZERO_MAC, CookieReply, Initiation, Response, check_size, message_type
 from .peer import InitiationSent, Peer
 from .send import send_cookie_reply, send_handshake_initiation, send_handshake_response, send_keepalive, send_staged_packets
 
@@ -32,31 +32,51 @@ if TYPE_CHECKING:
     from .device import Device
 
 
-def receive_handshake(device: Device, data: bytes, kind: MessageType, source: tuple, now: float) -> None:
-    """An initiation or a response: check the MACs (and, under load, the cookie and the rate), then run
-    the handshake (kernel ``wg_receive_handshake_packet``)."""
-    local = device.private_key
-    if local is None:
+def queue_handshake(device: Device, data: bytes, kind: MessageType, source: tuple, local: object, now: float) -> None:
+    """Check a handshake message's size and MAC1, then queue it for ``receive_handshake`` (or a cookie
+    reply for ``receive_cookie_reply``); handshake_queue.py says why there is a queue. Only what passes
+    MAC1 is queued, so random bytes cost one BLAKE2s and never count toward the load."""
+    if device.private_key is None:
         raise Rejected(Drop.NO_PRIVATE_KEY)
-    message = Initiation.parse(data) if kind == MessageType.INITIATION else Response.parse(data)
-    under_load = device.under_load(now)
-    status = device.cookie_checker.check_macs(data, source, now, check_cookie=under_load)
-    if status is MacStatus.INVALID_MAC1:
+    check_size(data, kind)
+    checker = device.cookie_checker
+    if kind != MessageType.COOKIE_REPLY and not checker.check_mac1(data):
         raise Rejected(Drop.BAD_MAC1)
+    item = (data, kind, source, local)
+    queue = device.handshake_queue
+    if queue.push(item):
+        return
+    # Full: only a message that proves its source gets in (a zero MAC2 proves nothing, and costs nothing).
+    if kind == MessageType.COOKIE_REPLY or data[-16:] == ZERO_MAC or not checker.check_mac2(data, source, now):
+        device.drop(Drop.HANDSHAKE_QUEUE_FULL, None, source)
+        return
+    evicted = queue.push_proven(item)
+    if evicted is not None:
+        device.drop(Drop.HANDSHAKE_QUEUE_FULL, None, evicted[2])
+
+
+def receive_handshake(device: Device, data: bytes, kind: MessageType, source: tuple, local: object, now: float,
+                      under_load: bool) -> None:
+    """A queued initiation or response (its MAC1 already checked): under load, ask for the cookie and
+    keep to the rate; then run the handshake (kernel ``wg_receive_handshake_packet``)."""
+    private_key = device.private_key
+    if private_key is None:
+        raise Rejected(Drop.NO_PRIVATE_KEY)
     if under_load:
-        if status is not MacStatus.VALID_MAC1_AND_MAC2:
+        if not device.cookie_checker.check_mac2(data, source, now):
             send_cookie_reply(device, data, source, now)
             raise Rejected(Drop.COOKIE_REPLY_SENT)
-        if not device.ratelimiter.allow(ipaddress.ip_address(source[0]).packed, now):
+        if not device.ratelimiter.allow(source_bytes(source)[:-2], now):
             raise Rejected(Drop.RATE_LIMITED)
+    message = Initiation.parse(data) if kind == MessageType.INITIATION else Response.parse(data)
 
     if isinstance(message, Initiation):
-        peer, consumed = _consume_initiation(device, local, message, now)
-        device.set_endpoint(peer, source)
+        peer, consumed = _consume_initiation(device, private_key, message, now)
+        device.set_endpoint(peer, source, local)
         send_handshake_response(device, peer, consumed, message.sender_index, now)
     else:
-        peer = _consume_response(device, local, message, now)
-        device.set_endpoint(peer, source)
+        peer = _consume_response(device, private_key, message, now)
+        device.set_endpoint(peer, source, local)
         # Send what waited for this session, or a keepalive to confirm it at once (section 6.1).
         send_keepalive(device, peer, now)
 
@@ -116,7 +136,7 @@ def receive_cookie_reply(device: Device, data: bytes, now: float) -> None:
     device.emit(CookieReceived(peer.public_key))
 
 
-def receive_transport(device: Device, data: bytes, source: tuple, now: float) -> None:
+def receive_transport(device: Device, data: bytes, source: tuple, local: object, now: float) -> None:
     """Decrypt a transport message, confirm sessions, keep timers, and deliver the inner packet if its
     source address belongs to the sending peer (cryptokey routing, section 2)."""
     entry = device.lookup_index(int.from_bytes(data[4:8], "little"))
@@ -130,8 +150,8 @@ def receive_transport(device: Device, data: bytes, source: tuple, now: float) ->
     except Rejected as refused:
         raise Rejected(refused.reason, peer=peer.public_key) from None
 
-    # Authentic from here on.
-    device.set_endpoint(peer, source)
+    # Authentic from here on: the peer is where this came from, and we answer from where it arrived.
+    device.set_endpoint(peer, source, local)
     peer.rx_bytes += len(data)
     rotated = peer.keypairs.received_with(keypair)
     if rotated is not None:
@@ -190,34 +210,36 @@ _from_bytes = int.from_bytes
 
 
 def receive_batch(device: Device, datagrams: list, now: float) -> None:
-    """Many datagrams at once, with the same outcome as ``receive_datagram`` on each in turn.
+    """Datagrams ``(data, source, local)`` read in one go: transport messages are handled here, in order;
+    handshake messages and cookie replies are checked and queued (``queue_handshake``), for the device
+    to handle after the batch. ``local`` is the address the datagram reached us on (opaque here).
 
-    The common case, a transport message under a confirmed keypair from the peer's known endpoint, is
-    handled inline: decrypt, replay check, inner-source check, deliver. Timer bookkeeping is done once
-    per peer per batch, which is exact because every timer hook is idempotent for one ``now`` (except
-    ``on_data_received``, whose second call sets ``need_another_keepalive``: it is called twice when a
-    batch holds two or more data packets for a peer). Anything else goes through the general path.
+    The common case, a transport message under a confirmed keypair from the peer's known endpoint and
+    local address, is handled inline: decrypt, replay check, inner-source check, deliver. Timer bookkeeping
+    is done once per peer per batch, which is exact because every timer hook is idempotent for one ``now``
+    (except ``on_data_received``, whose second call sets ``need_another_keepalive``: it is called twice
+    when a batch holds two or more data packets for a peer). Anything else goes through the general path.
     """
     indices = device._indices
+    reply_source = device.reply_source
     lookup_source = device.allowed_ips.lookup
     deliver = device._packets.append
     data_packets: dict[Peer, int] = {}
     last_source, last_owner = None, None  # the allowed-IPs answer for the last inner source (a flow repeats it)
-    for data, source in datagrams:
+    for data, source, local in datagrams:
         entry = None
         if len(data) >= TRANSPORT_MIN_SIZE and data[:4] == _TRANSPORT_WORD:
             entry = indices.get(_from_bytes(data[4:8], "little"))
-        if entry is None or entry[0].endpoint != source:
-            if data_packets:   # a handshake may send or clear timers: first what the run so far owes
-                _batch_timers(device, data_packets, now)
-            device.receive_datagram(data, source, now)
-            continue
-        peer, keypair = entry
-        if type(keypair) is not Keypair or keypair is peer.keypairs.next or now - keypair.created >= REJECT_AFTER_TIME:
+        if (entry is None or entry[0].endpoint != source or type(entry[1]) is not Keypair
+                or entry[1] is entry[0].keypairs.next or now - entry[1].created >= REJECT_AFTER_TIME
+                or reply_source(source) != local):
+            # Handshakes, confirmations, expiry, a peer that moved: the long way. Timers first: what the
+            # run so far owes them is settled before anything that may send or clear them.
             if data_packets:
                 _batch_timers(device, data_packets, now)
-            device.receive_datagram(data, source, now)  # handshakes, confirmations, expiry: the long way
+            _receive_general(device, data, source, local, now)
             continue
+        peer, keypair = entry
         try:
             plaintext = keypair.decrypt(data)
             peer.rx_bytes += len(data)
@@ -236,6 +258,20 @@ def receive_batch(device: Device, datagrams: list, now: float) -> None:
             continue
         deliver(packet)
     _batch_timers(device, data_packets, now)
+
+
+def _receive_general(device: Device, data: bytes, source: tuple, local: object, now: float) -> None:
+    """One datagram the inline path did not take; a refusal becomes a counted drop."""
+    try:
+        kind = message_type(data)
+        if kind == MessageType.TRANSPORT:
+            if len(data) < TRANSPORT_MIN_SIZE:
+                raise Rejected(Drop.TOO_SHORT)
+            receive_transport(device, data, source, local, now)
+        else:
+            queue_handshake(device, data, kind, source, local, now)
+    except Rejected as refused:
+        device.drop(refused.reason, refused.peer, source, refused.detail)
 
 
 def _batch_timers(device: Device, data_packets: dict, now: float) -> None:

@@ -31,6 +31,7 @@ from ..core.events import (
     SessionExpired,
     UnderLoad,
 )
+from ..core.errors import Drop
 from ..uapi import UapiConnection
 from .tun import Tun
 from .udp import Udp
@@ -67,6 +68,7 @@ class Runtime:
         self.device = device
         self.tun = tun
         self.udp = udp
+        udp.reply_sources = device  # replies leave from where authenticated input arrived (core's verdict)
         self.uapi = uapi
         self.clients: dict[int, _Client] = {}
         self.stopping = ""
@@ -76,6 +78,7 @@ class Runtime:
         self._poll = select.poll()
         self._udp_by_fd: dict[int, socket.socket] = {}
         self.keylog = None  # a KeylogFile when WGPY_KEYLOG asks for one (daemon.py)
+        self._queue_full_drops = 0  # handshake messages the full queue refused this second: logged as one line
 
     # ------------------------------------------------------------------------------ set-up
 
@@ -116,7 +119,7 @@ class Runtime:
                 now = time.monotonic()
                 deadline = self.device.next_deadline()
                 wake = next_housekeeping if deadline is None else min(deadline, next_housekeeping)
-                timeout = max(0, int((wake - now) * 1000) + 1)
+                timeout = 0 if wake <= now else int((wake - now) * 1000) + 1
                 for fd, event in self._poll.poll(timeout):
                     self._ready(fd, event)
                 now = time.monotonic()
@@ -248,6 +251,9 @@ class Runtime:
     def _log(self, event) -> None:
         if isinstance(event, PacketDropped):
             if log.isEnabledFor(logging.DEBUG):
+                if event.reason is Drop.HANDSHAKE_QUEUE_FULL:  # a flood: one line a second says how many
+                    self._queue_full_drops += 1
+                    return
                 who = peer_name(event.peer) if event.peer else (f"{event.source[0]}:{event.source[1]}" if event.source else "tun")
                 detail = f" ({event.detail})" if event.detail else ""
                 log.debug("%s - Dropped: %s%s", who, event.reason.value, detail)
@@ -281,6 +287,10 @@ class Runtime:
 
     def _housekeeping(self, now: float) -> None:
         self.device.epoch_offset = time.time() - now  # follow wall-clock steps for TAI64N
+        if self._queue_full_drops:
+            log.debug("Dropped %d handshake messages in the last second: %s", self._queue_full_drops,
+                      Drop.HANDSHAKE_QUEUE_FULL.value)
+            self._queue_full_drops = 0
         self.device.ratelimiter.collect(now)
         if not self.tun.exists():
             self._stop("interface was deleted")

@@ -3,7 +3,10 @@
 Endpoints are ``(host, port)`` tuples, ``(host, port, 0, scope_id)`` for scoped IPv6 addresses. Replies
 leave from the local address the peer last reached us on ("sticky sockets", as the kernel and
 wireguard-go do): each datagram's destination address is read from ``IP_PKTINFO``/``IPV6_PKTINFO`` and
-used as the source of what we send back to that endpoint, unless that address has since disappeared.
+travels with the datagram, as the control message that would send from that address, into the device.
+The device keeps it for a peer only when that datagram proved authentic, and ``send_many`` asks it
+(``reply_source``) where to send from; an address that has since disappeared is forgotten and routing
+chooses. So a spoofed datagram can never choose the address we answer a peer from.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import struct
 
 SO_MARK = 36
 SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
-MAX_STICKY_SOURCES = 4096  # endpoints whose reply address we remember; before authentication, so bounded
+MAX_LOCAL_ADDRESSES = 256  # control messages kept for our own addresses (one each; more only if we have more)
 SOCKET_BUFFER = 7 << 20  # 7 MiB each way, as wireguard-go asks: bursts of large datagrams are not dropped
 SOL_UDP = 17
 UDP_SEGMENT = 103        # send: one sendmsg carries many equal-sized datagrams (GSO)
@@ -28,6 +31,7 @@ MAX_DATAGRAM = 65535
 _IN_PKTINFO = struct.Struct("=i4s4s")      # ifindex, spec_dst, addr
 _IN6_PKTINFO = struct.Struct("=16si")      # addr, ifindex
 _ANCILLARY = socket.CMSG_SPACE(_IN6_PKTINFO.size) + socket.CMSG_SPACE(4)
+_SOURCE_GONE = (errno.EINVAL, errno.EADDRNOTAVAIL, errno.ENETUNREACH)  # sendmsg from an address we lost
 _GRO_SIZE = struct.Struct("=i")
 _GSO_SIZE = struct.Struct("=H")
 
@@ -39,14 +43,28 @@ def normalize(address: tuple) -> tuple:
     return (address[0], address[1])
 
 
-class Udp:
-    """The device's UDP sockets; ``bind`` (re)opens them on a port, 0 for a random one."""
+class NoReplySources:
+    """Where replies leave from when nothing keeps track (the null relay): routing always chooses."""
 
-    def __init__(self, offload: bool = True) -> None:
+    @staticmethod
+    def reply_source(endpoint: tuple) -> None:
+        return None
+
+    @staticmethod
+    def forget_reply_source(endpoint: tuple) -> None:
+        pass
+
+
+class Udp:
+    """The device's UDP sockets; ``bind`` (re)opens them on a port, 0 for a random one. ``reply_sources``
+    (the Device) says which local address to send to an endpoint from."""
+
+    def __init__(self, offload: bool = True, reply_sources=NoReplySources) -> None:
         self.sockets: list[socket.socket] = []
         self.port = 0
         self.fwmark = 0
-        self._source: dict[tuple, tuple] = {}  # endpoint -> (socket level, option, pktinfo) to reply from
+        self.reply_sources = reply_sources
+        self._locals: dict[bytes, tuple] = {}  # pktinfo as received -> the control message to send from it
         self.gso = offload   # turned off for good the first time the kernel refuses UDP_SEGMENT
         self.gro = offload
         self._buffer = bytearray(MAX_DATAGRAM)
@@ -70,7 +88,6 @@ class Udp:
             raise OSError(errno.EADDRINUSE, "no free port for both IPv4 and IPv6")
         self.close()
         self.sockets, self.port, self.fwmark = sockets, bound, fwmark
-        self._source.clear()
         return bound
 
     def _open(self, port: int, fwmark: int) -> tuple[list[socket.socket], int]:
@@ -134,9 +151,11 @@ class Udp:
         self.fwmark = fwmark
 
     def receive(self, sock: socket.socket, out: list, limit: int) -> int:
-        """Append up to about ``limit`` received ``(datagram, source)`` pairs to ``out``; returns how
-        many reads were made (0 when nothing was waiting). With UDP_GRO one read may carry many datagrams
-        of one source, ``gso_size`` bytes each (the last one shorter), which are split here."""
+        """Append up to about ``limit`` received ``(datagram, source, local)`` triples to ``out``, where
+        ``local`` is the control message that sends from the address the datagram reached (None if the
+        kernel did not say); returns how many reads were made (0 when nothing was waiting). With UDP_GRO
+        one read may carry many datagrams of one source, ``gso_size`` bytes each (the last one shorter),
+        which are split here."""
         buffer, reads = self._buffer, 0
         while len(out) < limit:
             try:
@@ -148,35 +167,34 @@ class Udp:
                 continue
             reads += 1
             endpoint = normalize(address)
-            segment = 0
+            segment, local = 0, None
             for level, kind, value in ancillary:
                 if level == SOL_UDP and kind == UDP_GRO:
                     segment = _GRO_SIZE.unpack_from(value)[0]
-                elif level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= _IN_PKTINFO.size:
-                    _, _, local = _IN_PKTINFO.unpack_from(value)
-                    self._remember(endpoint, (socket.IPPROTO_IP, IP_PKTINFO, _IN_PKTINFO.pack(0, local, bytes(4))))
-                elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO and len(value) >= _IN6_PKTINFO.size:
-                    local, ifindex = _IN6_PKTINFO.unpack_from(value)
-                    scoped = ifindex if local[:2] == b"\xfe\x80" else 0
-                    self._remember(endpoint, (socket.IPPROTO_IPV6, IPV6_PKTINFO, _IN6_PKTINFO.pack(local, scoped)))
+                else:
+                    local = self._locals.get(value) or self._local(level, kind, value)
             if segment and segment < size:
                 view = memoryview(buffer)
                 for start in range(0, size, segment):
-                    out.append((bytes(view[start : min(start + segment, size)]), endpoint))
+                    out.append((bytes(view[start : min(start + segment, size)]), endpoint, local))
             else:
-                out.append((bytes(buffer[:size]), endpoint))
+                out.append((bytes(buffer[:size]), endpoint, local))
         return reads
 
-    def _remember(self, endpoint: tuple, control: tuple) -> None:
-        """Note the address ``endpoint`` reached us on. Any datagram does this, authentic or not, so the
-        table is bounded: past MAX_STICKY_SOURCES the oldest entry goes (a real peer's comes back with its
-        next datagram; meanwhile routing picks the source address)."""
-        sources = self._source
-        if sources.get(endpoint) != control:
-            sources.pop(endpoint, None)
-            sources[endpoint] = control
-            if len(sources) > MAX_STICKY_SOURCES:
-                del sources[next(iter(sources))]
+    def _local(self, level: int, kind: int, value: bytes) -> tuple | None:
+        """The control message that sends from the address a packet-info message names (kept: we have
+        few addresses, and the same one comes with every datagram)."""
+        control = None
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= _IN_PKTINFO.size:
+            _, _, local = _IN_PKTINFO.unpack_from(value)
+            control = (socket.IPPROTO_IP, IP_PKTINFO, _IN_PKTINFO.pack(0, local, bytes(4)))
+        elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO and len(value) >= _IN6_PKTINFO.size:
+            local, ifindex = _IN6_PKTINFO.unpack_from(value)
+            scoped = ifindex if local[:2] == b"\xfe\x80" else 0
+            control = (socket.IPPROTO_IPV6, IPV6_PKTINFO, _IN6_PKTINFO.pack(local, scoped))
+        if control is not None and len(self._locals) < MAX_LOCAL_ADDRESSES:
+            self._locals[bytes(value)] = control
+        return control
 
     def send_many(self, datagrams: list[tuple[bytes, tuple]]) -> None:
         """Send datagrams in order. Runs of equal-sized datagrams to one endpoint (the last may be shorter)
@@ -209,7 +227,7 @@ class Udp:
         if sock is None:
             return
         control = [(SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(size))]
-        source = self._source.get(endpoint)
+        source = self.reply_sources.reply_source(endpoint)
         if source is not None:
             control.append(source)
         try:
@@ -220,8 +238,8 @@ class Udp:
         except OSError as err:
             if err.errno in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP) and source is None:
                 self.gso = False  # this kernel or route cannot segment: send one by one from now on
-            elif source is not None and err.errno in (errno.EINVAL, errno.EADDRNOTAVAIL, errno.ENETUNREACH):
-                del self._source[endpoint]
+            elif source is not None and err.errno in _SOURCE_GONE:
+                self.reply_sources.forget_reply_source(endpoint)
         for segment in segments:
             self.send(segment, endpoint)
 
@@ -230,17 +248,17 @@ class Udp:
         sock = self._socket_for(endpoint)
         if sock is None:
             return False
-        source = self._source.get(endpoint)
+        source = self.reply_sources.reply_source(endpoint)
         try:
             if source is not None:
                 try:
                     sock.sendmsg([datagram], [source], 0, endpoint)
                     return True
                 except OSError as err:
-                    if err.errno not in (errno.EINVAL, errno.EADDRNOTAVAIL, errno.ENETUNREACH):
+                    if err.errno not in _SOURCE_GONE:
                         raise
-                    # The address we replied from is gone: forget it and let routing choose.
-                    del self._source[endpoint]
+                    # The address we replied from is gone: forget it and let routing choose (kernel).
+                    self.reply_sources.forget_reply_source(endpoint)
             sock.sendto(datagram, endpoint)
             return True
         except (BlockingIOError, InterruptedError):
@@ -254,10 +272,6 @@ class Udp:
             if s.family == family:
                 return s
         return None
-
-    def forget_source(self, endpoint: tuple) -> None:
-        """Let routing choose the source address again (after a handshake gave no answer)."""
-        self._source.pop(endpoint, None)
 
     def close(self) -> None:
         for s in self.sockets:
