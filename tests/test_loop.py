@@ -18,6 +18,7 @@ import time
 import pytest
 
 from wgpy.core.device import Device
+from wgpy.runtime.keylog import KeylogFile
 from wgpy.runtime.loop import Runtime
 from wgpy.runtime.uapi_socket import UapiServer, socket_path
 from wgpy.runtime.udp import Udp
@@ -136,3 +137,13 @@ def test_a_bug_anywhere_is_logged_counted_and_survived(tmp_path, monkeypatch, ca
                                                                 "flush")}
     assert all(isinstance(record.exc_info[1], RuntimeError) for record in logged.values())
     assert len([record for record in caplog.records if "flush" in record.getMessage()]) <= 3
+
+
+def test_the_key_log_is_closed_with_the_rest_when_the_loop_stops(tmp_path, signals):
+    tun = PipeTun()
+    runtime = Runtime(Device(rng=seeded_rng(3), epoch_offset=1.7e9), tun, Udp(offload=False),
+                      UapiServer("wgtest1", directory=str(tmp_path)))
+    runtime.keylog = KeylogFile(str(tmp_path / "keys.log"))
+    tun.gone = True
+    assert runtime.run() == "interface was deleted"
+    assert runtime.keylog.closed

@@ -349,6 +349,8 @@ class Runtime:
         for state in self.clients.values():
             state.socket.close()
         self.clients.clear()
+        if self.keylog is not None:
+            self.keylog.close()
         self.uapi.close()
         self.udp.close()
         self.tun.close()
