@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 from .core import send
 from .core.constants import KEY_LEN
-from .core.crypto import PrivateKey, clamp
+from .core.crypto import PrivateKey, clamp, constant_time_equal
 from .core.device import Device
 from .core.peer import Peer
 
@@ -464,7 +464,7 @@ class UapiConnection:
         if key == "private_key":
             raw = _parse_key(value, key)
             # FromMaybeZeroHex: all zeros removes the key; anything else is clamped, as wg genkey does.
-            device.set_private_key(None if raw == _ZERO_KEY else PrivateKey(clamp(raw)))
+            device.set_private_key(None if constant_time_equal(raw, _ZERO_KEY) else PrivateKey(clamp(raw)))
         elif key == "listen_port":
             port = _parse_uint(value, 16, key)
             device.listen_port = port
