@@ -39,3 +39,48 @@ def test_only_crypto_imports_cryptography(path):
 def test_the_check_sees_the_core():
     assert {"crypto.py", "noise.py", "messages.py", "cookie.py"} <= {p.name for p in MODULES}
     assert "cryptography.hazmat.primitives.ciphers.aead" in imports(CORE / "crypto.py")
+
+
+# Secrets are compared in constant time (the kernel's crypto_memneq): an all-zero check on a private key, a
+# preshared key or a Diffie-Hellman result goes through hmac.compare_digest, never == or !=.
+
+WGPY = CORE.parent
+ZERO_KEY_NAMES = {"ZERO_KEY", "_ZERO_KEY"}
+
+
+def is_zero_key(node: ast.expr) -> bool:
+    """``bytes(32)``, ``bytes(KEY_LEN)``, ``ZERO_KEY``, ``b"\\0" * 32`` or a 32-byte literal of zeros."""
+    match node:
+        case ast.Call(func=ast.Name(id="bytes"), args=[ast.Constant(value=32) | ast.Name(id="KEY_LEN")]):
+            return True
+        case ast.Name(id=name) | ast.Attribute(attr=name):
+            return name in ZERO_KEY_NAMES
+        case ast.BinOp(op=ast.Mult(), left=ast.Constant(value=b"\0"), right=ast.Constant(value=32) | ast.Name(id="KEY_LEN")):
+            return True
+        case ast.Constant(value=bytes() as value):
+            return value == bytes(32)
+    return False
+
+
+def zero_key_comparisons(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            for op, left, right in zip(node.ops, operands, operands[1:]):
+                if isinstance(op, (ast.Eq, ast.NotEq)) and (is_zero_key(left) or is_zero_key(right)):
+                    found.append(f"{path.relative_to(WGPY.parent)}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_secret_is_compared_to_zeros_with_equals():
+    found = [line for path in sorted(WGPY.rglob("*.py")) for line in zero_key_comparisons(path)]
+    assert not found, "use constant_time_equal (hmac.compare_digest):\n" + "\n".join(found)
+
+
+def test_the_zero_key_check_sees_each_spelling():
+    for source in ("x == bytes(32)", "bytes(KEY_LEN) != x", "x == ZERO_KEY", "x == crypto.ZERO_KEY",
+                   "x != b'\\0' * 32", "x == " + repr(bytes(32)), "a == b == _ZERO_KEY"):
+        compare = ast.parse(source, mode="eval").body
+        assert any(is_zero_key(operand) for operand in [compare.left, *compare.comparators]), source
+    assert not is_zero_key(ast.parse("bytes(MAC_LEN)", mode="eval").body)

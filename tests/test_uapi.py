@@ -671,6 +671,43 @@ def test_an_operation_past_the_bound_is_eio_applies_nothing_and_the_connection_g
     assert connection.eof(now=0.0) == answer(EIO)
 
 
+def test_a_bug_in_a_set_is_eio_for_the_log_and_the_connection_goes_on(monkeypatch):
+    """h11's error strategy: an exception that is not a UapiError is a bug in wgpy. The operation is
+    answered -EIO, last_error carries the exception (with its traceback) for the runtime's log, and the
+    next operation on the same connection is served."""
+    device = new_device()
+
+    def broken() -> None:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(device, "remove_all_peers", broken)
+    connection = UapiConnection(device)
+    assert connection.feed(set_op("listen_port=9", "replace_peers=true", "fwmark=3"), now=0.0) == answer(EIO)
+    error = connection.last_error
+    assert error.errno == EIO and isinstance(error.__cause__, RuntimeError)
+    assert error.__cause__.__traceback__ is not None
+    assert (device.listen_port, device.fwmark) == (9, 0)   # kept what came before, skipped the rest
+    assert not connection.closed
+    assert connection.feed(set_op("fwmark=3"), now=0.0) == OK and connection.last_error is None
+    assert connection.feed(b"get=1\n\n", now=0.0).endswith(OK)
+    connection.feed(b"set=1\nreplace_peers=true\n", now=0.0)
+    assert connection.eof(now=0.0) == answer(EIO)   # the same when the set ends at the end of input
+
+
+def test_a_bug_in_a_get_is_eio_and_the_connection_goes_on(monkeypatch):
+    import wgpy.uapi
+
+    def broken(device):
+        raise RuntimeError("injected")
+
+    connection = UapiConnection(new_device())
+    with monkeypatch.context() as patch:
+        patch.setattr(wgpy.uapi, "get_operation", broken)
+        assert connection.feed(b"get=1\n\n", now=0.0) == answer(EIO)
+    assert isinstance(connection.last_error.__cause__, RuntimeError)
+    assert connection.feed(b"get=1\n\n", now=0.0).endswith(OK) and connection.last_error is None
+
+
 def test_the_default_bound_is_16_mib():
     from wgpy.uapi import MAX_OPERATION_SIZE
     assert MAX_OPERATION_SIZE == 16 * 1024 * 1024

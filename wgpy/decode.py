@@ -283,7 +283,7 @@ class Decoder:
             send_i, send_r = split(attempt.chaining_key)
             self._sessions[message.sender_index] = (send_i, "initiator to responder")
             self._sessions[message.receiver_index] = (send_r, "responder to initiator")
-            which = "no preshared key" if psk == ZERO_KEY else "the preshared key from the key log"
+            which = "no preshared key" if constant_time_equal(psk, ZERO_KEY) else "the preshared key from the key log"
             decoded.notes.append(f"encrypted_nothing authenticates with {which}: handshake complete")
             decoded.notes.append(
                 f"session keys derived (5.4.5): to index {message.sender_index:#010x} with T_send_i, "

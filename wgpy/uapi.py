@@ -15,7 +15,8 @@ A connection carries any number of operations, one after the other:
 * ``set=1``, ``key=value`` lines, and an empty line. The lines are applied in order; the answer is
   ``errno=0``, or on the first bad line ``errno=`` the negative errno wireguard-go sends (``ipc/uapi_unix.go``:
   ``-EINVAL`` for a bad key or value, ``-EPROTO`` for a line without ``=``, ``-EADDRINUSE`` when the
-  UDP port cannot be bound or the fwmark set, ``-EIO`` when the input cannot be read), and an empty line.
+  UDP port cannot be bound or the fwmark set, ``-EIO`` when the input cannot be read or applying it hit a
+  bug in wgpy), and an empty line.
   What the lines before the bad one did stays done, as in wireguard-go, and the rest of the operation is
   skipped up to its empty line. The peer section the bad line is in is not finished: nothing is sent
   for it (no keepalive, no staged packet), unless the bad line was too long to read, after which
@@ -51,7 +52,7 @@ from dataclasses import dataclass
 
 from .core import send
 from .core.constants import KEY_LEN
-from .core.crypto import PrivateKey, clamp
+from .core.crypto import PrivateKey, clamp, constant_time_equal
 from .core.device import Device
 from .core.peer import Peer
 
@@ -336,8 +337,7 @@ class UapiConnection:
         del self._buffer[:1]
         self._state = self._read_operation
         if byte == ord("\n"):
-            self.last_error = None
-            out += get_operation(self.device).encode() + b"errno=0\n\n"
+            out += self._answer(self._get)
         else:
             # wireguard-go reads exactly one byte after "get=1\n" and answers a wrong one with -EINVAL.
             self.last_error = UapiError(IPC_ERROR_INVALID, "trailing character in UAPI get")
@@ -395,13 +395,29 @@ class UapiConnection:
         return b"errno=%d\n\n" % IPC_ERROR_IO
 
     def _answer_set(self, body: bytes, now: float) -> bytes:
+        return self._answer(self._apply, body.split(b"\n") if body else [], now)
+
+    def _get(self) -> bytes:
+        return get_operation(self.device).encode()
+
+    def _answer(self, operation: Callable[..., bytes | None], *args) -> bytes:
+        """Apply one operation and answer it: the one boundary between an operation and the connection
+        (h11's error strategy). A :class:`UapiError` is the client's mistake and is answered with its
+        errno; any other exception is a bug in wgpy, answered ``-EIO`` (wireguard-go's I/O error), with
+        the exception, traceback and all, kept as ``last_error.__cause__`` for the runtime's log. What
+        the operation did before it failed stays done, as after a bad line, and the connection goes on
+        with the next operation."""
         try:
-            self._apply(body.split(b"\n") if body else [], now)
+            answer = operation(*args) or b""
         except UapiError as error:
             self.last_error = error
             return b"errno=%d\n\n" % error.errno
+        except Exception as bug:
+            self.last_error = UapiError(IPC_ERROR_IO, "internal error (a bug in wgpy) while applying the operation")
+            self.last_error.__cause__ = bug
+            return b"errno=%d\n\n" % IPC_ERROR_IO
         self.last_error = None
-        return b"errno=0\n\n"
+        return answer + b"errno=0\n\n"
 
     def _apply(self, lines: list[bytes], now: float) -> None:
         """wireguard-go ``IpcSetOperation``: device lines until the first ``public_key``, then peer
@@ -448,7 +464,7 @@ class UapiConnection:
         if key == "private_key":
             raw = _parse_key(value, key)
             # FromMaybeZeroHex: all zeros removes the key; anything else is clamped, as wg genkey does.
-            device.set_private_key(None if raw == _ZERO_KEY else PrivateKey(clamp(raw)))
+            device.set_private_key(None if constant_time_equal(raw, _ZERO_KEY) else PrivateKey(clamp(raw)))
         elif key == "listen_port":
             port = _parse_uint(value, 16, key)
             device.listen_port = port

@@ -66,7 +66,7 @@ class PrivateKey:
             shared = self._key.exchange(peer)
         except ValueError:  # OpenSSL refuses the all-zero result itself
             raise Rejected(Drop.ZERO_SHARED_SECRET) from None
-        if shared == ZERO_KEY:
+        if constant_time_equal(shared, ZERO_KEY):  # the kernel's crypto_memneq: no early exit on a secret
             raise Rejected(Drop.ZERO_SHARED_SECRET)
         return shared
 

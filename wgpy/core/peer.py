@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from .constants import KEY_LEN, MAX_STAGED_PACKETS, TIMESTAMP_LEN
 from .cookie import CookieGenerator
+from .crypto import ZERO_KEY, constant_time_equal
 from .keypairs import Keypairs
 from .noise import InitiatorHandshake
 
@@ -73,7 +74,7 @@ class Peer:
     def preshared_key(self, value: bytes | None) -> None:
         if value is not None and len(value) != KEY_LEN:
             raise ValueError("a preshared key is 32 bytes")
-        self._preshared_key = None if value is None or value == bytes(KEY_LEN) else bytes(value)
+        self._preshared_key = None if value is None or constant_time_equal(value, ZERO_KEY) else bytes(value)
 
     def stage(self, packet: bytes) -> int:
         """Queue an outgoing packet until a session exists; returns how many old packets were dropped to

@@ -5,12 +5,16 @@ cores (../shared/PERFORMANCE-NOTES.md). Each wake-up reads a batch from whatever
 device, runs due timers, then writes out everything the device produced.
 
 The loop stops (and the daemon exits, removing its socket) when the interface is deleted, when the UAPI
-socket file is removed, or on SIGTERM/SIGINT.
+socket file is removed, or on SIGTERM/SIGINT. Never because of its own bug (h11's error strategy): any
+other exception is caught in one place for each kind of input, a UAPI operation (``UapiConnection``
+answers it ``-EIO``) or whatever one wake-up handles (:meth:`Runtime._contain`), logged with its
+traceback, counted in :attr:`Runtime.bugs`, and what it was handling is dropped.
 """
 
 from __future__ import annotations
 
 import base64
+import collections
 import logging
 import os
 import select
@@ -41,6 +45,7 @@ BATCH = 64                # packets or datagrams read per wake-up and source
 HOUSEKEEPING_PERIOD = 1.0  # seconds between checks of the interface, the socket file and the MTU
 
 MAX_PENDING_REPLY = 1 << 20  # bytes of answers a UAPI client may leave unread before we stop reading it
+BUG_LOG_PERIOD = 1.0  # seconds: at most one traceback per kind of input this often; the others are counted
 
 log = logging.getLogger("wgpy")
 
@@ -79,6 +84,8 @@ class Runtime:
         self._udp_by_fd: dict[int, socket.socket] = {}
         self.keylog = None  # a KeylogFile when WGPY_KEYLOG asks for one (daemon.py)
         self._queue_full_drops = 0  # handshake messages the full queue refused this second: logged as one line
+        self.bugs: collections.Counter[str] = collections.Counter()  # exceptions survived, by what raised them
+        self._bug_logged: dict[str, float] = {}
 
     # ------------------------------------------------------------------------------ set-up
 
@@ -121,15 +128,15 @@ class Runtime:
                 wake = next_housekeeping if deadline is None else min(deadline, next_housekeeping)
                 timeout = 0 if wake <= now else int((wake - now) * 1000) + 1
                 for fd, event in self._poll.poll(timeout):
-                    self._ready(fd, event)
+                    self._contain(fd, self._ready, fd, event)
                 now = time.monotonic()
                 deadline = self.device.next_deadline()
                 if deadline is not None and deadline <= now:
-                    self.device.handle_timer(now)
+                    self._contain("timers", self.device.handle_timer, now)
                 if now >= next_housekeeping:
-                    self._housekeeping(now)
+                    self._contain("housekeeping", self._housekeeping, now)
                     next_housekeeping = now + HOUSEKEEPING_PERIOD
-                self._flush()
+                self._contain("flush", self._flush)
         finally:
             signal.set_wakeup_fd(-1)
             self._close()
@@ -207,8 +214,12 @@ class Runtime:
         now = time.monotonic()
         # At end of input, a set sent without its final blank line is still applied (as wireguard-go does).
         state.pending += state.connection.feed(data, now) if data else state.connection.eof(now)
-        if state.connection.last_error is not None:
-            log.error("UAPI: %s", state.connection.last_error)
+        error = state.connection.last_error
+        if error is not None:
+            if error.__cause__ is not None:  # a bug, answered -EIO by the connection's own boundary
+                self._bug("UAPI operation", error.__cause__)
+            else:
+                log.error("UAPI: %s", error)
             state.connection.last_error = None
         state.closing = not data or state.connection.closed
         self._write(fd, state)
@@ -232,6 +243,49 @@ class Runtime:
         if not state.closing and len(state.pending) < MAX_PENDING_REPLY:
             want |= select.POLLIN
         self._poll.modify(fd, want)
+
+    # ------------------------------------------------------------------------------ errors
+
+    def _contain(self, source: int | str, handle, *args) -> None:
+        """The loop's error boundary: ``handle(*args)`` deals with one wake-up's input from ``source`` (a
+        descriptor poll named, or "timers", "housekeeping", "flush"). An exception out of it is a bug in
+        wgpy: the packet batch it was handling is dropped, a UAPI connection it was serving is closed,
+        and the daemon goes on."""
+        try:
+            handle(*args)
+        except Exception as bug:
+            if isinstance(source, str):
+                kind = source
+            elif source == self.tun.fd:
+                kind = "TUN read batch"
+            elif source in self._udp_by_fd:
+                kind = "UDP read batch"
+            elif source in self.clients:
+                kind = "UAPI connection"
+                self._hang_up(source)
+            else:
+                kind = "UAPI listener" if source == self.uapi.listener.fileno() else "signal wake-up"
+            self._bug(kind, bug)
+
+    def _bug(self, kind: str, bug: BaseException) -> None:
+        """Count an exception that is a bug; log it with its traceback, at most once a BUG_LOG_PERIOD for
+        each kind, so that a bug a peer can trigger with every packet cannot flood the log."""
+        self.bugs[kind] += 1
+        now = time.monotonic()
+        last = self._bug_logged.get(kind)
+        if last is None or now - last >= BUG_LOG_PERIOD:
+            self._bug_logged[kind] = now
+            outcome = "answered -EIO" if kind == "UAPI operation" else "dropped; the daemon goes on"
+            log.error("Bug in wgpy (%s, %d so far): %r, %s", kind, self.bugs[kind], bug, outcome, exc_info=bug)
+
+    def _hang_up(self, fd: int) -> None:
+        state = self.clients.pop(fd, None)
+        if state is not None:
+            try:
+                self._poll.unregister(fd)
+            except KeyError:
+                pass
+            state.socket.close()
 
     # ------------------------------------------------------------------------------ output
 
@@ -305,6 +359,8 @@ class Runtime:
         for state in self.clients.values():
             state.socket.close()
         self.clients.clear()
+        if self.keylog is not None:
+            self.keylog.close()
         self.uapi.close()
         self.udp.close()
         self.tun.close()

@@ -34,6 +34,7 @@ _ANCILLARY = socket.CMSG_SPACE(_IN6_PKTINFO.size) + socket.CMSG_SPACE(4)
 _SOURCE_GONE = (errno.EINVAL, errno.EADDRNOTAVAIL, errno.ENETUNREACH)  # sendmsg from an address we lost
 _GRO_SIZE = struct.Struct("=i")
 _GSO_SIZE = struct.Struct("=H")
+_MARK = struct.Struct("=I")  # SO_MARK is a u32: an int above 2**31-1 would not pack as the C int setsockopt makes of it
 
 
 def normalize(address: tuple) -> tuple:
@@ -95,7 +96,7 @@ class Udp:
         try:
             v4.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
             if fwmark:
-                v4.setsockopt(socket.SOL_SOCKET, SO_MARK, fwmark)
+                v4.setsockopt(socket.SOL_SOCKET, SO_MARK, _MARK.pack(fwmark))
             v4.bind(("0.0.0.0", port))
             v4.setblocking(False)
             self._size_buffers(v4)
@@ -113,7 +114,7 @@ class Udp:
             v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             v6.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
             if fwmark:
-                v6.setsockopt(socket.SOL_SOCKET, SO_MARK, fwmark)
+                v6.setsockopt(socket.SOL_SOCKET, SO_MARK, _MARK.pack(fwmark))
             v6.bind(("::", port))
         except OSError as err:
             v6.close()
@@ -147,7 +148,7 @@ class Udp:
 
     def set_fwmark(self, fwmark: int) -> None:
         for s in self.sockets:
-            s.setsockopt(socket.SOL_SOCKET, SO_MARK, fwmark)
+            s.setsockopt(socket.SOL_SOCKET, SO_MARK, _MARK.pack(fwmark))
         self.fwmark = fwmark
 
     def receive(self, sock: socket.socket, out: list, limit: int) -> int:
