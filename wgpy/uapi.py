@@ -525,7 +525,7 @@ class UapiConnection:
         elif key == "endpoint":
             endpoint = self._parse_endpoint(value)
             if peer is not None:
-                peer.endpoint = endpoint
+                device.set_endpoint(peer, endpoint)   # a configured endpoint: routing picks our source
         elif key == "persistent_keepalive_interval":
             section.keepalive = _parse_uint(value, 16, key)
         elif key == "replace_allowed_ips":
