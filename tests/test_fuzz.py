@@ -269,17 +269,16 @@ def test_every_field_of_every_case_has_an_expectation():
 def test_observe_catches_a_drop_that_changes_state(monkeypatch):
     """The snapshot sees a change a buggy drop would make (here: the endpoint moved before a refusal)."""
     built = world.build(world.State.IN_SESSION)
-    from wgpy.core import receive
+    from wgpy.core.errors import Rejected
+    from wgpy.core.keypairs import Keypair
 
-    original = receive.receive_transport
+    def roams_then_refuses(keypair, data):
+        built.device.set_endpoint(built.peer, ("203.0.113.9", 1))
+        raise Rejected(Drop.DECRYPTION_FAILED)
 
-    def roams_then_refuses(device, data, source, local, now):
-        device.set_endpoint(built.peer, ("203.0.113.9", 1))
-        return original(device, data, source, local, now)
-
-    monkeypatch.setattr(receive, "receive_transport", roams_then_refuses)
+    monkeypatch.setattr(Keypair, "decrypt", roams_then_refuses)
     with pytest.raises(AssertionError, match="changed"):
-        targets.observe(built, b"\x04\0\0\0" + bytes(40))
+        targets.observe(built, b"\x04\0\0\0" + built.bob_index.to_bytes(4, "little") + bytes(40))
 
 
 def test_source_reads_zeros_past_the_end():

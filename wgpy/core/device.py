@@ -71,6 +71,7 @@ class Device:
         self.cookie_checker: CookieChecker | None = None
         self._indices: dict[int, tuple[Peer, Keypair | InitiationSent]] = {}
         self._datagrams: list[tuple[bytes, tuple]] = []
+        self.output_datagram = self._datagrams.append   # (datagram, endpoint) for the runtime to send
         self._packets: list[bytes] = []
         self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
         self.handshake_queue = HandshakeQueue()
@@ -149,20 +150,7 @@ class Device:
     def send_packet(self, packet: bytes, now: float) -> None:
         """Route an IP packet from the TUN side to its peer by destination address (cryptokey routing),
         stage it, and send it now or after a handshake."""
-        if len(packet) >= 20 and packet[0] >> 4 == 4:
-            destination = packet[16:20]
-        elif len(packet) >= 40 and packet[0] >> 4 == 6:
-            destination = packet[24:40]
-        else:
-            self.drop(Drop.NOT_IP)
-            return
-        peer = self.allowed_ips.lookup(destination)
-        if peer is None:
-            self.drop(Drop.NO_ROUTE)
-            return
-        for _ in range(peer.stage(packet)):
-            self.drop(Drop.STAGED_OVERFLOW, peer.public_key)
-        send.send_staged_packets(self, peer, now)
+        send.send_packets(self, [packet], now)
 
     def receive_datagram(self, data: bytes, source: tuple, now: float, local: object = None) -> None:
         """Handle one datagram from ``source`` that reached us at ``local`` (the runtime's name for one of
@@ -171,8 +159,8 @@ class Device:
         self.receive_datagrams([(data, source, local)], now)
 
     def send_packets(self, packets: list[bytes], now: float) -> None:
-        """``send_packet`` for a batch read from the TUN side in one go (the fast path)."""
-        send.send_batch(self, packets, now)
+        """``send_packet`` for a batch read from the TUN side in one go."""
+        send.send_packets(self, packets, now)
 
     def receive_datagrams(self, datagrams: list[tuple[bytes, tuple, object]], now: float) -> None:
         """Datagrams ``(data, source, local)`` read in one go; never raises on network input. Transport
@@ -221,7 +209,8 @@ class Device:
     # ------------------------------------------------------------------------------ output
 
     def datagrams_to_send(self) -> list[tuple[bytes, tuple]]:
-        out, self._datagrams = self._datagrams, []
+        out = self._datagrams[:]
+        self._datagrams.clear()
         return out
 
     def packets_to_deliver(self) -> list[bytes]:

@@ -76,14 +76,16 @@ class Peer:
             raise ValueError("a preshared key is 32 bytes")
         self._preshared_key = None if value is None or constant_time_equal(value, ZERO_KEY) else bytes(value)
 
-    def stage(self, packet: bytes) -> int:
-        """Queue an outgoing packet until a session exists; returns how many old packets were dropped to
+    def stage_all(self, packets: list[bytes]) -> int:
+        """Queue outgoing packets until they can be sent; returns how many old packets were dropped to
         keep at most MAX_STAGED_PACKETS (oldest first, as the kernel and wireguard-go do)."""
-        self.staged.append(packet)
-        dropped = 0
-        while len(self.staged) > MAX_STAGED_PACKETS:
-            self.staged.popleft()
-            dropped += 1
+        staged = self.staged
+        staged.extend(packets)
+        dropped = len(staged) - MAX_STAGED_PACKETS
+        if dropped <= 0:
+            return 0
+        for _ in range(dropped):
+            staged.popleft()
         return dropped
 
     def __repr__(self) -> str:

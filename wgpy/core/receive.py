@@ -136,42 +136,6 @@ def receive_cookie_reply(device: Device, data: bytes, now: float) -> None:
     device.emit(CookieReceived(peer.public_key))
 
 
-def receive_transport(device: Device, data: bytes, source: tuple, local: object, now: float) -> None:
-    """Decrypt a transport message, confirm sessions, keep timers, and deliver the inner packet if its
-    source address belongs to the sending peer (cryptokey routing, section 2)."""
-    entry = device.lookup_index(int.from_bytes(data[4:8], "little"))
-    if entry is None or not isinstance(entry[1], Keypair):
-        raise Rejected(Drop.UNKNOWN_INDEX)
-    peer, keypair = entry
-    if now - keypair.created >= REJECT_AFTER_TIME:
-        raise Rejected(Drop.KEYPAIR_EXPIRED, peer=peer.public_key)
-    try:
-        plaintext = keypair.decrypt(data)
-    except Rejected as refused:
-        raise Rejected(refused.reason, peer=peer.public_key) from None
-
-    # Authentic from here on: the peer is where this came from, and we answer from where it arrived.
-    device.set_endpoint(peer, source, local)
-    peer.rx_bytes += len(data)
-    rotated = peer.keypairs.received_with(keypair)
-    if rotated is not None:
-        # The initiator used our new keypair: the handshake is complete on our side too.
-        device.forget_keypairs(rotated)
-        on.on_handshake_complete(device.schedule, peer, now + device.epoch_offset)
-        device.emit(HandshakeCompleted(peer.public_key, is_initiator=False))
-        send_staged_packets(device, peer, now)
-    keep_key_fresh_on_receive(device, peer, now)
-    on.on_any_authenticated_packet_received(device.schedule, peer)
-    on.on_any_authenticated_packet_traversal(device.schedule, peer, now)
-    if not plaintext:
-        return  # a keepalive
-    on.on_data_received(device.schedule, peer, now)
-    packet, inner_source = inner_packet(plaintext)
-    if device.allowed_ips.lookup(inner_source) is not peer:
-        raise Rejected(Drop.UNALLOWED_SOURCE, str(ipaddress.ip_address(inner_source)), peer=peer.public_key)
-    device.deliver(packet)
-
-
 def inner_packet(plaintext: bytes) -> tuple[bytes, bytes]:
     """The IP packet inside a decrypted payload, without the padding, and its source address. Raises
     Rejected if it is not IPv4 or IPv6 or its length field does not fit (kernel "dishonest packet")."""
@@ -210,78 +174,90 @@ _from_bytes = int.from_bytes
 
 
 def receive_batch(device: Device, datagrams: list, now: float) -> None:
-    """Datagrams ``(data, source, local)`` read in one go: transport messages are handled here, in order;
-    handshake messages and cookie replies are checked and queued (``queue_handshake``), for the device
-    to handle after the batch. ``local`` is the address the datagram reached us on (opaque here).
+    """Datagrams ``(data, source, local)`` read in one go (kernel ``wg_packet_receive`` and
+    ``wg_packet_consume_data_done``). Transport messages are consumed here, in order: decrypt (the replay
+    window inside), roam, confirm a responder's new session, deliver the inner packet if its source
+    address belongs to the sending peer (cryptokey routing, section 2). Handshake messages and cookie
+    replies are checked and queued (``queue_handshake``) for the device to handle after the batch.
+    ``local`` is the address the datagram reached us on, opaque here.
 
-    The common case, a transport message under a confirmed keypair from the peer's known endpoint and
-    local address, is handled inline: decrypt, replay check, inner-source check, deliver. Timer bookkeeping
-    is done once per peer per batch, which is exact because every timer hook is idempotent for one ``now``
-    (except ``on_data_received``, whose second call sets ``need_another_keepalive``: it is called twice
-    when a batch holds two or more data packets for a peer). Anything else goes through the general path.
+    A peer's timer bookkeeping is recorded per batch and settled at its end, once per peer: exact, because
+    every hook is idempotent for one ``now`` except ``on_data_received``, whose second call sets
+    ``need_another_keepalive`` (it is called twice when a batch holds two or more data packets). What a
+    peer owes is settled first when one of its packets confirms a new session, since that sends.
     """
-    indices = device._indices
+    lookup_index = device.lookup_index
     reply_source = device.reply_source
     lookup_source = device.allowed_ips.lookup
-    deliver = device._packets.append
-    data_packets: dict[Peer, int] = {}
+    deliver = device.deliver
+    received: dict[Peer, int] = {}   # peer -> data packets in this batch (keepalives count 0)
     last_source, last_owner = None, None  # the allowed-IPs answer for the last inner source (a flow repeats it)
     for data, source, local in datagrams:
-        entry = None
-        if len(data) >= TRANSPORT_MIN_SIZE and data[:4] == _TRANSPORT_WORD:
-            entry = indices.get(_from_bytes(data[4:8], "little"))
-        if (entry is None or entry[0].endpoint != source or type(entry[1]) is not Keypair
-                or entry[1] is entry[0].keypairs.next or now - entry[1].created >= REJECT_AFTER_TIME
-                or reply_source(source) != local):
-            # Handshakes, confirmations, expiry, a peer that moved: the long way. Timers first: what the
-            # run so far owes them is settled before anything that may send or clear them.
-            if data_packets:
-                _batch_timers(device, data_packets, now)
+        if len(data) < TRANSPORT_MIN_SIZE or data[:4] != _TRANSPORT_WORD:
             _receive_general(device, data, source, local, now)
+            continue
+        entry = lookup_index(_from_bytes(data[4:8], "little"))
+        if entry is None or type(entry[1]) is not Keypair:
+            device.drop(Drop.UNKNOWN_INDEX, None, source)
             continue
         peer, keypair = entry
         try:
+            if now - keypair.created >= REJECT_AFTER_TIME:
+                raise Rejected(Drop.KEYPAIR_EXPIRED)
             plaintext = keypair.decrypt(data)
+            # Authentic from here on: the peer is where this came from, and we answer from where it arrived.
+            if peer.endpoint != source or reply_source(source) != local:
+                device.set_endpoint(peer, source, local)
             peer.rx_bytes += len(data)
-            count = data_packets.get(peer, 0)
+            if keypair is peer.keypairs.next:
+                if peer in received:
+                    _settle_timers(device, {peer: received.pop(peer)}, now)
+                _confirm_session(device, peer, keypair, now)
+            count = received.get(peer, 0)
             if not plaintext:
-                data_packets[peer] = count
+                received[peer] = count   # a keepalive
                 continue
-            data_packets[peer] = count + 1
+            received[peer] = count + 1
             packet, inner_source = inner_packet(plaintext)
             if inner_source != last_source:
                 last_source, last_owner = inner_source, lookup_source(inner_source)
             if last_owner is not peer:
-                raise Rejected(Drop.UNALLOWED_SOURCE, str(ipaddress.ip_address(inner_source)), peer=peer.public_key)
+                raise Rejected(Drop.UNALLOWED_SOURCE, str(ipaddress.ip_address(inner_source)))
         except Rejected as refused:
             device.drop(refused.reason, peer.public_key, source, refused.detail)
             continue
         deliver(packet)
-    _batch_timers(device, data_packets, now)
+    _settle_timers(device, received, now)
+
+
+def _confirm_session(device: Device, peer: Peer, keypair: Keypair, now: float) -> None:
+    """The initiator's first packet under our new keypair: the handshake is complete on our side too, and
+    what waited for it goes out (whitepaper 5.4.6: the responder may not send before this)."""
+    device.forget_keypairs(peer.keypairs.received_with(keypair))
+    on.on_handshake_complete(device.schedule, peer, now + device.epoch_offset)
+    device.emit(HandshakeCompleted(peer.public_key, is_initiator=False))
+    send_staged_packets(device, peer, now)
 
 
 def _receive_general(device: Device, data: bytes, source: tuple, local: object, now: float) -> None:
-    """One datagram the inline path did not take; a refusal becomes a counted drop."""
+    """A datagram that is not a well-formed transport message: a handshake message or cookie reply to
+    queue, or something to refuse by name."""
     try:
         kind = message_type(data)
         if kind == MessageType.TRANSPORT:
-            if len(data) < TRANSPORT_MIN_SIZE:
-                raise Rejected(Drop.TOO_SHORT)
-            receive_transport(device, data, source, local, now)
-        else:
-            queue_handshake(device, data, kind, source, local, now)
+            raise Rejected(Drop.TOO_SHORT)
+        queue_handshake(device, data, kind, source, local, now)
     except Rejected as refused:
         device.drop(refused.reason, refused.peer, source, refused.detail)
 
 
-def _batch_timers(device: Device, data_packets: dict, now: float) -> None:
-    """The timer bookkeeping ``receive_transport`` does per packet, once per peer for a run of the fast
-    path; emptied, so a datagram on the general path finds the timers as one-at-a-time would leave them."""
+def _settle_timers(device: Device, received: dict, now: float) -> None:
+    """What authenticated transport owes the timers (section 6), once per peer: ``received`` maps each
+    peer to how many data packets (not keepalives) it sent in the batch."""
     schedule = device.schedule
-    for peer, count in data_packets.items():
+    for peer, count in received.items():
         keep_key_fresh_on_receive(device, peer, now)
         on.on_any_authenticated_packet_received(schedule, peer)
         on.on_any_authenticated_packet_traversal(schedule, peer, now)
         for _ in range(min(count, 2)):
             on.on_data_received(schedule, peer, now)
-    data_packets.clear()

@@ -101,29 +101,35 @@ def send_keepalive(device: Device, peer: Peer, now: float) -> None:
 
 def send_staged_packets(device: Device, peer: Peer, now: float) -> None:
     """Encrypt and send every staged packet with the current keypair, or start a handshake and keep them
-    staged if there is no usable keypair (kernel ``wg_packet_send_staged_packets``)."""
-    if not peer.staged:
+    staged if there is no usable keypair (kernel ``wg_packet_send_staged_packets``). The one place where
+    data is encrypted: a packet from the TUN side, a batch of them and a keepalive all end here."""
+    staged = peer.staged
+    if not staged:
         return
     keypair = peer.keypairs.current
-    if keypair is None or not _can_send(keypair, now, len(peer.staged)):
+    if keypair is None or not _can_send(keypair, now, len(staged)):
         send_handshake_initiation(device, peer, now)
         return
-    if peer.endpoint is None:
-        for _ in range(len(peer.staged)):
+    endpoint = peer.endpoint
+    if endpoint is None:
+        for _ in range(len(staged)):
             device.drop(Drop.NO_ENDPOINT, peer.public_key)
-        peer.staged.clear()
+        staged.clear()
         return
-    data_sent = False
-    mtu = device.mtu
-    staged = peer.staged
-    while staged:
-        packet = staged.popleft()
-        device.send_to_peer(peer, keypair.encrypt(packet, mtu))
-        data_sent |= bool(packet)
-    on.on_any_authenticated_packet_traversal(device.schedule, peer, now)
-    on.on_any_authenticated_packet_sent(device.schedule, peer)
+    encrypt, mtu, out = keypair.encrypt, device.mtu, device.output_datagram
+    sent = 0
+    data_sent = any(staged)   # a keepalive is the empty packet
+    for packet in staged:
+        wire = encrypt(packet, mtu)
+        sent += len(wire)
+        out((wire, endpoint))
+    staged.clear()
+    peer.tx_bytes += sent
+    schedule = device.schedule
+    on.on_any_authenticated_packet_traversal(schedule, peer, now)
+    on.on_any_authenticated_packet_sent(schedule, peer)
     if data_sent:
-        on.on_data_sent(device.schedule, peer, now)
+        on.on_data_sent(schedule, peer, now)
     keep_key_fresh_on_send(device, peer, now)
 
 
@@ -143,11 +149,10 @@ def keep_key_fresh_on_send(device: Device, peer: Peer, now: float) -> None:
         send_handshake_initiation(device, peer, now)
 
 
-def send_batch(device: Device, packets: list, now: float) -> None:
-    """Many IP packets from the TUN side at once, with the same outcome as ``Device.send_packet`` on
-    each in turn: routed by destination, then per peer either encrypted straight away with its current
-    keypair (timers once per batch: each hook is idempotent for one ``now``) or staged behind a handshake.
-    """
+def send_packets(device: Device, packets: list, now: float) -> None:
+    """IP packets from the TUN side (kernel ``wg_xmit``): each is routed by its destination address
+    (cryptokey routing), staged behind its peer's earlier packets, and every peer that got one sends
+    what it has staged. A single packet is a batch of one."""
     lookup = device.allowed_ips.lookup
     by_peer: dict[Peer, list] = {}
     last_destination, peer = None, None  # a flow repeats its destination: look it up once per run
@@ -171,24 +176,7 @@ def send_batch(device: Device, packets: list, now: float) -> None:
             by_peer[peer] = [packet]
         else:
             waiting.append(packet)
-    schedule, mtu, out = device.schedule, device.mtu, device._datagrams.append
     for peer, batch in by_peer.items():
-        keypair = peer.keypairs.current
-        endpoint = peer.endpoint
-        if peer.staged or keypair is None or endpoint is None or not _can_send(keypair, now, len(batch)):
-            for packet in batch:
-                for _ in range(peer.stage(packet)):
-                    device.drop(Drop.STAGED_OVERFLOW, peer.public_key)
-            send_staged_packets(device, peer, now)
-            continue
-        encrypt = keypair.encrypt
-        sent = 0
-        for packet in batch:
-            wire = encrypt(packet, mtu)
-            sent += len(wire)
-            out((wire, endpoint))
-        peer.tx_bytes += sent
-        on.on_any_authenticated_packet_traversal(schedule, peer, now)
-        on.on_any_authenticated_packet_sent(schedule, peer)
-        on.on_data_sent(schedule, peer, now)
-        keep_key_fresh_on_send(device, peer, now)
+        for _ in range(peer.stage_all(batch)):
+            device.drop(Drop.STAGED_OVERFLOW, peer.public_key)
+        send_staged_packets(device, peer, now)
