@@ -47,13 +47,19 @@ log = logging.getLogger("wgpy")
 class _Client:
     """One UAPI connection: its socket, its protocol state, and answers not yet taken."""
 
-    __slots__ = ("socket", "connection", "pending", "closing")
+    __slots__ = ("socket", "connection", "pending", "closing", "last_active")
 
-    def __init__(self, sock: socket.socket, connection: UapiConnection) -> None:
+    def __init__(self, sock: socket.socket, connection: UapiConnection, now: float) -> None:
         self.socket = sock
         self.connection = connection
         self.pending = bytearray()
         self.closing = False
+        self.last_active = now   # when it was accepted or last sent us something
+
+    @property
+    def idle(self) -> bool:
+        """Nothing of an operation received and nothing to write: closing it loses no work."""
+        return not (self.pending or self.closing) and self.connection.idle
 
 
 def peer_name(public_key: bytes) -> str:
@@ -179,13 +185,24 @@ class Runtime:
             client = self.uapi.accept()
             if client is None:
                 return
-            if len(self.clients) >= MAX_CLIENTS:
+            if len(self.clients) >= MAX_CLIENTS and not self._close_idle_client():
                 client.close()
-                log.error("UAPI: too many connections, refusing one")
+                log.error("UAPI: too many connections, all of them busy: refusing one")
                 continue
             connection = UapiConnection(self.device, bind=self.bind, interface_index=socket.if_nametoindex)
-            self.clients[client.fileno()] = _Client(client, connection)
+            self.clients[client.fileno()] = _Client(client, connection, time.monotonic())
             self._poll.register(client.fileno(), select.POLLIN)
+
+    def _close_idle_client(self) -> bool:
+        """Make room for a new client by closing the one idle longest, as a new ``wg show`` must be served
+        whoever else holds a connection open; False if every client is in the middle of something."""
+        idle = [(state.last_active, fd) for fd, state in self.clients.items() if state.idle]
+        if not idle:
+            return False
+        fd = min(idle)[1]
+        log.error("UAPI: too many connections, closing the one idle longest")
+        self._drop(fd, self.clients[fd])
+        return True
 
     def _serve(self, fd: int, event: int) -> None:
         """Read a client's operations and queue its answers; answers go out as the client takes them, so
@@ -201,7 +218,7 @@ class Runtime:
             return
         except OSError:
             data = b""
-        now = time.monotonic()
+        now = state.last_active = time.monotonic()
         # At end of input, a set sent without its final blank line is still applied (as wireguard-go does).
         state.pending += state.connection.feed(data, now) if data else state.connection.eof(now)
         if state.connection.last_error is not None:
@@ -221,14 +238,17 @@ class Runtime:
                 state.pending.clear()
                 state.closing = True
         if state.closing and not state.pending:
-            self._poll.unregister(fd)
-            del self.clients[fd]
-            state.socket.close()
+            self._drop(fd, state)
             return
         want = select.POLLOUT if state.pending else 0
         if not state.closing and len(state.pending) < MAX_PENDING_REPLY:
             want |= select.POLLIN
         self._poll.modify(fd, want)
+
+    def _drop(self, fd: int, state: "_Client") -> None:
+        self._poll.unregister(fd)
+        del self.clients[fd]
+        state.socket.close()
 
     # ------------------------------------------------------------------------------ output
 
