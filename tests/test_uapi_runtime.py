@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import select
 import socket
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -175,3 +176,45 @@ def test_when_every_client_is_in_the_middle_of_an_operation_a_new_one_is_refused
             for client in busy:
                 client.close()
 
+
+ALLOWED_IPS = 100_000
+STALL_BOUND = 0.1   # seconds; applied whole, the set below kept the loop from its TUN ~0.3 s
+
+
+def test_a_big_set_is_applied_in_slices_between_packets_and_seen_whole(tmp_path):
+    """While 100,000 allowed IPs are set, the loop keeps reading its TUN, and a get sent meanwhile sees
+    all of them or none."""
+    key = PEER.hex()
+    lines = "".join(f"allowed_ip=10.{n >> 16}.{n >> 8 & 255}.{n & 255}/32\n" for n in range(ALLOWED_IPS))
+    big = f"set=1\npublic_key={key}\n{lines}\n"
+    with runtime(tmp_path) as loop:
+        stalls: list[float] = []
+        done = threading.Event()
+
+        def probe() -> None:
+            while not done.is_set():
+                stalls.append(loop.probe())
+                time.sleep(0.002)
+
+        prober = threading.Thread(target=probe, daemon=True)
+        prober.start()
+        try:
+            time.sleep(0.1)
+            with connect(loop.directory) as setting:
+                setting.settimeout(30)
+                start = time.monotonic()
+                setting.sendall(big.encode())
+                time.sleep(0.05)
+                seen = request(NAME, "get=1\n\n", timeout=30, directory=loop.directory)   # meanwhile
+                answer = setting.recv(65536)
+                took = time.monotonic() - start
+        finally:
+            done.set()
+            prober.join(15)
+        after = request(NAME, "get=1\n\n", timeout=30, directory=loop.directory)
+    print(f"figure: UAPI: a set of {ALLOWED_IPS} allowed IPs took {took:.2f} s; the loop came round to its TUN "
+          f"within {max(stalls) * 1000:.1f} ms ({len(stalls)} probes)")
+    assert answer == b"errno=0\n\n"
+    assert seen.count("allowed_ip=") in (0, ALLOWED_IPS) and seen.endswith("errno=0\n\n")
+    assert after.count("allowed_ip=") == ALLOWED_IPS
+    assert max(stalls) < STALL_BOUND, f"the loop left its TUN unread for {max(stalls) * 1000:.0f} ms"

@@ -31,7 +31,7 @@ from ..core.events import (
     SessionExpired,
     UnderLoad,
 )
-from ..uapi import UapiConnection
+from ..uapi import IpcLock, UapiConnection
 from .tun import Tun
 from .udp import Udp
 from .uapi_socket import MAX_CLIENTS, READ_SIZE, UapiServer
@@ -40,6 +40,11 @@ BATCH = 64                # packets or datagrams read per wake-up and source
 HOUSEKEEPING_PERIOD = 1.0  # seconds between checks of the interface, the socket file and the MTU
 
 MAX_PENDING_REPLY = 1 << 20  # bytes of answers a UAPI client may leave unread before we stop reading it
+# A long UAPI operation is applied (or answered) in slices of UAPI_SLICE lines, for at most UAPI_SLICE_TIME
+# seconds per wake-up, with the packets that came meanwhile read in between. An allowed_ip line costs
+# about 3 us, a section that starts a handshake about 150 us.
+UAPI_SLICE = 256
+UAPI_SLICE_TIME = 0.004
 
 log = logging.getLogger("wgpy")
 
@@ -75,6 +80,8 @@ class Runtime:
         self.udp = udp
         self.uapi = uapi
         self.clients: dict[int, _Client] = {}
+        self._uapi_lock = IpcLock()                 # one UAPI operation at a time, as wireguard-go's ipcMutex
+        self._working: dict[int, None] = {}         # clients with an operation to go on with, in turn
         self.stopping = ""
         self._wakeup_r, self._wakeup_w = os.pipe()
         os.set_blocking(self._wakeup_r, False)
@@ -122,9 +129,11 @@ class Runtime:
                 now = time.monotonic()
                 deadline = self.device.next_deadline()
                 wake = next_housekeeping if deadline is None else min(deadline, next_housekeeping)
-                timeout = max(0, int((wake - now) * 1000) + 1)
+                timeout = 0 if self._working else max(0, int((wake - now) * 1000) + 1)
                 for fd, event in self._poll.poll(timeout):
                     self._ready(fd, event)
+                if self._working:
+                    self._go_on()
                 now = time.monotonic()
                 deadline = self.device.next_deadline()
                 if deadline is not None and deadline <= now:
@@ -189,7 +198,8 @@ class Runtime:
                 client.close()
                 log.error("UAPI: too many connections, all of them busy: refusing one")
                 continue
-            connection = UapiConnection(self.device, bind=self.bind, interface_index=socket.if_nametoindex)
+            connection = UapiConnection(self.device, bind=self.bind, interface_index=socket.if_nametoindex,
+                                        lock=self._uapi_lock)
             self.clients[client.fileno()] = _Client(client, connection, time.monotonic())
             self._poll.register(client.fileno(), select.POLLIN)
 
@@ -206,12 +216,15 @@ class Runtime:
 
     def _serve(self, fd: int, event: int) -> None:
         """Read a client's operations and queue its answers; answers go out as the client takes them, so
-        a client that never reads can delay nobody (it stops being read once MAX_PENDING_REPLY waits)."""
+        a client that never reads can delay nobody (it stops being read once MAX_PENDING_REPLY waits).
+        Nothing more is read from a client while its operation is being applied."""
         state = self.clients[fd]
         if event & select.POLLOUT:
             self._write(fd, state)
         if not event & (select.POLLIN | select.POLLHUP | select.POLLERR) or fd not in self.clients:
             return
+        if state.connection.working:
+            return   # POLLHUP or POLLERR, reported whatever we asked for: read once its work is done
         try:
             data = state.socket.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -219,12 +232,29 @@ class Runtime:
         except OSError:
             data = b""
         now = state.last_active = time.monotonic()
+        state.closing = state.closing or not data
         # At end of input, a set sent without its final blank line is still applied (as wireguard-go does).
-        state.pending += state.connection.feed(data, now) if data else state.connection.eof(now)
-        if state.connection.last_error is not None:
-            log.error("UAPI: %s", state.connection.last_error)
-            state.connection.last_error = None
-        state.closing = not data or state.connection.closed
+        connection = state.connection
+        self._answered(fd, state, connection.feed(data, now, UAPI_SLICE) if data else connection.eof(now, UAPI_SLICE))
+
+    def _go_on(self) -> None:
+        """Apply or answer the next slices of operations left unfinished, taking turns, until
+        UAPI_SLICE_TIME has passed; the loop then reads packets and comes back."""
+        start = time.monotonic()
+        working = self._working
+        while working and time.monotonic() - start < UAPI_SLICE_TIME:
+            fd = next(iter(working))
+            del working[fd]
+            state = self.clients[fd]
+            self._answered(fd, state, state.connection.resume(time.monotonic(), UAPI_SLICE))
+
+    def _answered(self, fd: int, state: "_Client", answer: bytes) -> None:
+        connection = state.connection
+        state.pending += answer
+        if connection.last_error is not None:
+            log.error("UAPI: %s", connection.last_error)
+            connection.last_error = None
+        state.closing = state.closing or connection.closed
         self._write(fd, state)
 
     def _write(self, fd: int, state: "_Client") -> None:
@@ -237,17 +267,24 @@ class Runtime:
             except OSError:
                 state.pending.clear()
                 state.closing = True
-        if state.closing and not state.pending:
+        connection = state.connection
+        if state.closing and not state.pending and not connection.working:
             self._drop(fd, state)
             return
+        room = len(state.pending) < MAX_PENDING_REPLY
+        if connection.working and (room or connection.in_operation):
+            # Its turn comes after the others' (_go_on took it out). A client that does not read gets no
+            # new operation started, but one under way goes on: it holds the lock every client waits for.
+            self._working.setdefault(fd)
         want = select.POLLOUT if state.pending else 0
-        if not state.closing and len(state.pending) < MAX_PENDING_REPLY:
+        if not state.closing and room and not connection.working:
             want |= select.POLLIN
         self._poll.modify(fd, want)
 
     def _drop(self, fd: int, state: "_Client") -> None:
         self._poll.unregister(fd)
         del self.clients[fd]
+        self._working.pop(fd, None)
         state.socket.close()
 
     # ------------------------------------------------------------------------------ output
