@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from wgpy.core.constants import MessageType
 from wgpy.core.crypto import PrivateKey, clamp
 from wgpy.core.device import Device
-from wgpy.uapi import MAX_LINE_SIZE, MAX_PEERS, UapiConnection, UapiError, format_endpoint
+from wgpy.uapi import MAX_LINE_SIZE, MAX_PEERS, IpcLock, UapiConnection, UapiError, format_endpoint
 
 from .conftest import seeded_rng
 
@@ -702,7 +702,7 @@ def test_a_bug_in_a_get_is_eio_and_the_connection_goes_on(monkeypatch):
 
     connection = UapiConnection(new_device())
     with monkeypatch.context() as patch:
-        patch.setattr(wgpy.uapi, "get_operation", broken)
+        patch.setattr(wgpy.uapi, "get_lines", broken)
         assert connection.feed(b"get=1\n\n", now=0.0) == answer(EIO)
     assert isinstance(connection.last_error.__cause__, RuntimeError)
     assert connection.feed(b"get=1\n\n", now=0.0).endswith(OK) and connection.last_error is None
@@ -837,3 +837,139 @@ def test_random_sets_are_answered_once_and_leave_a_consistent_device(pairs):
 def test_uapi_error_carries_its_errno():
     error = UapiError(EINVAL, "x")
     assert error.errno == EINVAL and "x" in repr(error)
+
+
+# ------------------------------------------------------------------------------------ slices
+# With a budget, a connection applies or writes at most that many lines per call and the runtime comes
+# back (resume) between packet batches; the answers and the device end up as without one.
+
+
+def run_in_slices(connection: UapiConnection, data: bytes, budget: int, chunk: int = 65536, eof: bool = False) -> tuple[bytes, int]:
+    """Go on with what the connection has left, then feed ``data`` (and the end of input, if ``eof``) as the
+    runtime does: nothing more while the connection is working. The answers, and how many calls it took."""
+    replies: list[bytes] = []
+
+    def finish() -> None:
+        while connection.working:
+            replies.append(connection.resume(now=0.0, budget=budget))
+
+    finish()
+    for at in range(0, len(data), chunk):
+        replies.append(connection.feed(data[at:at + chunk], now=0.0, budget=budget))
+        finish()
+    if eof:
+        replies.append(connection.eof(now=0.0, budget=budget))
+        finish()
+    return b"".join(replies), len(replies)
+
+
+def test_a_set_is_applied_a_slice_at_a_time():
+    device = new_device()
+    connection = UapiConnection(device)
+    data = set_op(f"public_key={A.hex()}", *(f"allowed_ip=10.0.{i >> 8}.{i & 255}/32" for i in range(1000)))
+    assert connection.feed(data, now=0.0, budget=100) == b""
+    assert connection.working and connection.in_operation
+    assert len(device.allowed_ips) == 99   # the public_key line was one of the 100
+    applied = [len(device.allowed_ips)]
+    while connection.working:
+        reply = connection.resume(now=0.0, budget=100)
+        applied.append(len(device.allowed_ips))
+    assert reply == OK and not connection.in_operation
+    assert applied[-1] == 1000 and all(b - a <= 100 for a, b in zip(applied, applied[1:]))
+
+
+@pytest.mark.parametrize("budget", [1, 2, 3, 7, 100])
+def test_slices_give_the_same_answers_and_device_as_one_call(budget):
+    data = (
+        set_op("listen_port=7", f"public_key={A.hex()}", "allowed_ip=10.0.0.0/8", "persistent_keepalive_interval=5",
+               "endpoint=192.0.2.1:1", f"public_key={B.hex()}", *(f"allowed_ip=10.1.0.{i}/32" for i in range(20)))
+        + b"get=1\n\n"
+        # The bad line comes after lines that stay applied, and errno comes after the whole operation.
+        + set_op(f"public_key={C.hex()}", "allowed_ip=10.2.0.0/16", "allowed_ip=10.3.0.0/33", "allowed_ip=10.4.0.0/16")
+        + b"get=1\nx" + set_op("fwmark=3") + b"get=1\n\n"
+    )
+    whole = new_device()
+    expected = UapiConnection(whole).feed(data, now=0.0)
+    device = new_device()
+    reply, calls = run_in_slices(UapiConnection(device), data, budget, chunk=5)
+    assert reply == expected and get_text(device) == get_text(whole)
+    assert whole.datagrams_to_send() == device.datagrams_to_send()   # the keepalive's handshake, once
+
+
+def test_a_get_is_written_a_slice_at_a_time():
+    device = new_device()
+    assert run_set(device, f"public_key={A.hex()}", *(f"allowed_ip=10.0.{i >> 8}.{i & 255}/32" for i in range(1000))) == OK
+    expected = UapiConnection(device).feed(b"get=1\n\n", now=0.0)
+    connection = UapiConnection(device)
+    first = connection.feed(b"get=1\n\n", now=0.0, budget=50)
+    assert first.count(b"\n") == 50 and connection.working
+    reply, calls = run_in_slices(connection, b"", budget=50)
+    assert first + reply == expected and 1 + calls == -(-1009 // 50)   # 9 lines before the allowed IPs
+
+
+def test_another_connection_waits_until_an_operation_under_way_is_done():
+    """wireguard-go's ipcMutex: a get never sees half of a set, and a set never lands inside a get."""
+    device, lock = new_device(), IpcLock()
+    setting, getting, other = (UapiConnection(device, lock=lock) for _ in range(3))
+    data = set_op(f"public_key={A.hex()}", *(f"allowed_ip=10.0.{i >> 8}.{i & 255}/32" for i in range(1000)))
+    assert setting.feed(data, now=0.0, budget=100) == b""
+    assert getting.feed(b"get=1\n\n", now=0.0, budget=100) == b"" and getting.working and not getting.in_operation
+    assert other.feed(set_op(f"public_key={A.hex()}", "remove=true"), now=0.0, budget=100) == b"" and other.working
+    for _ in range(5):   # however often they are called, they wait
+        assert getting.resume(now=0.0, budget=100) == other.resume(now=0.0, budget=100) == b""
+    while setting.working:
+        setting.resume(now=0.0, budget=100)
+    answer, _ = run_in_slices(getting, b"", budget=100)
+    assert answer.count(b"allowed_ip=") == 1000 and answer.endswith(OK)
+    assert run_in_slices(other, b"", budget=100)[0] == OK and device.peers == {}
+
+
+def test_eof_ends_an_open_set_in_slices_too():
+    device = new_device()
+    connection = UapiConnection(device)
+    data = f"set=1\npublic_key={A.hex()}\n".encode() + b"".join(b"allowed_ip=10.0.0.%d/32\n" % i for i in range(200))
+    reply, _ = run_in_slices(connection, data, budget=16, eof=True)
+    assert reply == OK and connection.closed and len(device.allowed_ips) == 200
+
+
+def test_a_bug_in_the_middle_of_an_operation_frees_the_lock():
+    """An exception that is not a UapiError is a bug: the operation is answered -EIO and dropped, and no
+    other connection of the device waits for it for ever."""
+    def broken_bind(port: int, fwmark: int) -> int:
+        raise RuntimeError("bug")
+
+    device, lock = new_device(), IpcLock()
+    broken = UapiConnection(device, bind=broken_bind, lock=lock)
+    data = set_op("fwmark=0", "fwmark=0", "listen_port=1") + b"get=1\n\n"   # the third line calls bind
+    answered = broken.feed(data, now=0.0, budget=1)
+    while broken.working and not answered:
+        answered += broken.resume(now=0.0, budget=1)
+    assert answered == answer(EIO) and isinstance(broken.last_error.__cause__, RuntimeError)
+    assert not broken.in_operation
+    assert UapiConnection(device, lock=lock).feed(b"get=1\n\n", now=0.0, budget=100).endswith(OK)
+    assert broken.working and broken.resume(now=0.0).endswith(OK)   # what came after it is served
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(FRAGMENTS, max_size=30), st.integers(1, 5), st.integers(1, 20), st.booleans())
+def test_how_the_work_is_sliced_changes_nothing(fragments, budget, chunk, eof):
+    data = b"".join(fragments)
+    whole_device = new_device()
+    whole = UapiConnection(whole_device, bind=FakeBind(refuse={1}), interface_index=interfaces)
+    expected = whole.feed(data, now=0.0) + (whole.eof(now=0.0) if eof else b"")
+    device = new_device()
+    connection = UapiConnection(device, bind=FakeBind(refuse={1}), interface_index=interfaces)
+    reply, _ = run_in_slices(connection, data, budget, chunk, eof)
+    assert reply == expected and connection.closed == whole.closed
+    assert not connection.working and not connection.in_operation
+    assert get_text(device) == get_text(whole_device)
+
+
+def test_a_connection_is_idle_only_between_operations():
+    connection = UapiConnection(new_device())
+    assert connection.idle
+    for piece in (b"g", b"et=1\n", b"\n"):
+        assert connection.feed(piece, now=0.0) == b"" or piece == b"\n"
+        assert connection.idle == (piece == b"\n")
+    connection.feed(set_op(f"public_key={A.hex()}", *(f"allowed_ip=10.0.0.{i}/32" for i in range(10))), now=0.0, budget=2)
+    assert connection.working and not connection.idle

@@ -3,10 +3,14 @@ calls on a :class:`~wgpy.core.device.Device` (https://www.wireguard.com/xplatfor
 Protocol"; wireguard-go's ``device/uapi.go`` wherever that page is silent). Sans-IO like the core: the
 runtime's socket server feeds each connection's bytes in and writes back what comes out::
 
-    connection = UapiConnection(device, bind=runtime.bind)
-    reply = connection.feed(data, now)      # answers every operation completed by ``data``
-    ...                                     # write ``reply``; hang up when ``connection.closed``
-    reply = connection.eof(now)             # the client shut down its side: finish, then hang up
+    connection = UapiConnection(device, bind=runtime.bind, lock=lock)   # one IpcLock per device
+    reply = connection.feed(data, now, budget=256)   # answers the operations ``data`` completes, 256 lines' worth
+    while connection.working:                        # ... between packet batches, read nothing more meanwhile:
+        reply += connection.resume(now, budget=256)  # the next slice
+    ...                                              # write ``reply``; hang up when ``connection.closed``
+    reply = connection.eof(now)                      # the client shut down its side: finish, then hang up
+
+Without a budget a call does all the work there is (as a test or a one-shot caller wants).
 
 A connection carries any number of operations, one after the other:
 
@@ -23,11 +27,14 @@ A connection carries any number of operations, one after the other:
   wireguard-go's scanner stops and finishes the section as at the end of the input.
 
 An operation is applied only once it is complete (its empty line has arrived, or the client shut down its
-side), all at once: another connection never sees half of one, which is what wireguard-go's ``ipcMutex``
-guarantees. That means buffering it: an operation may be up to :data:`MAX_OPERATION_SIZE` bytes (16 MiB,
-room for some 700,000 ``allowed_ip`` lines), and one line up to :data:`MAX_LINE_SIZE` bytes (wireguard-go's
-``bufio.Scanner`` limit). A longer operation is discarded as it streams in, without being buffered, and
-answered ``-EIO``; a longer line is answered ``-EIO`` like wireguard-go's "failed to read input".
+side), so a slow client holds nobody up. Then it is applied, or a ``get`` answered, a slice of lines at a
+time if the caller gives a budget, holding the device's :class:`IpcLock` from the first slice to the last:
+another connection never sees half of one, which is what wireguard-go's ``ipcMutex`` guarantees, and the
+answers and the device end up the same however the work was sliced. Buffering the operation first means
+a bound: it may be up to :data:`MAX_OPERATION_SIZE` bytes (16 MiB, room for some 700,000 ``allowed_ip``
+lines), and one line up to :data:`MAX_LINE_SIZE` bytes (wireguard-go's ``bufio.Scanner`` limit). A longer
+operation is discarded as it streams in, without being buffered, and answered ``-EIO``; a longer line is
+answered ``-EIO`` like wireguard-go's "failed to read input".
 
 A first line that is neither ``get=1`` nor ``set=1`` makes the server hang up without an answer, as
 wireguard-go does (:attr:`UapiConnection.closed`). Nothing the client sends makes :meth:`feed` raise.
@@ -44,11 +51,13 @@ never quote a value (wireguard-go quotes some; a key pasted on the wrong line wo
 from __future__ import annotations
 
 import errno
+import io
 import ipaddress
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from .core import send
 from .core.constants import KEY_LEN
@@ -198,30 +207,34 @@ def format_endpoint(endpoint: tuple) -> str:
 def get_operation(device: Device) -> str:
     """The ``key=value`` lines answering ``get=1`` (without the ``errno`` line), in wireguard-go's order:
     device keys, then for each peer its keys and its allowed IPs."""
-    lines = []
+    return "".join(line + "\n" for line in get_lines(device))
+
+
+def get_lines(device: Device) -> Iterator[str]:
+    """:func:`get_operation` a line at a time (without the newlines), so a long answer can be written in
+    slices. The peers are those of the first line; each peer's values are read when its turn comes."""
     private_key = device.private_key
     if private_key is not None:
-        lines.append("private_key=" + private_key.private_bytes().hex())
+        yield "private_key=" + private_key.private_bytes().hex()
     if device.listen_port:
-        lines.append(f"listen_port={device.listen_port}")
+        yield f"listen_port={device.listen_port}"
     if device.fwmark:
-        lines.append(f"fwmark={device.fwmark}")
-    for peer in device.peers.values():
+        yield f"fwmark={device.fwmark}"
+    for peer in list(device.peers.values()):
         preshared_key = peer.preshared_key
         seconds, nanoseconds = _handshake_time(peer.last_handshake_time)
-        lines.append("public_key=" + peer.public_key.hex())
-        lines.append("preshared_key=" + (preshared_key or _ZERO_KEY).hex())
-        lines.append("protocol_version=1")
+        yield "public_key=" + peer.public_key.hex()
+        yield "preshared_key=" + (preshared_key or _ZERO_KEY).hex()
+        yield "protocol_version=1"
         if peer.endpoint is not None:
-            lines.append("endpoint=" + format_endpoint(peer.endpoint))
-        lines.append(f"last_handshake_time_sec={seconds}")
-        lines.append(f"last_handshake_time_nsec={nanoseconds}")
-        lines.append(f"tx_bytes={peer.tx_bytes}")
-        lines.append(f"rx_bytes={peer.rx_bytes}")
-        lines.append(f"persistent_keepalive_interval={peer.persistent_keepalive_interval}")
-        lines.extend(f"allowed_ip={_format_address(address)}/{cidr}" for address, cidr in device.allowed_ips.entries(peer))
-    lines.append("")
-    return "\n".join(lines)
+            yield "endpoint=" + format_endpoint(peer.endpoint)
+        yield f"last_handshake_time_sec={seconds}"
+        yield f"last_handshake_time_nsec={nanoseconds}"
+        yield f"tx_bytes={peer.tx_bytes}"
+        yield f"rx_bytes={peer.rx_bytes}"
+        yield f"persistent_keepalive_interval={peer.persistent_keepalive_interval}"
+        for address, cidr in device.allowed_ips.iter_entries(peer):
+            yield f"allowed_ip={_format_address(address)}/{cidr}"
 
 
 def _handshake_time(wall_clock: float | None) -> tuple[int, int]:
@@ -246,6 +259,29 @@ class _Section:
     keepalive: int | None = None   # applied when the section ends (wireguard-go handlePostConfig)
 
 
+class _SetOperation:
+    """A complete ``set`` body being applied: its lines still to read, the number of the last one read,
+    and the open peer section."""
+
+    __slots__ = ("lines", "number", "section")
+
+    def __init__(self, body: bytes | bytearray | memoryview) -> None:
+        self.lines = io.BytesIO(body)   # a copy; iterating it gives the lines, each with its "\n"
+        self.number = 0
+        self.section: _Section | None = None
+
+
+class IpcLock:
+    """wireguard-go's ``ipcMutex``: one operation at a time per device. An operation applied or answered
+    over several calls holds it from its first slice to its last, so no other connection of the device
+    sees it half done. Give every connection of a device the same lock."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self) -> None:
+        self.owner: UapiConnection | None = None
+
+
 class UapiConnection:
     """One client of the configuration socket (wireguard-go ``IpcHandle``), sans-IO.
 
@@ -254,7 +290,9 @@ class UapiConnection:
     ``OSError`` (the port is taken, or the mark cannot be set) is answered ``-EADDRINUSE``. Without it the
     values are only stored on the device. ``interface_index(name)`` turns the zone of a link-local
     endpoint such as ``[fe80::1%eth0]:51820`` (what ``wg`` sends) into a scope id, raising ``OSError`` or
-    ``ValueError`` when there is no such interface; without it only numeric zones are accepted.
+    ``ValueError`` when there is no such interface; without it only numeric zones are accepted. ``lock``
+    is shared by the connections of one device (see :class:`IpcLock`); without it the connection has its
+    own.
     """
 
     def __init__(
@@ -264,6 +302,7 @@ class UapiConnection:
         bind: Bind | None = None,
         interface_index: InterfaceIndex | None = None,
         max_operation_size: int = MAX_OPERATION_SIZE,
+        lock: IpcLock | None = None,
     ) -> None:
         self.device = device
         self.closed = False                       # the server should hang up once it has written the reply
@@ -271,9 +310,15 @@ class UapiConnection:
         self._bind = bind
         self._interface_index = interface_index
         self._max_operation_size = max_operation_size
+        self._lock = lock if lock is not None else IpcLock()
         self._buffer = bytearray()
         self._state = self._read_operation
         self._searched = 0   # how much of a pending set's body has been searched for its end
+        self._ended = False  # the client shut down its side
+        self._set: _SetOperation | None = None    # the set being applied
+        self._get: Iterator[str] | None = None    # the lines of the get being answered
+        self._budget: float = math.inf            # lines this call may still apply or write
+        self._more = False   # the last call stopped with work left (its budget spent, or the lock taken)
 
     @property
     def want_close(self) -> bool:
@@ -282,42 +327,79 @@ class UapiConnection:
 
     @property
     def buffered(self) -> int:
-        """How many bytes of the client's input wait for the rest of their operation."""
+        """How many bytes of the client's input wait for the rest of their operation (or their turn)."""
         return len(self._buffer)
 
-    def feed(self, data: bytes, now: float) -> bytes:
-        """Take bytes from the client; return the answers to every operation they complete."""
+    @property
+    def working(self) -> bool:
+        """The last call stopped with work left that needs no more input: an operation half applied or
+        half answered, or a complete one waiting for its turn. Call :meth:`resume` again (and read no more
+        from the client meanwhile)."""
+        return self._more and not self.closed
+
+    @property
+    def idle(self) -> bool:
+        """Between operations, with nothing of the next one received: closing now loses nothing."""
+        return self._state == self._read_operation and not self._buffer and not self._more
+
+    @property
+    def in_operation(self) -> bool:
+        """An operation is under way on this connection and holds the device's lock until it ends."""
+        return self._lock.owner is self
+
+    def feed(self, data: bytes, now: float, budget: int | None = None) -> bytes:
+        """Take bytes from the client; return the answers to the operations they complete. Without a
+        ``budget`` every complete operation is applied and answered here; with one, at most ``budget``
+        lines are applied or written in this call (a slice), and :attr:`working` says whether to
+        :meth:`resume`. Either way the answers and the device end up the same."""
         if self.closed:
             return b""
         self._buffer += data
-        out = bytearray()
-        while not self.closed and self._state(out, now):
-            pass
-        return bytes(out)
+        return self._run(now, budget)
 
-    def eof(self, now: float) -> bytes:
+    def resume(self, now: float, budget: int | None = None) -> bytes:
+        """Go on with the work :attr:`working` announced; the answers it completes."""
+        return b"" if self.closed else self._run(now, budget)
+
+    def eof(self, now: float, budget: int | None = None) -> bytes:
         """The client shut down its side. As in wireguard-go, a ``set`` still open ends there and is
         applied and answered; a ``get=1`` line without its empty line, or a partial first line, is
-        dropped. The connection is closed afterwards."""
+        dropped. The connection is closed afterwards (once :attr:`working` is False, with a budget)."""
+        if self.closed:
+            return b""
+        self._ended = True
+        return self._run(now, budget)
+
+    def _run(self, now: float, budget: int | None) -> bytes:
+        self._budget = math.inf if budget is None else max(budget, 1)
+        self._more = False
         out = bytearray()
-        if not self.closed:
-            if self._state == self._read_set:
-                body = bytes(self._buffer)
-                out += self._answer_set(body[:-1] if body.endswith(b"\n") else body, now)
-            elif self._state == self._discard_set:
-                out += self._answer_oversized()
-            self._buffer.clear()
-            self.closed = True
+        try:
+            while not self.closed and self._state(out, now):
+                pass
+        except Exception as bug:
+            # The one boundary between an operation and the connection (h11's error strategy): anything
+            # but a UapiError (answered where it is raised) is a bug in wgpy. The operation is dropped, so
+            # that the lock is not held by one nobody resumes, and answered -EIO (wireguard-go's I/O
+            # error); what it did before stays done, as after a bad line. The exception, traceback and
+            # all, is kept as last_error.__cause__ for the runtime's log; what the client sent after the
+            # operation is served on the next call.
+            self._drop_operation()
+            self._more = bool(self._buffer) and not self.closed
+            self.last_error = UapiError(IPC_ERROR_IO, "internal error (a bug in wgpy) while applying the operation")
+            self.last_error.__cause__ = bug
+            out += b"errno=%d\n\n" % IPC_ERROR_IO
         return bytes(out)
 
-    # Each state takes the buffered input and returns True if it made progress, False to wait for more.
+    # Each state takes the buffered input and returns True if it made progress, False to wait for more
+    # input or, having set self._more, for the next call. At the end of input a state finishes instead.
 
     def _read_operation(self, out: bytearray, now: float) -> bool:
         buffer = self._buffer
         end = buffer.find(b"\n")
         if end < 0:
             # Hang up as soon as the line cannot become a valid one, rather than buffer it.
-            if not (b"set=1\n".startswith(buffer) or b"get=1\n".startswith(buffer)):
+            if self._ended or not (b"set=1\n".startswith(buffer) or b"get=1\n".startswith(buffer)):
                 self._hang_up()
             return False
         line = bytes(buffer[: end + 1])
@@ -332,16 +414,38 @@ class UapiConnection:
 
     def _read_get(self, out: bytearray, now: float) -> bool:
         if not self._buffer:
+            if self._ended:
+                self._hang_up()   # wireguard-go: ReadByte fails, no answer
             return False
         byte = self._buffer[0]
         del self._buffer[:1]
-        self._state = self._read_operation
         if byte == ord("\n"):
-            out += self._answer(self._get)
+            self._state = self._write_get
         else:
             # wireguard-go reads exactly one byte after "get=1\n" and answers a wrong one with -EINVAL.
+            self._state = self._read_operation
             self.last_error = UapiError(IPC_ERROR_INVALID, "trailing character in UAPI get")
             out += b"errno=%d\n\n" % IPC_ERROR_INVALID
+        return True
+
+    def _write_get(self, out: bytearray, now: float) -> bool:
+        if not self._take_turn():
+            return False
+        if self._get is None:
+            self._get = get_lines(self.device)
+        budget = self._budget
+        lines = list(islice(self._get, None if budget == math.inf else int(budget)))
+        if lines:
+            out += ("\n".join(lines) + "\n").encode()
+        if len(lines) == budget:
+            self._budget = 0
+            self._more = True
+            return False
+        self._budget -= len(lines)
+        self._get = None
+        self._end_operation()
+        self.last_error = None
+        out += b"errno=0\n\n"
         return True
 
     def _read_set(self, out: bytearray, now: float) -> bool:
@@ -357,76 +461,104 @@ class UapiConnection:
             lf, crlf = buffer.find(b"\n\n", start), buffer.find(b"\n\r\n", start)
             if lf < 0 and crlf < 0:
                 self._searched = len(buffer)
-                if len(buffer) > self._max_operation_size:
+                if self._ended:   # the end of input ends the operation too
+                    body_end = operation_end = len(buffer)
+                    if buffer.endswith(b"\n"):
+                        body_end -= 1
+                elif len(buffer) > self._max_operation_size:
                     del buffer[:-2]   # keep what could begin the empty line
                     self._state = self._discard_set
-                return False
-            if crlf < 0 or 0 <= lf < crlf:
+                    return False
+                else:
+                    return False
+            elif crlf < 0 or 0 <= lf < crlf:
                 body_end, operation_end = lf, lf + 2
             else:
                 body_end, operation_end = crlf, crlf + 3
-        body = bytes(buffer[:body_end])
-        del buffer[:operation_end]
-        self._state = self._read_operation
         if body_end > self._max_operation_size:
+            del buffer[:operation_end]
+            self._state = self._read_operation
             out += self._answer_oversized()
-        else:
-            out += self._answer_set(body, now)
+            return True
+        with memoryview(buffer) as view:
+            self._set = _SetOperation(view[:body_end])
+        del buffer[:operation_end]
+        self._state = self._apply_set
         return True
 
     def _discard_set(self, out: bytearray, now: float) -> bool:
         """An operation past MAX_OPERATION_SIZE: skip it as it arrives, keeping only two bytes of it."""
         buffer = self._buffer
         ends = [(at, at + size) for at, size in ((buffer.find(b"\n\n"), 2), (buffer.find(b"\n\r\n"), 3)) if at >= 0]
-        if not ends:
+        if not ends and not self._ended:
             del buffer[:-2]
             return False
-        del buffer[: min(ends)[1]]
+        del buffer[: min(ends)[1] if ends else len(buffer)]
         self._state = self._read_operation
         out += self._answer_oversized()
         return True
 
+    def _apply_set(self, out: bytearray, now: float) -> bool:
+        if not self._take_turn():
+            return False
+        try:
+            if not self._apply(self._set, now):
+                self._more = True
+                return False
+        except UapiError as error:
+            self.last_error = error
+            out += b"errno=%d\n\n" % error.errno
+        else:
+            self.last_error = None
+            out += b"errno=0\n\n"
+        self._set = None
+        self._end_operation()
+        return True
+
+    def _take_turn(self) -> bool:
+        """Whether this call may work on its operation now: the budget is not spent and the device's lock
+        is free or ours (then it is ours). If not, the call ends with work left."""
+        lock = self._lock
+        if self._budget <= 0 or lock.owner not in (None, self):
+            self._more = True
+            return False
+        lock.owner = self
+        return True
+
+    def _end_operation(self) -> None:
+        if self._lock.owner is self:
+            self._lock.owner = None
+        self._state = self._read_operation
+
+    def _drop_operation(self) -> None:
+        self._set = self._get = None
+        self._more = False
+        self._end_operation()
+
     def _hang_up(self) -> None:
         self.closed = True
         self._buffer.clear()
+        self._drop_operation()
 
     def _answer_oversized(self) -> bytes:
         self.last_error = UapiError(IPC_ERROR_IO, f"failed to read input: operation longer than {self._max_operation_size} bytes")
         return b"errno=%d\n\n" % IPC_ERROR_IO
 
-    def _answer_set(self, body: bytes, now: float) -> bytes:
-        return self._answer(self._apply, body.split(b"\n") if body else [], now)
-
-    def _get(self) -> bytes:
-        return get_operation(self.device).encode()
-
-    def _answer(self, operation: Callable[..., bytes | None], *args) -> bytes:
-        """Apply one operation and answer it: the one boundary between an operation and the connection
-        (h11's error strategy). A :class:`UapiError` is the client's mistake and is answered with its
-        errno; any other exception is a bug in wgpy, answered ``-EIO`` (wireguard-go's I/O error), with
-        the exception, traceback and all, kept as ``last_error.__cause__`` for the runtime's log. What
-        the operation did before it failed stays done, as after a bad line, and the connection goes on
-        with the next operation."""
-        try:
-            answer = operation(*args) or b""
-        except UapiError as error:
-            self.last_error = error
-            return b"errno=%d\n\n" % error.errno
-        except Exception as bug:
-            self.last_error = UapiError(IPC_ERROR_IO, "internal error (a bug in wgpy) while applying the operation")
-            self.last_error.__cause__ = bug
-            return b"errno=%d\n\n" % IPC_ERROR_IO
-        self.last_error = None
-        return answer + b"errno=0\n\n"
-
-    def _apply(self, lines: list[bytes], now: float) -> None:
+    def _apply(self, operation: _SetOperation, now: float) -> bool:
         """wireguard-go ``IpcSetOperation``: device lines until the first ``public_key``, then peer
-        sections; stop at the first bad line, keeping what the lines before it did."""
-        section: _Section | None = None
+        sections; stop at the first bad line, keeping what the lines before it did. Applies at most the
+        budget's worth of lines; True once the operation is done."""
+        budget = self._budget
+        count = None if budget == math.inf else int(budget)
+        first, section = operation.number, operation.section
+        number = first
         try:
-            for number, raw in enumerate(lines, 1):
-                if len(raw) > MAX_LINE_SIZE:
+            for raw in islice(operation.lines, count):
+                number += 1
+                if len(raw) > MAX_LINE_SIZE + raw.endswith(b"\n"):
                     raise UapiError(IPC_ERROR_IO, f"failed to read input: line {number} is longer than {MAX_LINE_SIZE} bytes")
+                if raw.endswith(b"\n"):
+                    raw = raw[:-1]
                 if raw.endswith(b"\r"):
                     raw = raw[:-1]
                 if not raw:
@@ -445,6 +577,11 @@ class UapiConnection:
                         self._peer_line(section, key, value)
                 except UapiError as error:
                     raise UapiError(error.errno, f"line {number}: {error}") from None
+            else:
+                if number - first == count:   # the budget is spent; there may be more
+                    operation.number, operation.section = number, section
+                    self._budget = 0
+                    return False
         except UapiError as error:
             if error.errno == IPC_ERROR_IO:
                 # A line too long for wireguard-go's scanner ends its loop, and the open section is
@@ -456,7 +593,10 @@ class UapiConnection:
                 # interval waits for the section's end, so store it, and only it.
                 section.peer.persistent_keepalive_interval = section.keepalive
             raise
+        finally:
+            self._budget = budget - (number - first)
         self._end_section(section, now)
+        return True
 
     def _device_line(self, key: str, value: str) -> None:
         """wireguard-go ``handleDeviceLine``."""

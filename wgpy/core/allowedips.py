@@ -33,7 +33,7 @@ runs; a bare ``dict.get`` on a 100,000-key dict took 55 ns in the same runs):
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
 Peer = TypeVar("Peer", bound=Hashable)
@@ -167,13 +167,16 @@ class AllowedIPs(Generic[Peer]):
         """``peer``'s prefixes as (address bytes with host bits zero, cidr): IPv4 first, then IPv6,
         each in the order they were inserted (the kernel and wireguard-go keep one list per peer in
         that order, a re-inserted prefix moving to its end, but mix the families)."""
+        return list(self.iter_entries(peer))
+
+    def iter_entries(self, peer: Peer) -> Iterator[tuple[bytes, int]]:
+        """:meth:`entries` one at a time, for a caller that takes them in slices; the table must not
+        change meanwhile."""
         owned = self._by_peer.get(peer, ())
-        return [
-            ((key << (size * 8 - cidr)).to_bytes(size, "big"), cidr)
-            for want in (4, 16)
-            for size, cidr, key in owned
-            if size == want
-        ]
+        for want in (4, 16):
+            for size, cidr, key in owned:
+                if size == want:
+                    yield (key << (size * 8 - cidr)).to_bytes(size, "big"), cidr
 
     def clear(self) -> None:
         """Remove everything."""

@@ -36,7 +36,7 @@ from ..core.events import (
     UnderLoad,
 )
 from ..core.errors import Drop
-from ..uapi import UapiConnection
+from ..uapi import IpcLock, UapiConnection
 from .tun import Tun
 from .udp import Udp
 from .uapi_socket import MAX_CLIENTS, READ_SIZE, UapiServer
@@ -46,6 +46,11 @@ HOUSEKEEPING_PERIOD = 1.0  # seconds between checks of the interface, the socket
 
 MAX_PENDING_REPLY = 1 << 20  # bytes of answers a UAPI client may leave unread before we stop reading it
 BUG_LOG_PERIOD = 1.0  # seconds: at most one traceback per kind of input this often; the others are counted
+# A long UAPI operation is applied (or answered) in slices of UAPI_SLICE lines, for at most UAPI_SLICE_TIME
+# seconds per wake-up, with the packets that came meanwhile read in between. An allowed_ip line costs
+# about 3 us, a section that starts a handshake about 150 us.
+UAPI_SLICE = 256
+UAPI_SLICE_TIME = 0.004
 
 log = logging.getLogger("wgpy")
 
@@ -53,13 +58,19 @@ log = logging.getLogger("wgpy")
 class _Client:
     """One UAPI connection: its socket, its protocol state, and answers not yet taken."""
 
-    __slots__ = ("socket", "connection", "pending", "closing")
+    __slots__ = ("socket", "connection", "pending", "closing", "last_active")
 
-    def __init__(self, sock: socket.socket, connection: UapiConnection) -> None:
+    def __init__(self, sock: socket.socket, connection: UapiConnection, now: float) -> None:
         self.socket = sock
         self.connection = connection
         self.pending = bytearray()
         self.closing = False
+        self.last_active = now   # when it was accepted or last sent us something
+
+    @property
+    def idle(self) -> bool:
+        """Nothing of an operation received and nothing to write: closing it loses no work."""
+        return not (self.pending or self.closing) and self.connection.idle
 
 
 def peer_name(public_key: bytes) -> str:
@@ -76,6 +87,8 @@ class Runtime:
         udp.reply_sources = device  # replies leave from where authenticated input arrived (core's verdict)
         self.uapi = uapi
         self.clients: dict[int, _Client] = {}
+        self._uapi_lock = IpcLock()                 # one UAPI operation at a time, as wireguard-go's ipcMutex
+        self._working: dict[int, None] = {}         # clients with an operation to go on with, in turn
         self.stopping = ""
         self._wakeup_r, self._wakeup_w = os.pipe()
         os.set_blocking(self._wakeup_r, False)
@@ -126,9 +139,11 @@ class Runtime:
                 now = time.monotonic()
                 deadline = self.device.next_deadline()
                 wake = next_housekeeping if deadline is None else min(deadline, next_housekeeping)
-                timeout = 0 if wake <= now else int((wake - now) * 1000) + 1
+                timeout = 0 if self._working or wake <= now else int((wake - now) * 1000) + 1
                 for fd, event in self._poll.poll(timeout):
                     self._contain(fd, self._ready, fd, event)
+                if self._working:
+                    self._contain("UAPI slices", self._go_on)
                 now = time.monotonic()
                 deadline = self.device.next_deadline()
                 if deadline is not None and deadline <= now:
@@ -189,39 +204,71 @@ class Runtime:
             client = self.uapi.accept()
             if client is None:
                 return
-            if len(self.clients) >= MAX_CLIENTS:
+            if len(self.clients) >= MAX_CLIENTS and not self._close_idle_client():
                 client.close()
-                log.error("UAPI: too many connections, refusing one")
+                log.error("UAPI: too many connections, all of them busy: refusing one")
                 continue
-            connection = UapiConnection(self.device, bind=self.bind, interface_index=socket.if_nametoindex)
-            self.clients[client.fileno()] = _Client(client, connection)
+            connection = UapiConnection(self.device, bind=self.bind, interface_index=socket.if_nametoindex,
+                                        lock=self._uapi_lock)
+            self.clients[client.fileno()] = _Client(client, connection, time.monotonic())
             self._poll.register(client.fileno(), select.POLLIN)
+
+    def _close_idle_client(self) -> bool:
+        """Make room for a new client by closing the one idle longest, as a new ``wg show`` must be served
+        whoever else holds a connection open; False if every client is in the middle of something."""
+        idle = [(state.last_active, fd) for fd, state in self.clients.items() if state.idle]
+        if not idle:
+            return False
+        fd = min(idle)[1]
+        log.error("UAPI: too many connections, closing the one idle longest")
+        self._hang_up(fd)
+        return True
 
     def _serve(self, fd: int, event: int) -> None:
         """Read a client's operations and queue its answers; answers go out as the client takes them, so
-        a client that never reads can delay nobody (it stops being read once MAX_PENDING_REPLY waits)."""
+        a client that never reads can delay nobody (it stops being read once MAX_PENDING_REPLY waits).
+        Nothing more is read from a client while its operation is being applied."""
         state = self.clients[fd]
         if event & select.POLLOUT:
             self._write(fd, state)
         if not event & (select.POLLIN | select.POLLHUP | select.POLLERR) or fd not in self.clients:
             return
+        if state.connection.working:
+            return   # POLLHUP or POLLERR, reported whatever we asked for: read once its work is done
         try:
             data = state.socket.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             data = b""
-        now = time.monotonic()
+        now = state.last_active = time.monotonic()
+        state.closing = state.closing or not data
         # At end of input, a set sent without its final blank line is still applied (as wireguard-go does).
-        state.pending += state.connection.feed(data, now) if data else state.connection.eof(now)
-        error = state.connection.last_error
+        connection = state.connection
+        self._answered(fd, state, connection.feed(data, now, UAPI_SLICE) if data else connection.eof(now, UAPI_SLICE))
+
+    def _go_on(self) -> None:
+        """Apply or answer the next slices of operations left unfinished, taking turns, until
+        UAPI_SLICE_TIME has passed; the loop then reads packets and comes back."""
+        start = time.monotonic()
+        working = self._working
+        while working and time.monotonic() - start < UAPI_SLICE_TIME:
+            fd = next(iter(working))
+            del working[fd]
+            state = self.clients[fd]
+            self._answered(fd, state, state.connection.resume(time.monotonic(), UAPI_SLICE))
+
+    def _answered(self, fd: int, state: "_Client", answer: bytes) -> None:
+        connection = state.connection
+        state.pending += answer
+        error = connection.last_error
         if error is not None:
             if error.__cause__ is not None:  # a bug, answered -EIO by the connection's own boundary
                 self._bug("UAPI operation", error.__cause__)
             else:
                 log.error("UAPI: %s", error)
-            state.connection.last_error = None
-        state.closing = not data or state.connection.closed
+            connection.last_error = None
+        state.closing = state.closing or connection.closed
         self._write(fd, state)
 
     def _write(self, fd: int, state: "_Client") -> None:
@@ -234,13 +281,17 @@ class Runtime:
             except OSError:
                 state.pending.clear()
                 state.closing = True
-        if state.closing and not state.pending:
-            self._poll.unregister(fd)
-            del self.clients[fd]
-            state.socket.close()
+        connection = state.connection
+        if state.closing and not state.pending and not connection.working:
+            self._hang_up(fd)
             return
+        room = len(state.pending) < MAX_PENDING_REPLY
+        if connection.working and (room or connection.in_operation):
+            # Its turn comes after the others' (_go_on took it out). A client that does not read gets no
+            # new operation started, but one under way goes on: it holds the lock every client waits for.
+            self._working.setdefault(fd)
         want = select.POLLOUT if state.pending else 0
-        if not state.closing and len(state.pending) < MAX_PENDING_REPLY:
+        if not state.closing and room and not connection.working:
             want |= select.POLLIN
         self._poll.modify(fd, want)
 
@@ -279,7 +330,9 @@ class Runtime:
             log.error("Bug in wgpy (%s, %d so far): %r, %s", kind, self.bugs[kind], bug, outcome, exc_info=bug)
 
     def _hang_up(self, fd: int) -> None:
+        """Close a UAPI client and forget it (after a bug, or when it is done)."""
         state = self.clients.pop(fd, None)
+        self._working.pop(fd, None)
         if state is not None:
             try:
                 self._poll.unregister(fd)
