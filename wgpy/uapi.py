@@ -59,7 +59,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 
-from .core import send
 from .core.constants import KEY_LEN
 from .core.crypto import PrivateKey, clamp, constant_time_equal
 from .core.device import Device
@@ -693,7 +692,7 @@ class UapiConnection:
             return
         if section.keepalive is not None:
             self.device.set_persistent_keepalive(section.peer, section.keepalive, now)
-        send.send_staged_packets(self.device, section.peer, now)
+        self.device.send_staged_packets(section.peer, now)
 
     def _parse_endpoint(self, text: str) -> tuple:
         """Go's ``netip.ParseAddrPort`` (``StdNetBind.ParseEndpoint``): ``a.b.c.d:port`` or

@@ -133,6 +133,11 @@ class Device:
         for public_key in list(self.peers):
             self.remove_peer(public_key)
 
+    def send_staged_packets(self, peer: Peer, now: float) -> None:
+        """Send what waits for ``peer`` now that its configuration changed (an endpoint, a key), or start
+        the handshake it waits for (wireguard-go's ``handlePostConfig``)."""
+        send.send_staged_packets(self, peer, now)
+
     def set_persistent_keepalive(self, peer: Peer, interval: int, now: float) -> None:
         """Set a peer's persistent keepalive interval (seconds, 0 = off); turning it on sends a keepalive
         at once, as wireguard-go does, so that a peer behind NAT becomes reachable."""
