@@ -1,7 +1,7 @@
 """Handshake-flood benchmark (security issue, item 4): a daemon flooded with valid-MAC1 initiations from a
 /16 of spoofed sources, wgpy beside wireguard-go.
 
-    python3 benchmarks/bench_flood.py [--quick] [--repeat 2] [--flooders 1] [--ping-seconds 10] [--json FILE]
+    python3 benchmarks/bench_flood.py [--quick] [--repeat 2] [--flooders 1] [--rate 0] [--ping-seconds 10] [--json FILE]
 
 The rig of tests/interop/reliability.py (a fresh set of namespaces per session):
 
@@ -18,7 +18,10 @@ The rig of tests/interop/reliability.py (a fresh set of namespaces per session):
 A session, the systems alternating (reversed order on odd repetitions, so a drift in the machine's load
 falls on both alike):
   1. start A and B, B pings A: the unloaded handshake and first reply; then ping -i 0.05 for 2 s
-  2. start --flooders processes, as fast as each can send (each takes its own slice of the /16); WARM s
+  2. start --flooders processes, as fast as each can send (each takes its own slice of the /16), or at
+     --rate in all; WARM s. The attacker shares the machine's cores with the victim, so at full speed a
+     victim that takes more CPU leaves the attacker less: the rate sent is reported, and --rate offers
+     both systems the same load
   3. (a) ping -i 0.05 from B to A for --ping-seconds over the tunnel that exists: loss, average and
      maximum round trip
   4. (b) B forgets its session (wg setconf on B; A is left alone while flooded) and pings A every 0.1 s
@@ -167,10 +170,10 @@ def measure(hosts: Hosts, system: str, args, tmp: Path, figures: dict) -> None:
 
     pid = a.process.pid
     counters, cpu, clock = udp_counters(hosts, a.ns), cpu_seconds([pid]), time.monotonic()
-    flooders = []
-    for sources in slices(ATTACKER["sources"], args.flooders):
+    flooders, pieces = [], slices(ATTACKER["sources"], args.flooders)
+    for sources in pieces:
         flooder = python_in(hosts, c, "tests.interop.attack", "flood", f"{a.underlay}:{a.port}", "--public",
-                            a.key.public.hex(), "--sources", sources,
+                            a.key.public.hex(), "--sources", sources, "--rate", str(args.rate / len(pieces)),
                             "--seconds", str(WARM + args.ping_seconds + args.handshake_timeout + 30))
         flooders.append(flooder)
     for flooder in flooders:
@@ -227,6 +230,8 @@ ROWS = (   # key, label, decimals
     ("ping_rtt_max_ms", "(a) ping during the flood, maximum RTT, ms", 1),
     ("handshake_unloaded_s", "handshake + first reply, no flood, s", 3),
     ("handshake_s", "(b) fresh handshake + first reply during the flood, s", 2),
+    ("handshake_initiations_sent", "(b) initiations B sent meanwhile", 0),
+    ("handshake_cookies_received", "(b) cookie replies B received meanwhile", 0),
     ("victim_cpu_cores", "(c) victim CPU during the flood, cores", 2),
     ("victim_rss_mib", "(c) victim RSS at the end, MiB", 1),
     ("victim_peak_rss_mib", "(c) victim peak RSS, MiB", 1),
@@ -301,6 +306,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1 repetition, 4 s of pings")
     parser.add_argument("--repeat", type=int, default=1, help="repetitions (default 1)")
     parser.add_argument("--flooders", type=int, default=1, help="attacking processes (default 1; a power of two)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="initiations per second, all flooders together (default 0: as fast as they can)")
     parser.add_argument("--ping-seconds", type=float, default=10.0, help="(a)'s duration (default 10)")
     parser.add_argument("--handshake-timeout", type=float, default=HANDSHAKE_TIMEOUT,
                         help=f"(b)'s limit, seconds (default {HANDSHAKE_TIMEOUT:g})")
@@ -322,7 +329,7 @@ def main() -> int:
         "started": started.isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
                     "wireguard_go": version("wireguard-go"), "loadavg_start": loadavg()},
-        "settings": {"repeat": args.repeat, "flooders": args.flooders, "warm_s": WARM,
+        "settings": {"repeat": args.repeat, "flooders": args.flooders, "rate": args.rate, "warm_s": WARM,
                      "ping_seconds": args.ping_seconds, "ping_interval_s": PING_INTERVAL,
                      "handshake_timeout_s": args.handshake_timeout, "sources": ATTACKER["sources"],
                      "systems": args.systems},
