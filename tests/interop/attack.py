@@ -1,12 +1,14 @@
 """What an attacker sends: crafted WireGuard datagrams from spoofed sources, through a raw socket.
 
     ip netns exec C python3 -m tests.interop.attack flood 192.0.2.1:51820 --public HEX --sources 10.77.0.0/16 --seconds 8
+    ip netns exec C python3 -m tests.interop.attack flood 192.0.2.1:51820 --junk --sources 10.77.0.0/16 --seconds 8 --rate 600
     ip netns exec C python3 -m tests.interop.attack send 192.0.2.1:51820 --records FILE --rate 2000
 
 ``flood`` sends handshake initiations with a valid MAC1 (the attacker knows the victim's public key, as
 whitepaper section 5.3 assumes) as fast as one process can (or at ``--rate``), for ``--seconds`` or until
 SIGTERM, each from the next address of ``--sources`` and a port that changes every round, so no two in a
-row share a source and no source endpoint repeats. ``send`` sends prepared datagrams (``write_records``) at a set rate, each
+row share a source and no source endpoint repeats; ``--junk`` instead of ``--public`` sends initiations of
+random bytes, whose MAC1 fails. ``send`` sends prepared datagrams (``write_records``) at a set rate, each
 from its own recorded source address and port. Both print one JSON line: what was sent, for how long.
 
 The packets are whole IPv4 datagrams written through ``IPPROTO_RAW`` (the kernel fills in the IP checksum
@@ -80,12 +82,20 @@ def flood_initiations(victim_public: bytes, count: int, seed: int = 0) -> list[b
     return out
 
 
-def flood(target: tuple[str, int], victim_public: bytes, sources: str, seconds: float, rate: float = 0.0) -> dict:
-    """Initiations for ``seconds``, at ``rate`` per second or (0) as fast as this process can send."""
+def junk_initiations(count: int, seed: int = 0) -> list[bytes]:
+    """``count`` datagrams shaped like initiations (type 1, three zero bytes, 148 bytes in all) and random
+    inside: MAC1 fails, so making them needs no key at all."""
+    rng = random.Random(seed)
+    return [bytes([MessageType.INITIATION, 0, 0, 0]) + rng.randbytes(INITIATION_SIZE - 4) for _ in range(count)]
+
+
+def flood(target: tuple[str, int], victim_public: bytes | None, sources: str, seconds: float, rate: float = 0.0) -> dict:
+    """Initiations for ``seconds``, at ``rate`` per second or (0) as fast as this process can send; with
+    no ``victim_public``, junk initiations whose MAC1 fails (``junk_initiations``)."""
     network = ipaddress.ip_network(sources)
     addresses = [a.packed for a in (network.hosts() if network.num_addresses > 2 else network)]
     destination, port = socket.inet_aton(target[0]), target[1]
-    templates = flood_initiations(victim_public, 4096)
+    templates = flood_initiations(victim_public, 4096) if victim_public else junk_initiations(4096)
     ring = [ipv4_udp(addresses[n % len(addresses)], 0, destination, port, templates[n % len(templates)])
             for n in range(min(len(addresses), 65536))]
     sock = raw_socket()
@@ -200,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     flooder = commands.add_parser("flood")
     flooder.add_argument("target", help="address:port")
-    flooder.add_argument("--public", required=True, help="the victim's public key, hex")
+    flooder.add_argument("--public", help="the victim's public key, hex (for a valid MAC1)")
+    flooder.add_argument("--junk", action="store_true", help="random bytes after the type word: MAC1 fails")
     flooder.add_argument("--sources", required=True, help="an IPv4 network to spoof sources from")
     flooder.add_argument("--seconds", type=float, required=True)
     flooder.add_argument("--rate", type=float, default=0.0, help="per second; 0 is as fast as possible")
@@ -211,8 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     host, _, port = args.target.rpartition(":")
     if args.command == "flood":
+        if bool(args.public) == args.junk:
+            parser.error("flood needs exactly one of --public and --junk")
         print("ready", flush=True)
-        result = flood((host, int(port)), bytes.fromhex(args.public), args.sources, args.seconds, args.rate)
+        result = flood((host, int(port)), None if args.junk else bytes.fromhex(args.public), args.sources,
+                       args.seconds, args.rate)
     else:
         result = send((host, int(port)), args.records, args.rate)
     print(json.dumps(result), flush=True)
