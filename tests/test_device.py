@@ -219,9 +219,9 @@ def test_removing_a_peer_removes_its_routes_and_sessions(net, pair):
     net.send(alice, bob, b"x")
     net.run(until=net.now + 1)
     index = alice.device.peers[bob.public].keypairs.current.local_index
-    assert alice.device.lookup_index(index) is not None
+    assert alice.device.indices.lookup(index) is not None
     alice.device.remove_peer(bob.public)
-    assert alice.device.lookup_index(index) is None
+    assert alice.device.indices.lookup(index) is None
     assert alice.device.allowed_ips.lookup(bob.tunnel_ip) is None
     alice.device.remove_all_peers()
     assert alice.device.peers == {}

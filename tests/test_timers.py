@@ -219,7 +219,7 @@ def test_all_keys_zeroed_after_three_times_reject_after_time(net, session):
     assert peer.keypairs.current is not None and KeysZeroed(bob.public) not in alice.events
     net.run(until=t0 + 3 * REJECT_AFTER_TIME + 1)
     assert KeysZeroed(bob.public) in alice.events
-    assert list(peer.keypairs) == [] and alice.device.lookup_index(index) is None
+    assert list(peer.keypairs) == [] and alice.device.indices.lookup(index) is None
 
 
 def test_one_next_deadline_for_the_whole_device(net, session):

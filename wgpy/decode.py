@@ -372,7 +372,7 @@ def summarize_ip(plaintext: bytes) -> str:
     return f"{text}{detail}, {length} bytes" + (f" (+{padding} bytes of padding)" if padding > 0 else "")
 
 
-def _host(address: ipaddress._BaseAddress) -> str:
+def _host(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     return f"[{address}]" if address.version == 6 else str(address)
 
 

@@ -250,7 +250,7 @@ def framing_drop(data: bytes) -> Drop | None:
 
 def index_drop(world: w.World, index: int) -> Drop:
     """Why a transport message under ``index`` that does not decrypt is refused."""
-    entry = world.device.lookup_index(index)
+    entry = world.device.indices.lookup(index)
     if entry is None or not isinstance(entry[1], Keypair):
         return Drop.UNKNOWN_INDEX
     if world.now - entry[1].created >= REJECT_AFTER_TIME:
@@ -290,7 +290,7 @@ def expected_drop(world: w.World, valid: craft.Crafted, mutation: craft.Mutation
         if kind is MessageType.TRANSPORT:
             return index_drop(world, int.from_bytes(data[4:8], "little"))
         if kind is MessageType.COOKIE_REPLY:
-            entry = world.device.lookup_index(int.from_bytes(data[4:8], "little"))
+            entry = world.device.indices.lookup(int.from_bytes(data[4:8], "little"))
             if entry is None:
                 return Drop.UNKNOWN_INDEX
             return Drop.DECRYPTION_FAILED if world.awaits_cookie else Drop.NO_MATCHING_INITIATION
@@ -329,7 +329,7 @@ def expected_drop(world: w.World, valid: craft.Crafted, mutation: craft.Mutation
             return Drop.DECRYPTION_FAILED
     elif kind is MessageType.COOKIE_REPLY:
         if field is F.RECEIVER_INDEX:
-            entry = world.device.lookup_index(int.from_bytes(mutation.after, "little"))
+            entry = world.device.indices.lookup(int.from_bytes(mutation.after, "little"))
             if entry is None:
                 return Drop.UNKNOWN_INDEX
             return None if entry[0] is world.peer else Drop.DECRYPTION_FAILED

@@ -184,7 +184,10 @@ def snapshot(device: Device, now: float) -> dict:
     return {
         "identity": (device.private_key.public if device.private_key else None, device.listen_port, device.fwmark, device.mtu),
         "peers": {key: _peer_state(device, peer, now) for key, peer in device.peers.items()},
-        "next_deadline": device.next_deadline(),
+        # The timers' next deadline and the handshake backlog (not Device.next_deadline(), which also
+        # wakes the device to sweep the rate limiter, left out with it).
+        "next_deadline": device.schedule.next_deadline(),
+        "queued_handshakes": len(device.handshake_queue),
     }
 
 
@@ -229,7 +232,7 @@ def _keypair_state(device: Device, peer: Peer, keypair: Keypair | None) -> tuple
 
 
 def _owns(device: Device, index: int, peer: Peer, owner: object) -> bool:
-    entry = device.lookup_index(index)
+    entry = device.indices.lookup(index)
     return entry is not None and entry[0] is peer and entry[1] is owner
 
 

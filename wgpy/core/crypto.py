@@ -78,7 +78,7 @@ class PrivateKey:
         return f"PrivateKey(<redacted>, public={self.public.hex()[:16]}...)"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, PrivateKey) and constant_time_equal(self._raw, other._raw)
+        return isinstance(other, PrivateKey) and constant_time_equal(self._raw, other.private_bytes())
 
     def __hash__(self) -> int:
         return hash(self.public)

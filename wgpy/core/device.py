@@ -1,31 +1,34 @@
-"""The device: a WireGuard interface's protocol state, sans-IO (kernel device.c, peer.c, peer_lookup.c).
+"""The device: a WireGuard interface's protocol state, sans-IO (kernel device.c, peer.c).
 
 The runtime feeds it three kinds of input and pulls three kinds of output::
 
-    device.send_packet(ip_packet, now)            an IP packet from the TUN side
-    device.receive_datagram(data, source, now)    a UDP datagram from the network; never raises
-    device.handle_timer(now)                      when now >= device.next_deadline()
+    device.send_packets([ip_packet, ...], now)                 IP packets from the TUN side
+    device.receive_datagrams([(data, source, local), ...], now)  UDP datagrams; never raises on them
+    device.handle_timer(now)                                   when now >= device.next_deadline()
 
-    device.datagrams_to_send()  -> [(bytes, endpoint)]
-    device.packets_to_deliver() -> [bytes]        IP packets for the TUN side
+    device.datagrams_to_send()  -> [(bytes, endpoint)]   (send from device.reply_source(endpoint))
+    device.packets_to_deliver() -> [bytes]                IP packets for the TUN side
     device.events()             -> [Event]
 
-``now`` is seconds on a monotonic clock. Wall-clock time (for TAI64N timestamps and the last-handshake
-time) is ``now + epoch_offset``; randomness (keys, indices, cookie secrets, jitter) comes from ``rng``.
-Endpoints are whatever tuples the runtime's sockets use, ``(host, port, ...)``; the core only compares
-them and reads the address and port for cookies.
+``send_packet`` and ``receive_datagram`` take one of each, as a batch of one. ``now`` is seconds on a
+monotonic clock. Wall-clock time (for TAI64N timestamps and the last-handshake time) is
+``now + epoch_offset``; randomness (keys, indices, cookie secrets, jitter) comes from ``rng``. Endpoints
+are whatever tuples the runtime's sockets use, ``(host, port, ...)``, and ``local`` whatever names the
+address a datagram reached; the core only compares them and reads an endpoint's address and port.
+
+The parts the protocol code in send.py and receive.py works on are public attributes: ``indices``
+(index_table.py), ``output`` (output.py), ``schedule`` (timers.py), ``handshake_queue``, ``cookie_checker``,
+``ratelimiter``, ``allowed_ips``, ``peers``.
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
 from typing import Callable
 
 from . import send
 from .allowedips import AllowedIPs
 from .constants import (
     HANDSHAKES_PER_CALL,
-    MAX_EVENTS,
     MAX_TIMER_HANDSHAKES,
     REJECT_AFTER_TIME,
     KEEPALIVE_TIMEOUT,
@@ -34,16 +37,18 @@ from .constants import (
 from .cookie import CookieChecker
 from .crypto import PrivateKey, Rng
 from .errors import Drop, Rejected
+from .events import EndpointChanged, Event, HandshakeGaveUp, KeysZeroed, SessionExpired, UnderLoad
 from .handshake_queue import HandshakeQueue
-from .events import EndpointChanged, Event, HandshakeGaveUp, KeysZeroed, PacketDropped, SessionExpired, UnderLoad
+from .index_table import IndexTable
 from .keylog import KeylogEntry
-from .keypairs import Keypair
-from .peer import InitiationSent, Peer
+from .output import Output
+from .peer import Peer
 from .ratelimiter import RateLimiter
 from .receive import receive_batch, receive_cookie_reply, receive_handshake
 from .timers import Schedule, Timer, jitter_source
 
 DEFAULT_MTU = 1420
+RATELIMITER_COLLECTION_PERIOD = 1.0  # seconds between sweeps of idle sources, while any are tracked
 
 
 class Device:
@@ -66,14 +71,11 @@ class Device:
         self.allowed_ips: AllowedIPs[Peer] = AllowedIPs()
         self.schedule = Schedule(jitter_source(rng))
         self.ratelimiter = RateLimiter()
-        self.drops: Counter[Drop] = Counter()
+        self._next_collection = 0.0
         self._private_key: PrivateKey | None = None
         self.cookie_checker: CookieChecker | None = None
-        self._indices: dict[int, tuple[Peer, Keypair | InitiationSent]] = {}
-        self._datagrams: list[tuple[bytes, tuple]] = []
-        self.output_datagram = self._datagrams.append   # (datagram, endpoint) for the runtime to send
-        self._packets: list[bytes] = []
-        self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
+        self.indices = IndexTable(rng)
+        self.output = Output()
         self.handshake_queue = HandshakeQueue()
         self._queued_since = 0.0     # when the oldest queued handshake message arrived: its deadline
         self._was_under_load = False
@@ -82,7 +84,6 @@ class Device:
         self._reply_sources: dict[tuple, object] = {}
         # Off unless asked: when on, each ephemeral key we generate is kept for a key log (keylog.py).
         self.keylog_enabled = False
-        self._keylog: list[KeylogEntry] = []
         if private_key is not None:
             self.set_private_key(private_key)
 
@@ -91,6 +92,11 @@ class Device:
     @property
     def private_key(self) -> PrivateKey | None:
         return self._private_key
+
+    @property
+    def drops(self):
+        """How many inputs were refused, by :class:`Drop` reason (a Counter)."""
+        return self.output.drops
 
     def set_private_key(self, private_key: PrivateKey | None) -> None:
         """Change the device's identity. As in wireguard-go: a peer with the new public key is removed,
@@ -102,7 +108,7 @@ class Device:
         if private_key is not None and private_key.public in self.peers:
             self.remove_peer(private_key.public)
         for peer in self.peers.values():
-            self.forget_handshake(peer)
+            self.indices.forget_handshake(peer)
             for keypair in (peer.keypairs.current, peer.keypairs.next):
                 if keypair is not None:
                     keypair.expire_sending()
@@ -122,9 +128,9 @@ class Device:
         peer = self.peers.pop(public_key, None)
         if peer is None:
             return
-        self.forget_handshake(peer)
-        self.forget_keypairs(peer.keypairs.clear())
-        self.clear_endpoint_source(peer)
+        self.indices.forget_handshake(peer)
+        self.indices.forget_keypairs(peer.keypairs.clear())
+        self._clear_endpoint_source(peer)
         self.allowed_ips.remove_by_peer(peer)
         peer.staged.clear()
         peer.timers.clear()
@@ -178,18 +184,24 @@ class Device:
         self._handle_handshakes(now)
 
     def handle_timer(self, now: float) -> None:
-        """Run every timer due at ``now`` (section 6), and handle more of the handshake queue."""
+        """Run every timer due at ``now`` (section 6), handle more of the handshake queue, and forget
+        rate-limited sources gone quiet."""
         for peer, timer in self.schedule.expired(now):
             if peer.public_key in self.peers:
                 self._EXPIRE[timer](self, peer, now)
         self._handle_handshakes(now)
+        if self.ratelimiter and now >= self._next_collection:
+            self.ratelimiter.collect(now)
+            self._next_collection = now + RATELIMITER_COLLECTION_PERIOD
 
     def next_deadline(self) -> float | None:
         """When ``handle_timer`` should next be called; None when no timer is pending. While handshake
         messages wait in the queue, that is now (the time the oldest arrived)."""
         deadline = self.schedule.next_deadline()
         if self.handshake_queue and (deadline is None or self._queued_since < deadline):
-            return self._queued_since
+            deadline = self._queued_since
+        if self.ratelimiter and (deadline is None or self._next_collection < deadline):
+            deadline = self._next_collection
         return deadline
 
     def _handle_handshakes(self, now: float) -> None:
@@ -199,7 +211,7 @@ class Device:
             under_load = queue.under_load(now)
             if under_load != self._was_under_load:
                 self._was_under_load = under_load
-                self.emit(UnderLoad(under_load))
+                self.output.emit(UnderLoad(under_load))
             data, kind, source, local = queue.pop()
             try:
                 if kind == MessageType.COOKIE_REPLY:
@@ -207,31 +219,28 @@ class Device:
                 else:
                     receive_handshake(self, data, kind, source, local, now, under_load)
             except Rejected as refused:
-                self.drop(refused.reason, refused.peer, source, refused.detail)
+                self.output.drop(refused.reason, refused.peer, source, refused.detail)
         if queue:
             self._queued_since = now
 
     # ------------------------------------------------------------------------------ output
 
     def datagrams_to_send(self) -> list[tuple[bytes, tuple]]:
-        out = self._datagrams[:]
-        self._datagrams.clear()
-        return out
+        """The datagrams made since the last call, each with the endpoint to send it to."""
+        return self.output.datagrams()
 
     def packets_to_deliver(self) -> list[bytes]:
-        out, self._packets = self._packets, []
-        return out
+        """The IP packets received since the last call, for the TUN side."""
+        return self.output.packets()
 
     def events(self) -> list[Event]:
-        out = list(self._events)
-        self._events.clear()
-        return out
+        """What happened since the last call (the newest MAX_EVENTS)."""
+        return self.output.events()
 
     def keylog_entries(self) -> list[KeylogEntry]:
         """The session secrets of each handshake message we sent since the last call, for a Wireshark key
         log; always empty unless ``keylog_enabled`` was set. They are secrets: write them only on purpose."""
-        out, self._keylog = self._keylog, []
-        return out
+        return self.output.keylog()
 
     # ------------------------------------------------------------------------------ timers expiring
 
@@ -240,15 +249,15 @@ class Device:
         if peer.handshake_attempts > MAX_TIMER_HANDSHAKES:
             Schedule.clear(peer, Timer.SEND_KEEPALIVE)
             for _ in range(len(peer.staged)):
-                self.drop(Drop.HANDSHAKE_GAVE_UP, peer.public_key)
+                self.output.drop(Drop.HANDSHAKE_GAVE_UP, peer.public_key)
             peer.staged.clear()
-            self.emit(HandshakeGaveUp(peer.public_key))
+            self.output.emit(HandshakeGaveUp(peer.public_key))
             if not Schedule.pending(peer, Timer.ZERO_KEY_MATERIAL):
                 self.schedule.set(peer, Timer.ZERO_KEY_MATERIAL, now + 3 * REJECT_AFTER_TIME)
             return
         peer.handshake_attempts += 1
         # The address we reply from may be why no answer came: let routing choose it again (kernel).
-        self.clear_endpoint_source(peer)
+        self._clear_endpoint_source(peer)
         send.send_handshake_initiation(self, peer, now, is_retry=True)
 
     def _expire_send_keepalive(self, peer: Peer, now: float) -> None:
@@ -260,14 +269,14 @@ class Device:
 
     def _expire_new_handshake(self, peer: Peer, now: float) -> None:
         """We sent data and heard nothing for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT: start a new handshake."""
-        self.clear_endpoint_source(peer)
+        self._clear_endpoint_source(peer)
         send.send_handshake_initiation(self, peer, now)
 
     def _expire_zero_key_material(self, peer: Peer, now: float) -> None:
         """Nothing new for 3 x REJECT_AFTER_TIME: erase every key of this peer."""
-        self.forget_handshake(peer)
-        self.forget_keypairs(peer.keypairs.clear())
-        self.emit(KeysZeroed(peer.public_key))
+        self.indices.forget_handshake(peer)
+        self.indices.forget_keypairs(peer.keypairs.clear())
+        self.output.emit(KeysZeroed(peer.public_key))
 
     def _expire_persistent_keepalive(self, peer: Peer, now: float) -> None:
         if peer.persistent_keepalive_interval:
@@ -276,7 +285,7 @@ class Device:
     def _expire_session(self, peer: Peer, now: float) -> None:
         keypair = peer.keypairs.current
         if keypair is not None and now - keypair.created >= REJECT_AFTER_TIME:
-            self.emit(SessionExpired(peer.public_key))
+            self.output.emit(SessionExpired(peer.public_key))
 
     _EXPIRE: dict[Timer, Callable[[Device, Peer, float], None]] = {
         Timer.RETRANSMIT_HANDSHAKE: _expire_retransmit_handshake,
@@ -287,35 +296,7 @@ class Device:
         Timer.SESSION_EXPIRY: _expire_session,
     }
 
-    # ------------------------------------------------------------------------------ for send.py and receive.py
-
-    def allocate_index(self) -> int:
-        """A fresh random 32-bit session index, unused on this device."""
-        while True:
-            index = int.from_bytes(self.rng(4), "little")
-            if index not in self._indices:
-                return index
-
-    def register_index(self, index: int, peer: Peer, owner: Keypair | InitiationSent) -> None:
-        self._indices[index] = (peer, owner)
-
-    def lookup_index(self, index: int) -> tuple[Peer, Keypair | InitiationSent] | None:
-        return self._indices.get(index)
-
-    def forget_handshake(self, peer: Peer) -> None:
-        """Drop the peer's pending initiation, if any, and free its index."""
-        if peer.handshake is not None:
-            self._release(peer.handshake.local_index, peer.handshake)
-            peer.handshake = None
-
-    def forget_keypairs(self, keypairs: list[Keypair]) -> None:
-        for keypair in keypairs:
-            self._release(keypair.local_index, keypair)
-
-    def _release(self, index: int, owner: object) -> None:
-        entry = self._indices.get(index)
-        if entry is not None and entry[1] is owner:
-            del self._indices[index]
+    # ------------------------------------------------------------------------------ where a peer is
 
     def set_endpoint(self, peer: Peer, source: tuple, local: object = None) -> None:
         """Roaming (section 2.1): the peer is where its latest authenticated packet came from, and we
@@ -326,13 +307,13 @@ class Device:
             if peer.endpoint is not None:
                 sources.pop(peer.endpoint, None)
             peer.endpoint = source
-            self.emit(EndpointChanged(peer.public_key, source))
+            self.output.emit(EndpointChanged(peer.public_key, source))
         if local is None:
             sources.pop(source, None)
         else:
             sources[source] = local
 
-    def clear_endpoint_source(self, peer: Peer) -> None:
+    def _clear_endpoint_source(self, peer: Peer) -> None:
         """Forget the address we reply to ``peer`` from (kernel ``wg_socket_clear_peer_endpoint_src``)."""
         if peer.endpoint is not None:
             self._reply_sources.pop(peer.endpoint, None)
@@ -345,31 +326,3 @@ class Device:
     def forget_reply_source(self, endpoint: tuple) -> None:
         """The runtime could not send from the address ``reply_source`` gave (it is gone): forget it."""
         self._reply_sources.pop(endpoint, None)
-
-    def send_to_peer(self, peer: Peer, datagram: bytes) -> None:
-        if peer.endpoint is None:
-            self.drop(Drop.NO_ENDPOINT, peer.public_key)
-            return
-        peer.tx_bytes += len(datagram)
-        self._datagrams.append((datagram, peer.endpoint))
-
-    def send_datagram(self, datagram: bytes, endpoint: tuple) -> None:
-        self._datagrams.append((datagram, endpoint))
-
-    def deliver(self, packet: bytes) -> None:
-        self._packets.append(packet)
-
-    def log_keys(self, peer: Peer, ephemeral: PrivateKey) -> None:
-        """Keep a key log entry for an ephemeral key just generated for ``peer`` (send.py calls this only
-        when ``keylog_enabled``)."""
-        self._keylog.append(
-            KeylogEntry(self._private_key.private_bytes(), peer.public_key, ephemeral.private_bytes(),
-                        peer.preshared_key or bytes(32))
-        )
-
-    def emit(self, event: Event) -> None:
-        self._events.append(event)
-
-    def drop(self, reason: Drop, peer: bytes | None = None, source: tuple | None = None, detail: str = "") -> None:
-        self.drops[reason] += 1
-        self._events.append(PacketDropped(reason, peer, source, detail))

@@ -48,11 +48,11 @@ def queue_handshake(device: Device, data: bytes, kind: MessageType, source: tupl
         return
     # Full: only a message that proves its source gets in (a zero MAC2 proves nothing, and costs nothing).
     if kind == MessageType.COOKIE_REPLY or data[-16:] == ZERO_MAC or not checker.check_mac2(data, source, now):
-        device.drop(Drop.HANDSHAKE_QUEUE_FULL, None, source)
+        device.output.drop(Drop.HANDSHAKE_QUEUE_FULL, None, source)
         return
     evicted = queue.push_proven(item)
     if evicted is not None:
-        device.drop(Drop.HANDSHAKE_QUEUE_FULL, None, evicted[2])
+        device.output.drop(Drop.HANDSHAKE_QUEUE_FULL, None, evicted[2])
 
 
 def receive_handshake(device: Device, data: bytes, kind: MessageType, source: tuple, local: object, now: float,
@@ -106,7 +106,7 @@ def _consume_initiation(
 
 def _consume_response(device: Device, local: PrivateKey, message: Response, now: float) -> Peer:
     """Finish the handshake we initiated: the response must answer our pending initiation."""
-    entry = device.lookup_index(message.receiver_index)
+    entry = device.indices.lookup(message.receiver_index)
     if entry is None or not isinstance(entry[1], InitiationSent) or entry[0].handshake is not entry[1]:
         raise Rejected(Drop.NO_MATCHING_INITIATION)
     peer, pending = entry
@@ -114,18 +114,18 @@ def _consume_response(device: Device, local: PrivateKey, message: Response, now:
     # Success: the initiation's index now names the session.
     peer.handshake = None
     keypair = Keypair(keys, pending.local_index, message.sender_index, now)
-    device.register_index(pending.local_index, peer, keypair)
-    device.forget_keypairs(peer.keypairs.add(keypair))
+    device.indices.register(pending.local_index, peer, keypair)
+    device.indices.forget_keypairs(peer.keypairs.add(keypair))
     on.on_session_derived(device.schedule, peer, now)
     on.on_handshake_complete(device.schedule, peer, now + device.epoch_offset)
-    device.emit(HandshakeCompleted(peer.public_key, is_initiator=True))
+    device.output.emit(HandshakeCompleted(peer.public_key, is_initiator=True))
     return peer
 
 
 def receive_cookie_reply(device: Device, data: bytes, now: float) -> None:
     """Keep the cookie a loaded peer sent us; the next retransmission carries MAC2 (section 5.4.7)."""
     reply = CookieReply.parse(data)
-    entry = device.lookup_index(reply.receiver_index)
+    entry = device.indices.lookup(reply.receiver_index)
     if entry is None:
         raise Rejected(Drop.UNKNOWN_INDEX)
     peer = entry[0]
@@ -133,7 +133,7 @@ def receive_cookie_reply(device: Device, data: bytes, now: float) -> None:
         peer.cookie.consume_reply(reply, now)
     except Rejected as refused:
         raise Rejected(refused.reason, refused.detail, peer=peer.public_key) from None
-    device.emit(CookieReceived(peer.public_key))
+    device.output.emit(CookieReceived(peer.public_key))
 
 
 def inner_packet(plaintext: bytes) -> tuple[bytes, bytes]:
@@ -186,10 +186,10 @@ def receive_batch(device: Device, datagrams: list, now: float) -> None:
     ``need_another_keepalive`` (it is called twice when a batch holds two or more data packets). What a
     peer owes is settled first when one of its packets confirms a new session, since that sends.
     """
-    lookup_index = device.lookup_index
+    lookup_index = device.indices.lookup
     reply_source = device.reply_source
     lookup_source = device.allowed_ips.lookup
-    deliver = device.deliver
+    deliver = device.output.deliver
     received: dict[Peer, int] = {}   # peer -> data packets in this batch (keepalives count 0)
     last_source, last_owner = None, None  # the allowed-IPs answer for the last inner source (a flow repeats it)
     for data, source, local in datagrams:
@@ -198,7 +198,7 @@ def receive_batch(device: Device, datagrams: list, now: float) -> None:
             continue
         entry = lookup_index(_from_bytes(data[4:8], "little"))
         if entry is None or type(entry[1]) is not Keypair:
-            device.drop(Drop.UNKNOWN_INDEX, None, source)
+            device.output.drop(Drop.UNKNOWN_INDEX, None, source)
             continue
         peer, keypair = entry
         try:
@@ -224,7 +224,7 @@ def receive_batch(device: Device, datagrams: list, now: float) -> None:
             if last_owner is not peer:
                 raise Rejected(Drop.UNALLOWED_SOURCE, str(ipaddress.ip_address(inner_source)))
         except Rejected as refused:
-            device.drop(refused.reason, peer.public_key, source, refused.detail)
+            device.output.drop(refused.reason, peer.public_key, source, refused.detail)
             continue
         deliver(packet)
     _settle_timers(device, received, now)
@@ -233,9 +233,9 @@ def receive_batch(device: Device, datagrams: list, now: float) -> None:
 def _confirm_session(device: Device, peer: Peer, keypair: Keypair, now: float) -> None:
     """The initiator's first packet under our new keypair: the handshake is complete on our side too, and
     what waited for it goes out (whitepaper 5.4.6: the responder may not send before this)."""
-    device.forget_keypairs(peer.keypairs.received_with(keypair))
+    device.indices.forget_keypairs(peer.keypairs.received_with(keypair))
     on.on_handshake_complete(device.schedule, peer, now + device.epoch_offset)
-    device.emit(HandshakeCompleted(peer.public_key, is_initiator=False))
+    device.output.emit(HandshakeCompleted(peer.public_key, is_initiator=False))
     send_staged_packets(device, peer, now)
 
 
@@ -248,7 +248,7 @@ def _receive_general(device: Device, data: bytes, source: tuple, local: object, 
             raise Rejected(Drop.TOO_SHORT)
         queue_handshake(device, data, kind, source, local, now)
     except Rejected as refused:
-        device.drop(refused.reason, refused.peer, source, refused.detail)
+        device.output.drop(refused.reason, refused.peer, source, refused.detail)
 
 
 def _settle_timers(device: Device, received: dict, now: float) -> None:

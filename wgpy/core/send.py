@@ -14,6 +14,7 @@ from .constants import REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MES
 from .crypto import PrivateKey
 from .errors import Drop, Rejected
 from .events import HandshakeInitiated, HandshakeResponded
+from .keylog import KeylogEntry
 from .keypairs import Keypair
 from .peer import InitiationSent, Peer
 
@@ -30,14 +31,14 @@ def send_handshake_initiation(device: Device, peer: Peer, now: float, is_retry: 
         return  # rate limited: one initiation per REKEY_TIMEOUT
     local = device.private_key
     if local is None:
-        device.drop(Drop.NO_PRIVATE_KEY, peer.public_key)
+        device.output.drop(Drop.NO_PRIVATE_KEY, peer.public_key)
         return
     peer.last_sent_handshake = now
-    device.forget_handshake(peer)
-    local_index = device.allocate_index()
+    device.indices.forget_handshake(peer)
+    local_index = device.indices.allocate()
     ephemeral = PrivateKey.generate(device.rng)
     if device.keylog_enabled:
-        device.log_keys(peer, ephemeral)
+        _log_keys(device, peer, ephemeral)
     try:
         message, state = noise.create_initiation(
             local,
@@ -48,17 +49,17 @@ def send_handshake_initiation(device: Device, peer: Peer, now: float, is_retry: 
         )
     except Rejected as refused:
         # The peer's public key is a low-order point: as the kernel's failed create_initiation, send nothing.
-        device.drop(refused.reason, peer.public_key)
+        device.output.drop(refused.reason, peer.public_key)
         return
     pending = InitiationSent(local_index, state)
-    device.register_index(local_index, peer, pending)
+    device.indices.register(local_index, peer, pending)
     peer.handshake = pending
     wire = peer.cookie.add_macs(message.pack(), now)
     on.on_any_authenticated_packet_traversal(device.schedule, peer, now)
     on.on_any_authenticated_packet_sent(device.schedule, peer)
-    device.send_to_peer(peer, wire)
+    _send_to_peer(device, peer, wire)
     on.on_handshake_initiated(device.schedule, peer, now)
-    device.emit(HandshakeInitiated(peer.public_key, peer.handshake_attempts + 1))
+    device.output.emit(HandshakeInitiated(peer.public_key, peer.handshake_attempts + 1))
 
 
 def send_handshake_response(
@@ -66,30 +67,46 @@ def send_handshake_response(
 ) -> None:
     """Answer a valid initiation from ``peer`` and derive the new session (sections 5.4.3 and 5.4.5).
     The responder's keypair waits in ``next`` until the initiator's first data packet confirms it."""
-    local_index = device.allocate_index()
+    local_index = device.indices.allocate()
     ephemeral = PrivateKey.generate(device.rng)
     if device.keylog_enabled:
-        device.log_keys(peer, ephemeral)
+        _log_keys(device, peer, ephemeral)
     response, keys = noise.create_response(consumed, ephemeral, peer.preshared_key, local_index, remote_index)
     # Our own pending initiation, if any, is superseded by the one we answer (kernel: same handshake slot).
-    device.forget_handshake(peer)
+    device.indices.forget_handshake(peer)
     keypair = Keypair(keys, local_index, remote_index, now)
-    device.register_index(local_index, peer, keypair)
-    device.forget_keypairs(peer.keypairs.add(keypair))
+    device.indices.register(local_index, peer, keypair)
+    device.indices.forget_keypairs(peer.keypairs.add(keypair))
     on.on_session_derived(device.schedule, peer, now)
     wire = peer.cookie.add_macs(response.pack(), now)
     on.on_any_authenticated_packet_traversal(device.schedule, peer, now)
     on.on_any_authenticated_packet_sent(device.schedule, peer)
     peer.last_sent_handshake = now
-    device.send_to_peer(peer, wire)
-    device.emit(HandshakeResponded(peer.public_key))
+    _send_to_peer(device, peer, wire)
+    device.output.emit(HandshakeResponded(peer.public_key))
 
 
 def send_cookie_reply(device: Device, message: bytes, source: tuple, now: float) -> None:
     """Answer a handshake message with a cookie reply instead of processing it (section 5.4.7)."""
     sender_index = int.from_bytes(message[4:8], "little")
     reply = device.cookie_checker.create_reply(message, sender_index, source, now)
-    device.send_datagram(reply.pack(), source)
+    device.output.send((reply.pack(), source))
+
+
+def _send_to_peer(device: Device, peer: Peer, datagram: bytes) -> None:
+    """Send a handshake message to the peer's endpoint, counted in its bytes sent."""
+    if peer.endpoint is None:
+        device.output.drop(Drop.NO_ENDPOINT, peer.public_key)
+        return
+    peer.tx_bytes += len(datagram)
+    device.output.send((datagram, peer.endpoint))
+
+
+def _log_keys(device: Device, peer: Peer, ephemeral: PrivateKey) -> None:
+    """Keep a key log entry for an ephemeral key just generated for ``peer`` (only when the device's
+    ``keylog_enabled`` asks for it: these are secrets)."""
+    device.output.log_keys(KeylogEntry(device.private_key.private_bytes(), peer.public_key,
+                                       ephemeral.private_bytes(), peer.preshared_key or bytes(32)))
 
 
 def send_keepalive(device: Device, peer: Peer, now: float) -> None:
@@ -113,10 +130,10 @@ def send_staged_packets(device: Device, peer: Peer, now: float) -> None:
     endpoint = peer.endpoint
     if endpoint is None:
         for _ in range(len(staged)):
-            device.drop(Drop.NO_ENDPOINT, peer.public_key)
+            device.output.drop(Drop.NO_ENDPOINT, peer.public_key)
         staged.clear()
         return
-    encrypt, mtu, out = keypair.encrypt, device.mtu, device.output_datagram
+    encrypt, mtu, out = keypair.encrypt, device.mtu, device.output.send
     sent = 0
     data_sent = any(staged)   # a keepalive is the empty packet
     for packet in staged:
@@ -164,12 +181,12 @@ def send_packets(device: Device, packets: list, now: float) -> None:
         elif version == 6 and size >= 40:
             destination = packet[24:40]
         else:
-            device.drop(Drop.NOT_IP)
+            device.output.drop(Drop.NOT_IP)
             continue
         if destination != last_destination:
             last_destination, peer = destination, lookup(destination)
         if peer is None:
-            device.drop(Drop.NO_ROUTE)
+            device.output.drop(Drop.NO_ROUTE)
             continue
         waiting = by_peer.get(peer)
         if waiting is None:
@@ -178,5 +195,5 @@ def send_packets(device: Device, packets: list, now: float) -> None:
             waiting.append(packet)
     for peer, batch in by_peer.items():
         for _ in range(peer.stage_all(batch)):
-            device.drop(Drop.STAGED_OVERFLOW, peer.public_key)
+            device.output.drop(Drop.STAGED_OVERFLOW, peer.public_key)
         send_staged_packets(device, peer, now)

@@ -398,7 +398,6 @@ class Runtime:
             log.debug("Dropped %d handshake messages in the last second: %s", self._queue_full_drops,
                       Drop.HANDSHAKE_QUEUE_FULL.value)
             self._queue_full_drops = 0
-        self.device.ratelimiter.collect(now)
         if not self.tun.exists():
             self._stop("interface was deleted")
         elif not self.uapi.still_ours():
