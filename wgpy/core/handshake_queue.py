@@ -37,17 +37,18 @@ class HandshakeQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def push(self, item: QueuedHandshake) -> bool:
-        """Queue a message; False (and nothing queued) when the queue is full."""
-        if len(self._items) >= self.limit:
-            return False
-        self._items.append(item)
-        return True
+    @property
+    def full(self) -> bool:
+        return len(self._items) >= self.limit
 
-    def push_proven(self, item: QueuedHandshake) -> QueuedHandshake | None:
-        """Queue a message whose MAC2 proved its source, even when full: the oldest message waiting then
+    def push(self, item: QueuedHandshake) -> None:
+        """Queue a message (the caller saw the queue was not full)."""
+        self._items.append(item)
+
+    def push_proven(self, item: QueuedHandshake) -> QueuedHandshake:
+        """Queue a message whose MAC2 proved its source into the full queue: the oldest message waiting
         makes room, and is returned so that its drop can be counted."""
-        evicted = self._items.popleft() if len(self._items) >= self.limit else None
+        evicted = self._items.popleft()
         self._items.append(item)
         return evicted
 

@@ -35,24 +35,31 @@ if TYPE_CHECKING:
 def queue_handshake(device: Device, data: bytes, kind: MessageType, source: tuple, local: object, now: float) -> None:
     """Check a handshake message's size and MAC1, then queue it for ``receive_handshake`` (or a cookie
     reply for ``receive_cookie_reply``); handshake_queue.py says why there is a queue. Only what passes
-    MAC1 is queued, so random bytes cost one BLAKE2s and never count toward the load."""
+    MAC1 is queued, so random bytes cost one BLAKE2s and never count toward the load. A full queue takes
+    only a message whose MAC2 proves its source; anything else it refuses before any MAC is computed, so a
+    flood costs as little as it can once the queue is full."""
     if device.private_key is None:
         raise Rejected(Drop.NO_PRIVATE_KEY)
     check_size(data, kind)
-    checker = device.cookie_checker
-    if kind != MessageType.COOKIE_REPLY and not checker.check_mac1(data):
-        raise Rejected(Drop.BAD_MAC1)
-    item = (data, kind, source, local)
     queue = device.handshake_queue
-    if queue.push(item):
+    checker = device.cookie_checker
+    item = (data, kind, source, local)
+    if not queue.full:
+        if kind != MessageType.COOKIE_REPLY and not checker.check_mac1(data):
+            raise Rejected(Drop.BAD_MAC1)
+        queue.push(item)
         return
-    # Full: only a message that proves its source gets in (a zero MAC2 proves nothing, and costs nothing).
-    if kind == MessageType.COOKIE_REPLY or data[-16:] == ZERO_MAC or not checker.check_mac2(data, source, now):
+    # Full: a zero MAC2 proves nothing (and costs nothing to see).
+    if kind == MessageType.COOKIE_REPLY or data[-16:] == ZERO_MAC:
+        device.output.drop(Drop.HANDSHAKE_QUEUE_FULL, None, source)
+        return
+    if not checker.check_mac1(data):
+        raise Rejected(Drop.BAD_MAC1)
+    if not checker.check_mac2(data, source, now):
         device.output.drop(Drop.HANDSHAKE_QUEUE_FULL, None, source)
         return
     evicted = queue.push_proven(item)
-    if evicted is not None:
-        device.output.drop(Drop.HANDSHAKE_QUEUE_FULL, None, evicted[2])
+    device.output.drop(Drop.HANDSHAKE_QUEUE_FULL, None, evicted[2])
 
 
 def receive_handshake(device: Device, data: bytes, kind: MessageType, source: tuple, local: object, now: float,

@@ -353,6 +353,8 @@ class Runtime:
         if packets:
             self.tun.write_many(packets)
         for event in device.events():
+            if type(event) is UnderLoad:
+                self.udp.set_under_load(event.active)
             self._log(event)
 
     def _log(self, event) -> None:

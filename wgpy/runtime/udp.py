@@ -19,6 +19,10 @@ SO_MARK = 36
 SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
 MAX_LOCAL_ADDRESSES = 256  # control messages kept for our own addresses (one each; more only if we have more)
 SOCKET_BUFFER = 7 << 20  # 7 MiB each way, as wireguard-go asks: bursts of large datagrams are not dropped
+# Under load (a handshake flood) the receive buffer shrinks to this: what the kernel queues in front of the
+# tunnel's transport packets is then a few milliseconds of flood, not the best part of a second
+# (benchmarks/bench_flood.py measures both); it grows back when the load ends.
+UNDER_LOAD_RECEIVE_BUFFER = 256 << 10
 SOL_UDP = 17
 UDP_SEGMENT = 103        # send: one sendmsg carries many equal-sized datagrams (GSO)
 UDP_GRO = 104            # receive: the kernel hands us many datagrams of one flow at once
@@ -44,6 +48,16 @@ def normalize(address: tuple) -> tuple:
     return (address[0], address[1])
 
 
+def _set_buffer(sock: socket.socket, forced: int, plain: int, size: int) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, forced, size)
+    except OSError:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, plain, size)
+        except OSError:
+            pass
+
+
 class NoReplySources:
     """Where replies leave from when nothing keeps track (the null relay): routing always chooses."""
 
@@ -65,6 +79,7 @@ class Udp:
         self.port = 0
         self.fwmark = 0
         self.reply_sources = reply_sources
+        self.under_load = False
         self._locals: dict[bytes, tuple] = {}  # pktinfo as received -> the control message to send from it
         self.gso = offload   # turned off for good the first time the kernel refuses UDP_SEGMENT
         self.gro = offload
@@ -127,17 +142,16 @@ class Udp:
         self._enable_gro(v6)
         return [v4, v6], port
 
-    @staticmethod
-    def _size_buffers(sock: socket.socket) -> None:
+    def _size_buffers(self, sock: socket.socket) -> None:
         """Large socket buffers, past the sysctl limits when we may (root), else as large as allowed."""
-        for forced, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, forced, SOCKET_BUFFER)
-            except OSError:
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, plain, SOCKET_BUFFER)
-                except OSError:
-                    pass
+        _set_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, SOCKET_BUFFER)
+        _set_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, UNDER_LOAD_RECEIVE_BUFFER if self.under_load else SOCKET_BUFFER)
+
+    def set_under_load(self, active: bool) -> None:
+        """The device is (or is no longer) under load: shrink (or restore) the receive buffers."""
+        self.under_load = active
+        for sock in self.sockets:
+            _set_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, UNDER_LOAD_RECEIVE_BUFFER if active else SOCKET_BUFFER)
 
     def _enable_gro(self, sock: socket.socket) -> None:
         if self.gro:
