@@ -177,3 +177,15 @@ def test_a_proven_source_gets_into_a_full_queue(setup):
         bob.device.handle_timer(net.now + 5.5)
     responses = [d for d, to in bob.device.datagrams_to_send() if d[0] == MessageType.RESPONSE]
     assert len(responses) == 1
+
+
+def test_the_end_of_the_load_is_told_without_more_handshakes(setup):
+    """UnderLoad(False) comes from the timer a second after the backlog, not only with the next handshake
+    message (the runtime restores its socket buffers on it)."""
+    net, alice, bob, templates, _ = setup
+    flood(net, bob, templates, UNDER_LOAD_QUEUE_LENGTH, rate=2000)
+    assert bob.events[-1:] != [UnderLoad(False)] and UnderLoad(True) in bob.events
+    start = net.now
+    net.run(until=net.now + 1.5)
+    assert bob.events.count(UnderLoad(False)) == 1
+    assert bob.device.next_deadline() is None or bob.device.next_deadline() > start + 1.5

@@ -190,6 +190,9 @@ class Device:
             if peer.public_key in self.peers:
                 self._EXPIRE[timer](self, peer, now)
         self._handle_handshakes(now)
+        if self._was_under_load and now >= self.handshake_queue.under_load_until:
+            self._was_under_load = False
+            self.output.emit(UnderLoad(False))
         if self.ratelimiter and now >= self._next_collection:
             self.ratelimiter.collect(now)
             self._next_collection = now + RATELIMITER_COLLECTION_PERIOD
@@ -202,6 +205,8 @@ class Device:
             deadline = self._queued_since
         if self.ratelimiter and (deadline is None or self._next_collection < deadline):
             deadline = self._next_collection
+        if self._was_under_load and (deadline is None or self.handshake_queue.under_load_until < deadline):
+            deadline = self.handshake_queue.under_load_until   # to say the load is over
         return deadline
 
     def _handle_handshakes(self, now: float) -> None:

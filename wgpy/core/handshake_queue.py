@@ -55,6 +55,11 @@ class HandshakeQueue:
     def pop(self) -> QueuedHandshake:
         return self._items.popleft()
 
+    @property
+    def under_load_until(self) -> float:
+        """When the load ends if the queue does not deepen again (-inf: never was under load)."""
+        return self._under_load_until
+
     def under_load(self, now: float) -> bool:
         """Whether the device is under load at ``now``: the queue (with the message about to be handled)
         is at least UNDER_LOAD_QUEUE_LENGTH deep, or was within the last UNDER_LOAD_AFTER_TIME."""
