@@ -38,6 +38,7 @@ from ..core.events import (
 from ..core.errors import Drop
 from ..uapi import IpcLock, UapiConnection
 from .tun import Tun
+from . import steering
 from .udp import Udp
 from .uapi_socket import MAX_CLIENTS, READ_SIZE, UapiServer
 
@@ -194,8 +195,17 @@ class Runtime:
             self.device.send_packets(packets, time.monotonic())
 
     def _read_udp(self, sock: socket.socket) -> None:
+        """A batch from one socket. The steered socket of plain handshake messages (steering.py) is read
+        only as far as the device's handshake queue has room: what it cannot take yet waits in the kernel,
+        which drops the rest of a flood without our spending a system call on it."""
+        limit = BATCH
+        if self.udp.role(sock) == steering.HANDSHAKE:
+            queue = self.device.handshake_queue
+            limit = min(BATCH, queue.limit - len(queue))
+            if limit <= 0:
+                return
         datagrams: list = []
-        self.udp.receive(sock, datagrams, BATCH)
+        self.udp.receive(sock, datagrams, limit)
         if datagrams:
             self.device.receive_datagrams(datagrams, time.monotonic())
 

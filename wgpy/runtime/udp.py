@@ -15,6 +15,8 @@ import errno
 import socket
 import struct
 
+from . import steering
+
 SO_MARK = 36
 SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
 MAX_LOCAL_ADDRESSES = 256  # control messages kept for our own addresses (one each; more only if we have more)
@@ -23,6 +25,9 @@ SOCKET_BUFFER = 7 << 20  # 7 MiB each way, as wireguard-go asks: bursts of large
 # tunnel's transport packets is then a few milliseconds of flood, not the best part of a second
 # (benchmarks/bench_flood.py measures both); it grows back when the load ends.
 UNDER_LOAD_RECEIVE_BUFFER = 256 << 10
+# The steered handshake sockets' receive buffers (steering.py): a backlog deeper than the device's own
+# handshake queue helps nobody; the kernel drops the rest of a flood for free.
+HANDSHAKE_RECEIVE_BUFFER = 256 << 10
 SOL_UDP = 17
 UDP_SEGMENT = 103        # send: one sendmsg carries many equal-sized datagrams (GSO)
 UDP_GRO = 104            # receive: the kernel hands us many datagrams of one flow at once
@@ -74,12 +79,14 @@ class Udp:
     """The device's UDP sockets; ``bind`` (re)opens them on a port, 0 for a random one. ``reply_sources``
     (the Device) says which local address to send to an endpoint from."""
 
-    def __init__(self, offload: bool = True, reply_sources=NoReplySources) -> None:
+    def __init__(self, offload: bool = True, reply_sources=NoReplySources, steer: bool = True) -> None:
         self.sockets: list[socket.socket] = []
         self.port = 0
         self.fwmark = 0
         self.reply_sources = reply_sources
         self.under_load = False
+        self.steer = steer   # turned off for good the first time the kernel refuses the steered group
+        self._roles: dict[int, int] = {}
         self._locals: dict[bytes, tuple] = {}  # pktinfo as received -> the control message to send from it
         self.gso = offload   # turned off for good the first time the kernel refuses UDP_SEGMENT
         self.gro = offload
@@ -104,54 +111,88 @@ class Udp:
             raise OSError(errno.EADDRINUSE, "no free port for both IPv4 and IPv6")
         self.close()
         self.sockets, self.port, self.fwmark = sockets, bound, fwmark
+        self._roles = {}
+        for family in (socket.AF_INET, socket.AF_INET6):
+            group = [s for s in sockets if s.family == family]
+            if len(group) == 3:
+                for role, sock in zip((steering.TRANSPORT, steering.HANDSHAKE, steering.PROVEN), group):
+                    self._roles[sock.fileno()] = role
+        if self.under_load:
+            self.set_under_load(True)
         return bound
 
     def _open(self, port: int, fwmark: int) -> tuple[list[socket.socket], int]:
-        v4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        """The sockets on ``port``: for IPv4, then IPv6 (where the host has it), a steered group of three
+        (steering.py), or one socket where the kernel refuses the group."""
+        sockets = self._open_family(socket.AF_INET, "0.0.0.0", port, fwmark)
+        port = sockets[0].getsockname()[1]
         try:
-            v4.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
-            if fwmark:
-                v4.setsockopt(socket.SOL_SOCKET, SO_MARK, _MARK.pack(fwmark))
-            v4.bind(("0.0.0.0", port))
-            v4.setblocking(False)
-            self._size_buffers(v4)
-            self._enable_gro(v4)
-            port = v4.getsockname()[1]
-        except OSError:
-            v4.close()
-            raise
-        sockets = [v4]
-        try:
-            v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        except OSError:  # no IPv6 on this host: IPv4 alone, as wireguard-go does
-            return sockets, port
-        try:
-            v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            v6.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
-            if fwmark:
-                v6.setsockopt(socket.SOL_SOCKET, SO_MARK, _MARK.pack(fwmark))
-            v6.bind(("::", port))
+            sockets += self._open_family(socket.AF_INET6, "::", port, fwmark)
         except OSError as err:
-            v6.close()
-            if err.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-                return sockets, port
-            v4.close()
-            raise
-        v6.setblocking(False)
-        self._size_buffers(v6)
-        self._enable_gro(v6)
-        return [v4, v6], port
+            if err.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):  # else IPv4 alone, as wireguard-go
+                for sock in sockets:
+                    sock.close()
+                raise
+        return sockets, port
 
-    def _size_buffers(self, sock: socket.socket) -> None:
-        """Large socket buffers, past the sysctl limits when we may (root), else as large as allowed."""
-        _set_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, SOCKET_BUFFER)
-        _set_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, UNDER_LOAD_RECEIVE_BUFFER if self.under_load else SOCKET_BUFFER)
+    def _open_family(self, family: int, address: str, port: int, fwmark: int) -> list[socket.socket]:
+        transport = self._socket(family, fwmark, SOCKET_BUFFER)
+        try:
+            if self.steer:
+                steering.join_group(transport)
+            transport.bind((address, port))
+        except OSError:
+            transport.close()
+            raise
+        if not self.steer:
+            return [transport]
+        port = transport.getsockname()[1]
+        group = [transport]
+        try:
+            for _ in (steering.HANDSHAKE, steering.PROVEN):
+                group.append(self._socket(family, fwmark, HANDSHAKE_RECEIVE_BUFFER))
+                steering.join_group(group[-1])
+                group[-1].bind((address, port))
+            steering.attach(transport)
+        except OSError:   # no steering here: the transport socket takes everything, as without it
+            for sock in group[1:]:
+                sock.close()
+            self.steer = False
+            return [transport]
+        return group
+
+    def _socket(self, family: int, fwmark: int, receive_buffer: int) -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if family == socket.AF_INET:
+                sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            else:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+            if fwmark:
+                sock.setsockopt(socket.SOL_SOCKET, SO_MARK, _MARK.pack(fwmark))
+            sock.setblocking(False)
+            _set_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, SOCKET_BUFFER)
+            _set_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, receive_buffer)
+            self._enable_gro(sock)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def role(self, sock: socket.socket) -> int:
+        """Which datagrams ``sock`` receives: steering.TRANSPORT (all of them, without steering),
+        steering.HANDSHAKE or steering.PROVEN."""
+        return self._roles.get(sock.fileno(), steering.TRANSPORT)
 
     def set_under_load(self, active: bool) -> None:
-        """The device is (or is no longer) under load: shrink (or restore) the receive buffers."""
+        """The device is (or is no longer) under load. Without steering the one socket per family carries
+        the flood too: shrink its receive buffer so that transport waits behind milliseconds of it, not
+        most of a second (benchmarks/bench_flood.py); restore it when the load ends."""
         self.under_load = active
-        for sock in self.sockets:
-            _set_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, UNDER_LOAD_RECEIVE_BUFFER if active else SOCKET_BUFFER)
+        if not self.steer:
+            for sock in self.sockets:
+                _set_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, UNDER_LOAD_RECEIVE_BUFFER if active else SOCKET_BUFFER)
 
     def _enable_gro(self, sock: socket.socket) -> None:
         if self.gro:
@@ -292,4 +333,5 @@ class Udp:
         for s in self.sockets:
             s.close()
         self.sockets = []
+        self._roles = {}
 
