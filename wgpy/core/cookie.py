@@ -29,7 +29,8 @@ from enum import Enum
 from .constants import COOKIE_SECRET_LATENCY, COOKIE_SECRET_MAX_AGE, KEY_LEN, LABEL_COOKIE, LABEL_MAC1
 from .crypto import HASH, MAC, XAEAD_DECRYPT, Rng, XAEADSealer, constant_time_equal
 from .errors import Drop, Rejected
-from .messages import MAC1_OFFSET_FROM_END, MAC2_OFFSET_FROM_END, ZERO_MAC, CookieReply
+from .constants import MessageType
+from .messages import COOKIE_REPLY, MAC1_OFFSET_FROM_END, MAC2_OFFSET_FROM_END, ZERO_MAC, CookieReply
 from .trace import NULL_TRACE, NullTrace
 
 Endpoint = tuple  # (host, port, ...) as the runtime's sockets report it
@@ -95,11 +96,25 @@ class CookieChecker:
         mac1_end = len(message) - MAC1_OFFSET_FROM_END
         return constant_time_equal(MAC(self._mac1_key, message[:mac1_end]), message[mac1_end : mac1_end + 16])
 
-    def check_mac2(self, message: bytes, source: Endpoint, now: float) -> bool:
-        """Whether MAC2 carries our current cookie for ``source``: the sender owns that address."""
+    def check_mac2(self, message: bytes, source: Endpoint, now: float, cookie: bytes | None = None) -> bool:
+        """Whether MAC2 carries our current cookie for ``source`` (``cookie``, if the caller made it
+        already): the sender owns that address."""
         mac2_end = len(message) - MAC2_OFFSET_FROM_END
-        cookie = self._make_cookie(source, now)
+        if cookie is None:
+            cookie = self._make_cookie(source, now)
         return constant_time_equal(MAC(cookie, message[:mac2_end]), message[mac2_end:])
+
+    def cookie(self, source: Endpoint, now: float) -> bytes:
+        """Our current cookie for ``source``: MAC(R_secret, address || port)."""
+        return self._make_cookie(source, now)
+
+    def reply(self, message: bytes, cookie: bytes) -> bytes:
+        """The packed cookie reply carrying ``cookie`` to a handshake message: ``create_reply`` for the
+        device's hot path under load (no trace, no message object)."""
+        mac1_end = len(message) - MAC1_OFFSET_FROM_END
+        nonce = self._sealer.nonce()
+        encrypted_cookie = self._sealer.seal(nonce, cookie, message[mac1_end : mac1_end + 16])
+        return COOKIE_REPLY.pack(MessageType.COOKIE_REPLY, int.from_bytes(message[4:8], "little"), nonce, encrypted_cookie)
 
     def create_reply(
         self, message: bytes, receiver_index: int, source: Endpoint, now: float, trace: NullTrace = NULL_TRACE

@@ -26,7 +26,7 @@ from .events import CookieReceived, HandshakeCompleted
 from .keypairs import Keypair
 from .messages import ZERO_MAC, CookieReply, Initiation, Response, check_size, message_type
 from .peer import InitiationSent, Peer
-from .send import send_cookie_reply, send_handshake_initiation, send_handshake_response, send_keepalive, send_staged_packets
+from .send import send_handshake_initiation, send_handshake_response, send_keepalive, send_staged_packets
 
 if TYPE_CHECKING:
     from .device import Device
@@ -70,9 +70,13 @@ def receive_handshake(device: Device, data: bytes, kind: MessageType, source: tu
     if private_key is None:
         raise Rejected(Drop.NO_PRIVATE_KEY)
     if under_load:
-        if not device.cookie_checker.check_mac2(data, source, now):
-            send_cookie_reply(device, data, source, now)
-            raise Rejected(Drop.COOKIE_REPLY_SENT)
+        checker = device.cookie_checker
+        cookie = checker.cookie(source, now)
+        if not checker.check_mac2(data, source, now, cookie):
+            # Section 5.3: prove your address first. The reply costs one MAC and one AEAD call.
+            device.output.send((checker.reply(data, cookie), source))
+            device.output.drop(Drop.COOKIE_REPLY_SENT, None, source)
+            return
         if not device.ratelimiter.allow(source_bytes(source)[:-2], now):
             raise Rejected(Drop.RATE_LIMITED)
     message = Initiation.parse(data) if kind == MessageType.INITIATION else Response.parse(data)

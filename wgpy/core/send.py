@@ -86,13 +86,6 @@ def send_handshake_response(
     device.output.emit(HandshakeResponded(peer.public_key))
 
 
-def send_cookie_reply(device: Device, message: bytes, source: tuple, now: float) -> None:
-    """Answer a handshake message with a cookie reply instead of processing it (section 5.4.7)."""
-    sender_index = int.from_bytes(message[4:8], "little")
-    reply = device.cookie_checker.create_reply(message, sender_index, source, now)
-    device.output.send((reply.pack(), source))
-
-
 def _send_to_peer(device: Device, peer: Peer, datagram: bytes) -> None:
     """Send a handshake message to the peer's endpoint, counted in its bytes sent."""
     if peer.endpoint is None:
