@@ -74,6 +74,11 @@ class _Client:
         return not (self.pending or self.closing) and self.connection.idle
 
 
+def _packed(host: str) -> bytes:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.inet_pton(family, host.partition("%")[0])
+
+
 def peer_name(public_key: bytes) -> str:
     """How logs name a peer: the first characters of its base64 public key, as wireguard-go does."""
     text = base64.b64encode(public_key).decode()
@@ -406,6 +411,9 @@ class Runtime:
 
     def _housekeeping(self, now: float) -> None:
         self.device.epoch_offset = time.time() - now  # follow wall-clock steps for TAI64N
+        # Configured peers' handshakes keep a lane of their own through a flood (steering.py).
+        self.udp.set_priority_addresses({_packed(peer.endpoint[0]) for peer in self.device.peers.values()
+                                         if peer.endpoint is not None})
         if self._queue_full_drops:
             log.debug("Dropped %d handshake messages in the last second: %s", self._queue_full_drops,
                       Drop.HANDSHAKE_QUEUE_FULL.value)

@@ -87,6 +87,7 @@ class Udp:
         self.under_load = False
         self.steer = steer   # turned off for good the first time the kernel refuses the steered group
         self._roles: dict[int, int] = {}
+        self._priority: tuple[bytes, ...] = ()   # peers' addresses whose handshakes take the priority lane
         self._locals: dict[bytes, tuple] = {}  # pktinfo as received -> the control message to send from it
         self.gso = offload   # turned off for good the first time the kernel refuses UDP_SEGMENT
         self.gro = offload
@@ -115,7 +116,7 @@ class Udp:
         for family in (socket.AF_INET, socket.AF_INET6):
             group = [s for s in sockets if s.family == family]
             if len(group) == 3:
-                for role, sock in zip((steering.TRANSPORT, steering.HANDSHAKE, steering.PROVEN), group):
+                for role, sock in zip((steering.TRANSPORT, steering.HANDSHAKE, steering.PRIORITY), group):
                     self._roles[sock.fileno()] = role
         if self.under_load:
             self.set_under_load(True)
@@ -149,11 +150,11 @@ class Udp:
         port = transport.getsockname()[1]
         group = [transport]
         try:
-            for _ in (steering.HANDSHAKE, steering.PROVEN):
+            for _ in (steering.HANDSHAKE, steering.PRIORITY):
                 group.append(self._socket(family, fwmark, HANDSHAKE_RECEIVE_BUFFER))
                 steering.join_group(group[-1])
                 group[-1].bind((address, port))
-            steering.attach(transport)
+            steering.attach(transport, self._priority)
         except OSError:   # no steering here: the transport socket takes everything, as without it
             for sock in group[1:]:
                 sock.close()
@@ -180,9 +181,23 @@ class Udp:
             raise
         return sock
 
+    def set_priority_addresses(self, addresses: set[bytes]) -> None:
+        """The packed addresses of the configured peers' endpoints: their handshake messages take the
+        priority lane (steering.py). Reprograms the groups only when the set changed."""
+        ordered = tuple(sorted(addresses))
+        if ordered == self._priority:
+            return
+        self._priority = ordered
+        for sock in self.sockets:
+            if self._roles.get(sock.fileno()) == steering.TRANSPORT:
+                try:
+                    steering.attach(sock, ordered)
+                except OSError:
+                    pass   # the old program stays: steering without priority for the new addresses
+
     def role(self, sock: socket.socket) -> int:
         """Which datagrams ``sock`` receives: steering.TRANSPORT (all of them, without steering),
-        steering.HANDSHAKE or steering.PROVEN."""
+        steering.HANDSHAKE or steering.PRIORITY."""
         return self._roles.get(sock.fileno(), steering.TRANSPORT)
 
     def set_under_load(self, active: bool) -> None:
