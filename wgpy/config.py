@@ -13,8 +13,6 @@ touches the file system. Name resolution, running commands and DNS are the runti
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import re
 import stat
@@ -23,6 +21,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 from typing import Callable, Iterable
+
+from .core.constants import KEY_LEN
+from .core.encoding import key_from_base64, key_to_hex
 
 IPAddress = IPv4Address | IPv6Address
 IPInterface = IPv4Interface | IPv6Interface
@@ -161,20 +162,10 @@ class InterfaceConfig:
 def parse_key(text: str) -> bytes:
     """A base64 key exactly as wg's ``key_from_base64`` (encoding.c) takes it: 44 characters, the last
     one '=', and the 32 bytes encoded canonically (the unused low bits of the 43rd character are zero)."""
-    if len(text) != 44 or text[43] != "=" or not text.isascii():
-        raise ConfigError(Reason.BAD_KEY)
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+        return key_from_base64(text)
+    except ValueError:
         raise ConfigError(Reason.BAD_KEY) from None
-    if len(raw) != 32 or base64.b64encode(raw).decode() != text:
-        raise ConfigError(Reason.BAD_KEY)
-    return raw
-
-
-def format_key(key: bytes) -> str:
-    """The base64 text wg prints for a key (``key_to_base64``)."""
-    return base64.b64encode(key).decode()
 
 
 def format_ip(address: IPAddress) -> str:
@@ -600,12 +591,12 @@ def to_uapi_set(config: InterfaceConfig, *, resolve: Callable[[str, int], str] |
     wg resolves host names before sending; so must the caller: ``resolve(host, port)`` returns an IP
     address as text. Without it, an endpoint given by name is a ValueError.
     """
-    lines = ["set=1", f"private_key={(config.private_key or bytes(32)).hex()}",
+    lines = ["set=1", f"private_key={key_to_hex(config.private_key or bytes(KEY_LEN))}",
              f"listen_port={config.listen_port or 0}", f"fwmark={config.fwmark or 0}", "replace_peers=true"]
     for peer in config.peers:
-        lines.append(f"public_key={peer.public_key.hex()}")
+        lines.append(f"public_key={key_to_hex(peer.public_key)}")
         if peer.preshared_key is not None:
-            lines.append(f"preshared_key={peer.preshared_key.hex()}")
+            lines.append(f"preshared_key={key_to_hex(peer.preshared_key)}")
         if peer.endpoint is not None:
             lines.append(f"endpoint={_numeric_endpoint(peer.endpoint, resolve)}")
         if peer.persistent_keepalive is not None:

@@ -12,7 +12,6 @@ Needs root, ``ip`` and ``ping``.
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import signal
@@ -21,6 +20,7 @@ import sys
 import time
 
 from .core.crypto import PrivateKey
+from .core.encoding import key_to_base64, key_to_hex
 from .runtime.uapi_socket import request as uapi
 from .runtime.uapi_socket import socket_path
 
@@ -69,15 +69,15 @@ def run(say=print) -> bool:
         for n, (ns, interface) in enumerate(zip(NAMESPACES, INTERFACES)):
             other = 1 - n
             answer = uapi(interface, (
-                f"set=1\nprivate_key={keys[n].private_bytes().hex()}\nlisten_port={PORT}\n"
-                f"public_key={keys[other].public.hex()}\nendpoint={UNDERLAY[other]}:{PORT}\n"
+                f"set=1\nprivate_key={key_to_hex(keys[n].private_bytes())}\nlisten_port={PORT}\n"
+                f"public_key={key_to_hex(keys[other].public)}\nendpoint={UNDERLAY[other]}:{PORT}\n"
                 f"allowed_ip={TUNNEL[other]}/32\n\n"))
             if "errno=0" not in answer:
                 say(f"configuring {interface} failed: {answer.strip()}")
                 return False
             ip("-n", ns, "addr", "add", f"{TUNNEL[n]}/24", "dev", interface)
             ip("-n", ns, "link", "set", interface, "up")
-            say(f"{interface}: public key {base64.b64encode(keys[n].public).decode()}, tunnel address {TUNNEL[n]}")
+            say(f"{interface}: public key {key_to_base64(keys[n].public)}, tunnel address {TUNNEL[n]}")
 
         start = time.monotonic()
         ping = in_ns(NAMESPACES[0], "ping", "-c", "5", "-i", "0.2", "-W", "5", TUNNEL[1], timeout=30)

@@ -62,6 +62,7 @@ from itertools import islice
 from .core.constants import KEY_LEN
 from .core.crypto import PrivateKey, clamp, constant_time_equal
 from .core.device import Device
+from .core.encoding import key_from_hex, key_to_hex
 from .core.peer import Peer
 
 MAX_OPERATION_SIZE = 16 * 1024 * 1024
@@ -77,7 +78,6 @@ IPC_ERROR_PORT_IN_USE = -errno.EADDRINUSE
 Bind = Callable[[int, int], int]
 InterfaceIndex = Callable[[str], int]
 
-_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")   # Go's hex.DecodeString takes either case
 _ZERO_KEY = bytes(KEY_LEN)
 _KEY_NAME = re.compile(r"[a-z0-9_]{1,32}")
 
@@ -103,9 +103,10 @@ def _key_name(key: str) -> str:
 
 def _parse_key(value: str, what: str) -> bytes:
     """64 hex digits, either case, exactly (wireguard-go ``loadExactHex``). The value is never quoted."""
-    if _HEX_KEY.fullmatch(value) is None:
-        raise UapiError(IPC_ERROR_INVALID, f"failed to set {what}: not 64 hexadecimal digits")
-    return bytes.fromhex(value)
+    try:
+        return key_from_hex(value)
+    except ValueError as error:
+        raise UapiError(IPC_ERROR_INVALID, f"failed to set {what}: {error}") from None
 
 
 def _parse_uint(value: str, bits: int, what: str) -> int:
@@ -214,7 +215,7 @@ def get_lines(device: Device) -> Iterator[str]:
     slices. The peers are those of the first line; each peer's values are read when its turn comes."""
     private_key = device.private_key
     if private_key is not None:
-        yield "private_key=" + private_key.private_bytes().hex()
+        yield "private_key=" + key_to_hex(private_key.private_bytes())
     if device.listen_port:
         yield f"listen_port={device.listen_port}"
     if device.fwmark:
@@ -222,8 +223,8 @@ def get_lines(device: Device) -> Iterator[str]:
     for peer in list(device.peers.values()):
         preshared_key = peer.preshared_key
         seconds, nanoseconds = _handshake_time(peer.last_handshake_time)
-        yield "public_key=" + peer.public_key.hex()
-        yield "preshared_key=" + (preshared_key or _ZERO_KEY).hex()
+        yield "public_key=" + key_to_hex(peer.public_key)
+        yield "preshared_key=" + key_to_hex(preshared_key or _ZERO_KEY)
         yield "protocol_version=1"
         if peer.endpoint is not None:
             yield "endpoint=" + format_endpoint(peer.endpoint)

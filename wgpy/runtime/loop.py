@@ -13,7 +13,6 @@ traceback, counted in :attr:`Runtime.bugs`, and what it was handling is dropped.
 
 from __future__ import annotations
 
-import base64
 import collections
 import logging
 import os
@@ -23,6 +22,7 @@ import socket
 import time
 
 from ..core.device import Device
+from ..core.encoding import key_to_base64
 from ..core.events import (
     CookieReceived,
     EndpointChanged,
@@ -75,7 +75,7 @@ class _Client:
 
 def peer_name(public_key: bytes) -> str:
     """How logs name a peer: the first characters of its base64 public key, as wireguard-go does."""
-    text = base64.b64encode(public_key).decode()
+    text = key_to_base64(public_key)
     return f"peer({text[:4]}…{text[-5:-1]})"
 
 
