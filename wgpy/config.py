@@ -22,7 +22,7 @@ from enum import Enum
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 from typing import Callable, Iterable
 
-from .core.constants import KEY_LEN
+from .core.constants import DEFAULT_MTU, KEY_LEN
 from .core.encoding import key_from_base64, key_to_hex
 
 IPAddress = IPv4Address | IPv6Address
@@ -43,7 +43,6 @@ _PRINTABLE_KEY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,23}")
 
 MTU_MIN = 68             # ETH_MIN_MTU, the smallest an IPv4 link may have (RFC 791)
 MTU_MAX = 65535          # the TUN driver's MAX_MTU: our device is a TUN
-DEFAULT_MTU = 1420       # wg-quick set_mtu_up: the route's MTU (1500 when unknown) minus 80
 DEFAULT_TABLE_ID = 51820  # wg-quick add_default: the first table and fwmark it tries
 
 

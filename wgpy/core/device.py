@@ -43,7 +43,7 @@ from .ratelimiter import RateLimiter
 from .receive import receive_batch, receive_cookie_reply, receive_handshake
 from .timers import Schedule, Timer, jitter_source
 
-DEFAULT_MTU = 1420
+from .constants import DEFAULT_MTU
 
 
 class Device:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 from .. import config as wgconfig
-from .tun import DEFAULT_TUN_MTU
+from ..core.constants import DEFAULT_MTU, OUTER_OVERHEAD
 from .uapi_socket import request as uapi_request
 
 
@@ -39,14 +39,14 @@ def _resolve(host: str, port: int) -> str:
 
 
 def _default_mtu() -> int:
-    """wg-quick: the default route's MTU minus 80 (the WireGuard and outer IP/UDP overhead), else 1420."""
+    """wg-quick: the default route's MTU less the WireGuard and outer IPv6/UDP overhead, else DEFAULT_MTU."""
     try:
         out = subprocess.run(["ip", "route", "get", "192.0.2.1"], capture_output=True, text=True).stdout.split()
         device = out[out.index("dev") + 1]
         with open(f"/sys/class/net/{device}/mtu") as f:
-            return int(f.read()) - 80
+            return int(f.read()) - OUTER_OVERHEAD
     except (ValueError, IndexError, OSError):
-        return DEFAULT_TUN_MTU
+        return DEFAULT_MTU
 
 
 def up(path: str) -> int:
