@@ -321,11 +321,6 @@ class UapiConnection:
         self._more = False   # the last call stopped with work left (its budget spent, or the lock taken)
 
     @property
-    def want_close(self) -> bool:
-        """The same as :attr:`closed`."""
-        return self.closed
-
-    @property
     def buffered(self) -> int:
         """How many bytes of the client's input wait for the rest of their operation (or their turn)."""
         return len(self._buffer)
