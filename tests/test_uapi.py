@@ -695,14 +695,14 @@ def test_a_bug_in_a_set_is_eio_for_the_log_and_the_connection_goes_on(monkeypatc
 
 
 def test_a_bug_in_a_get_is_eio_and_the_connection_goes_on(monkeypatch):
-    import wgpy.uapi
+    import wgpy.uapi.connection
 
     def broken(device):
         raise RuntimeError("injected")
 
     connection = UapiConnection(new_device())
     with monkeypatch.context() as patch:
-        patch.setattr(wgpy.uapi, "get_lines", broken)
+        patch.setattr(wgpy.uapi.connection, "get_lines", broken)
         assert connection.feed(b"get=1\n\n", now=0.0) == answer(EIO)
     assert isinstance(connection.last_error.__cause__, RuntimeError)
     assert connection.feed(b"get=1\n\n", now=0.0).endswith(OK) and connection.last_error is None
