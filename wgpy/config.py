@@ -24,6 +24,7 @@ from typing import Callable, Iterable
 
 from .core.constants import DEFAULT_MTU, KEY_LEN
 from .core.encoding import key_from_base64, key_to_hex
+from .uapi.values import join_host_port
 
 IPAddress = IPv4Address | IPv6Address
 IPInterface = IPv4Interface | IPv6Interface
@@ -115,8 +116,7 @@ class Endpoint:
         return _ip_or_none(self.host.partition("%")[0]) is None
 
     def __str__(self) -> str:
-        # ipc-uapi.h userspace_set_device: brackets around an IPv6 address only.
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return join_host_port(self.host, self.port)   # ipc-uapi.h userspace_set_device
 
 
 @dataclass(frozen=True)
