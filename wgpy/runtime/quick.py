@@ -2,7 +2,7 @@
 
 Reads the same file format (``/etc/wireguard/wg0.conf`` or any path; the interface is named after the
 file), starts the daemon, configures it through its UAPI socket and runs the ``ip`` commands wg-quick would
-(the plan is computed in :mod:`wgpy.config`). Each command is echoed as ``[#] ...`` on standard error, as
+(the plan is computed in :mod:`wgpy.quick_plan`). Each command is echoed as ``[#] ...`` on standard error, as
 wg-quick does.
 """
 
@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 from .. import config as wgconfig
+from .. import quick_plan
 from ..core.constants import DEFAULT_MTU, OUTER_OVERHEAD
 from .uapi_socket import request as uapi_request
 
@@ -53,7 +54,7 @@ def up(path: str) -> int:
     try:
         conf = wgconfig.load(path)
         interface = wgconfig.interface_name(path)
-        plan = wgconfig.plan_up(conf, interface, default_mtu=_default_mtu())
+        plan = quick_plan.plan_up(conf, interface, default_mtu=_default_mtu())
     except (wgconfig.ConfigError, OSError, ValueError) as err:
         print(f"wgpy: {path}: {err}", file=sys.stderr)
         return 1
@@ -89,7 +90,7 @@ def down(path: str) -> int:
     try:
         conf = wgconfig.load(path)
         interface = wgconfig.interface_name(path)
-        plan = wgconfig.plan_down(conf, interface)
+        plan = quick_plan.plan_down(conf, interface)
     except (wgconfig.ConfigError, OSError, ValueError) as err:
         print(f"wgpy: {path}: {err}", file=sys.stderr)
         return 1
