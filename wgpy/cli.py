@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             from . import memory_demo
 
             return 0 if memory_demo.run() else 1
-        from . import netns_demo
+        from .runtime import netns_demo
 
         return 0 if netns_demo.run() else 1
     if args.command in ("up", "down"):

@@ -19,10 +19,10 @@ import subprocess
 import sys
 import time
 
-from .core.crypto import PrivateKey
-from .core.encoding import key_to_base64, key_to_hex
-from .runtime.uapi_socket import request as uapi
-from .runtime.uapi_socket import socket_path
+from ..core.crypto import PrivateKey
+from ..core.encoding import key_to_base64, key_to_hex
+from .uapi_socket import request as uapi
+from .uapi_socket import socket_path
 
 NAMESPACES = ("wgpy-demo-a", "wgpy-demo-b")
 INTERFACES = ("wgdemo-a", "wgdemo-b")
@@ -30,6 +30,7 @@ UNDERLAY = ("192.0.2.1", "192.0.2.2")
 TUNNEL = ("198.18.0.1", "198.18.0.2")
 PORT = 51820
 TRANSFER_BYTES = 8 * 1024 * 1024
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # where wgpy/ is
 
 
 def ip(*args: str) -> None:
@@ -58,7 +59,7 @@ def run(say=print) -> bool:
         say(f"namespaces {NAMESPACES[0]} and {NAMESPACES[1]} joined by a veth pair ({UNDERLAY[0]} <-> {UNDERLAY[1]})")
 
         keys = [PrivateKey(os.urandom(32)) for _ in NAMESPACES]
-        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=ROOT)
         for ns, interface in zip(NAMESPACES, INTERFACES):
             daemons.append(subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "wgpy", "-f", interface],
                                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
