@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from wgpy.core.constants import DEFAULT_MTU  # noqa: E402
 from wgpy.runtime.tun import Tun  # noqa: E402
 from wgpy.runtime.udp import Udp  # noqa: E402
 
@@ -69,7 +70,7 @@ def main() -> int:
     parser.add_argument("--interface", required=True, help="name of the TUN interface to create")
     parser.add_argument("--listen-port", type=int, required=True, help="local UDP port")
     parser.add_argument("--peer", type=endpoint, required=True, help="the other relay, HOST:PORT")
-    parser.add_argument("--mtu", type=int, default=1420)
+    parser.add_argument("--mtu", type=int, default=DEFAULT_MTU)
     args = parser.parse_args()
 
     def stop(signum, frame):

@@ -23,7 +23,6 @@ at ``--count`` messages or ``--seconds``; the exit status is 1 if wireguard-go d
 from __future__ import annotations
 
 import argparse
-import base64
 import collections
 import json
 import os
@@ -42,16 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from wgpy import craft  # noqa: E402
 from wgpy.core.crypto import PrivateKey  # noqa: E402
+from wgpy.core.encoding import key_to_base64  # noqa: E402
 from wgpy.core.errors import Rejected  # noqa: E402
 
 TUNNEL = "10.77.0.1"
 P_ADDRESS, F_ADDRESS, R_ADDRESS = "10.77.0.2", "10.77.0.3", "10.77.0.4"
 SOCKETS = Path("/var/run/wireguard")
 INITIATION, RESPONSE, COOKIE_REPLY, TRANSPORT = 1, 2, 3, 4
-
-
-def b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
 
 
 def checksum(data: bytes) -> int:
@@ -128,12 +124,12 @@ class Campaign:
             time.sleep(0.05)
         for label, key in (("private", self.keys["W"].private_bytes()), ("psk", self.psk)):
             path = self.workdir / label
-            path.write_text(b64(key) + "\n")
+            path.write_text(key_to_base64(key) + "\n")
             path.chmod(0o600)
         ours = f"127.0.0.1:{self.sock.getsockname()[1]}"
         self.wg("set", name, "private-key", str(self.workdir / "private"), "listen-port", str(self.args.port),
-                "peer", b64(self.keys["P"].public), "allowed-ips", f"{P_ADDRESS}/32", "endpoint", ours,
-                "peer", b64(self.keys["F"].public), "allowed-ips", f"{F_ADDRESS}/32", "endpoint", ours,
+                "peer", key_to_base64(self.keys["P"].public), "allowed-ips", f"{P_ADDRESS}/32", "endpoint", ours,
+                "peer", key_to_base64(self.keys["F"].public), "allowed-ips", f"{F_ADDRESS}/32", "endpoint", ours,
                 "preshared-key", str(self.workdir / "psk"))
         self.add_r()
         subprocess.run(["ip", "address", "add", f"{TUNNEL}/24", "dev", name], check=True)
@@ -142,8 +138,8 @@ class Campaign:
     def add_r(self) -> None:
         """(Re)make peer R, so that wireguard-go has no session with it and initiates when asked to."""
         ours = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.wg("set", self.args.interface, "peer", b64(self.keys["R"].public), "remove")
-        self.wg("set", self.args.interface, "peer", b64(self.keys["R"].public), "allowed-ips", f"{R_ADDRESS}/32",
+        self.wg("set", self.args.interface, "peer", key_to_base64(self.keys["R"].public), "remove")
+        self.wg("set", self.args.interface, "peer", key_to_base64(self.keys["R"].public), "allowed-ips", f"{R_ADDRESS}/32",
                 "endpoint", ours, "preshared-key", str(self.workdir / "psk"))
         self.pending_initiation = None
 
@@ -241,7 +237,7 @@ class Campaign:
         if reply is None:
             return "no echo reply through the tunnel"
         latest = dict(line.split("\t") for line in self.wg("show", self.args.interface, "latest-handshakes").split("\n") if line)
-        if int(latest.get(b64(self.keys["P"].public), "0")) < int(since) - 1:
+        if int(latest.get(key_to_base64(self.keys["P"].public), "0")) < int(since) - 1:
             return f"wg show latest-handshakes does not show P's handshake: {latest}"
         return None
 

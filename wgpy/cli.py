@@ -15,14 +15,14 @@
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import os
 import stat
 import sys
 
 from . import __version__
+from .core.constants import KEY_LEN
 from .core.crypto import PrivateKey, clamp
+from .core.encoding import key_from_base64, key_to_base64
 
 
 COMMANDS = ("demo", "up", "down", "genkey", "pubkey", "genpsk", "explain", "decode")
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             from . import memory_demo
 
             return 0 if memory_demo.run() else 1
-        from . import netns_demo
+        from .runtime import netns_demo
 
         return 0 if netns_demo.run() else 1
     if args.command in ("up", "down"):
@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return quick.up(path) if args.command == "up" else quick.down(path)
     if args.command in ("genkey", "genpsk"):
         _warn_if_world_accessible()
-        raw = os.urandom(32)
-        print(base64.b64encode(clamp(raw) if args.command == "genkey" else raw).decode())
+        raw = os.urandom(KEY_LEN)
+        print(key_to_base64(clamp(raw) if args.command == "genkey" else raw))
         return 0
     if args.command == "pubkey":
         return _pubkey(sys.stdin.read())
@@ -112,13 +112,11 @@ def _warn_if_world_accessible() -> None:
 
 def _pubkey(text: str) -> int:
     try:
-        raw = base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
+        raw = key_from_base64(text.strip())
+    except ValueError:
         print("wgpy: Key is not the correct length or format", file=sys.stderr)
         return 1
-    print(base64.b64encode(PrivateKey(raw).public).decode())
+    print(key_to_base64(PrivateKey(raw).public))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""WireGuard configuration files, both dialects, and the plan of commands that brings one up and down.
+"""WireGuard configuration files, both dialects: the file model, parsing, and the text wg writes.
 
 Two dialects share one file format (wg(8) CONFIGURATION FILE FORMAT, wg-quick(8)):
 
@@ -7,14 +7,13 @@ Two dialects share one file format (wg(8) CONFIGURATION FILE FORMAT, wg-quick(8)
 - the ``wg-quick`` dialect adds Address, DNS, MTU, Table, PreUp, PostUp, PreDown, PostDown and SaveConfig
   to ``[Interface]`` (wireguard-tools ``src/wg-quick/linux.bash``, ``parse_options``).
 
-Everything here is pure: text in, frozen dataclasses, UAPI text and argv lists out. Only :func:`load`
+Everything here is pure: text in, frozen dataclasses and UAPI text out (wg-quick's plan of commands is
+:mod:`wgpy.quick_plan`). Only :func:`load`
 touches the file system. Name resolution, running commands and DNS are the runtime's and the caller's.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import re
 import stat
@@ -22,7 +21,11 @@ import warnings
 from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
-from typing import Callable, Iterable
+from typing import Callable
+
+from .core.constants import KEY_LEN
+from .core.encoding import key_from_base64, key_to_hex
+from .uapi.values import join_host_port
 
 IPAddress = IPv4Address | IPv6Address
 IPInterface = IPv4Interface | IPv6Interface
@@ -33,7 +36,6 @@ SPACE = " \t\n\v\f\r"
 _DELETE_SPACE = str.maketrans("", "", SPACE)
 
 # wg-quick's interface names (parse_options): what fits IFNAMSIZ and a file name.
-_INTERFACE_NAME = re.compile(r"[a-zA-Z0-9_=+.-]{1,15}")
 _CONFIG_PATH = re.compile(r"(?:^|/)([a-zA-Z0-9_=+.-]{1,15})\.conf")
 _DIGITS = re.compile(r"[0-9]+")
 _HOSTNAME = re.compile(r"(?=.{1,254}\Z)[A-Za-z0-9_][A-Za-z0-9_-]{0,62}(?:\.[A-Za-z0-9_-]{1,63})*\.?")
@@ -42,8 +44,6 @@ _PRINTABLE_KEY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,23}")
 
 MTU_MIN = 68             # ETH_MIN_MTU, the smallest an IPv4 link may have (RFC 791)
 MTU_MAX = 65535          # the TUN driver's MAX_MTU: our device is a TUN
-DEFAULT_MTU = 1420       # wg-quick set_mtu_up: the route's MTU (1500 when unknown) minus 80
-DEFAULT_TABLE_ID = 51820  # wg-quick add_default: the first table and fwmark it tries
 
 
 class Reason(Enum):
@@ -115,8 +115,7 @@ class Endpoint:
         return _ip_or_none(self.host.partition("%")[0]) is None
 
     def __str__(self) -> str:
-        # ipc-uapi.h userspace_set_device: brackets around an IPv6 address only.
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return join_host_port(self.host, self.port)   # ipc-uapi.h userspace_set_device
 
 
 @dataclass(frozen=True)
@@ -161,20 +160,10 @@ class InterfaceConfig:
 def parse_key(text: str) -> bytes:
     """A base64 key exactly as wg's ``key_from_base64`` (encoding.c) takes it: 44 characters, the last
     one '=', and the 32 bytes encoded canonically (the unused low bits of the 43rd character are zero)."""
-    if len(text) != 44 or text[43] != "=" or not text.isascii():
-        raise ConfigError(Reason.BAD_KEY)
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+        return key_from_base64(text)
+    except ValueError:
         raise ConfigError(Reason.BAD_KEY) from None
-    if len(raw) != 32 or base64.b64encode(raw).decode() != text:
-        raise ConfigError(Reason.BAD_KEY)
-    return raw
-
-
-def format_key(key: bytes) -> str:
-    """The base64 text wg prints for a key (``key_to_base64``)."""
-    return base64.b64encode(key).decode()
 
 
 def format_ip(address: IPAddress) -> str:
@@ -254,7 +243,7 @@ def _parse_prefix(text: str) -> IPInterface:
     return IPv4Interface((address, cidr)) if address.version == 4 else IPv6Interface((address, cidr))
 
 
-def _format_prefix(prefix: IPInterface | IPNetwork) -> str:
+def format_prefix(prefix: IPInterface | IPNetwork) -> str:
     """``ADDRESS/CIDR`` as wg prints it: an allowed IP as given, a network by its first address."""
     if isinstance(prefix, (IPv4Interface, IPv6Interface)):
         return f"{format_ip(prefix.ip)}/{prefix.network.prefixlen}"
@@ -600,18 +589,18 @@ def to_uapi_set(config: InterfaceConfig, *, resolve: Callable[[str, int], str] |
     wg resolves host names before sending; so must the caller: ``resolve(host, port)`` returns an IP
     address as text. Without it, an endpoint given by name is a ValueError.
     """
-    lines = ["set=1", f"private_key={(config.private_key or bytes(32)).hex()}",
+    lines = ["set=1", f"private_key={key_to_hex(config.private_key or bytes(KEY_LEN))}",
              f"listen_port={config.listen_port or 0}", f"fwmark={config.fwmark or 0}", "replace_peers=true"]
     for peer in config.peers:
-        lines.append(f"public_key={peer.public_key.hex()}")
+        lines.append(f"public_key={key_to_hex(peer.public_key)}")
         if peer.preshared_key is not None:
-            lines.append(f"preshared_key={peer.preshared_key.hex()}")
+            lines.append(f"preshared_key={key_to_hex(peer.preshared_key)}")
         if peer.endpoint is not None:
             lines.append(f"endpoint={_numeric_endpoint(peer.endpoint, resolve)}")
         if peer.persistent_keepalive is not None:
             lines.append(f"persistent_keepalive_interval={peer.persistent_keepalive}")
         lines.append("replace_allowed_ips=true")
-        lines.extend(f"allowed_ip={_format_prefix(allowed)}" for allowed in peer.allowed_ips)
+        lines.extend(f"allowed_ip={format_prefix(allowed)}" for allowed in peer.allowed_ips)
     return "\n".join(lines) + "\n\n"
 
 
@@ -622,142 +611,3 @@ def _numeric_endpoint(endpoint: Endpoint, resolve: Callable[[str, int], str] | N
         raise ValueError("an endpoint is a host name: pass resolve= to turn it into an address")
     address = _parse_ip(str(resolve(endpoint.host, endpoint.port)))
     return Endpoint(format_ip(address), endpoint.port)
-
-
-# ---------------------------------------------------------------------------------------------------
-# The plan: what wg-quick runs on Linux (linux.bash cmd_up, cmd_down)
-# ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What bringing an interface up or down takes, as data.
-
-    Up, the caller: creates the device (the daemon); runs ``before`` (PreUp hooks); applies the
-    configuration (:func:`to_uapi_set`, with ``fwmark`` when it is not None, which wg-quick sets with
-    ``wg set INTERFACE fwmark``); runs ``commands``; runs ``after`` (PostUp hooks); prints ``notices``.
-    Down: ``before`` (PreDown), ``commands`` (which delete the link, and so stop the device), ``after``
-    (PostDown), ``notices``. A hook is ``["bash", "-c", text]`` with ``%i`` replaced by the interface name,
-    as wg-quick's ``execute_hooks`` evals it.
-    """
-
-    before: list[list[str]]
-    commands: list[list[str]]
-    after: list[list[str]]
-    fwmark: int | None = None
-    notices: list[str] = field(default_factory=list)
-
-
-def plan_up(config: InterfaceConfig, interface: str, *, default_mtu: int = DEFAULT_MTU,
-            table_id: int = DEFAULT_TABLE_ID) -> Plan:
-    """linux.bash ``cmd_up`` after ``add_if`` and ``set_config``: addresses, MTU and link up, routes.
-
-    ``default_mtu`` is the MTU when the file has none: wg-quick measures the smallest route MTU towards
-    the endpoints (or the default route's, or 1500) minus 80; the caller may measure the same. ``table_id``
-    is the table and fwmark for default routes when the file sets no FwMark: wg-quick takes the first
-    table from 51820 up that has no routes.
-    """
-    _check_interface(interface)
-    if not 0 < default_mtu or not 0 < table_id <= 0xFFFFFFFF:
-        raise ValueError("default_mtu must be positive and table_id a table number")
-    commands: list[list[str]] = []
-    notices: list[str] = []
-    for address in config.addresses:                                    # add_addr
-        commands.append(["ip", _family(address), "address", "add", _format_prefix(address), "dev", interface])
-    mtu = config.mtu if config.mtu is not None else default_mtu           # set_mtu_up
-    commands.append(["ip", "link", "set", "mtu", str(mtu), "up", "dev", interface])
-    if config.dns or config.dns_search:                                   # set_dns
-        entries = ", ".join([*(str(server) for server in config.dns), *config.dns_search])
-        notices.append(f"DNS = {entries}: not applied; wgpy leaves the system resolver alone "
-                       "(wg-quick would run resolvconf)")
-    fwmark = None
-    connected = [a.network for a in config.addresses if a.network.prefixlen < a.max_prefixlen]
-    for network in _routes(config):                                       # add_route
-        text, family = _format_prefix(network), _family(network)
-        if config.table == "off":
-            continue
-        if config.table not in (None, "auto"):
-            commands.append(["ip", family, "route", "add", text, "dev", interface, "table", config.table])
-        elif network.prefixlen == 0:
-            mark = config.fwmark or table_id
-            if not config.fwmark:
-                fwmark = table_id
-            commands.extend(_add_default(config, interface, network, mark))
-        elif not any(network.version == route.version and network.subnet_of(route) for route in connected):
-            # `ip route show dev INTERFACE match PREFIX`: an address's own prefix route already covers it.
-            commands.append(["ip", family, "route", "add", text, "dev", interface])
-    return Plan(_hooks(config.pre_up, interface), commands, _hooks(config.post_up, interface), fwmark, notices)
-
-
-def plan_down(config: InterfaceConfig, interface: str, *, table_id: int = DEFAULT_TABLE_ID) -> Plan:
-    """linux.bash ``cmd_down``: the policy rules of default routes, the link, the firewall tables."""
-    _check_interface(interface)
-    commands: list[list[str]] = []
-    notices: list[str] = []
-    if config.save_config:
-        notices.append("SaveConfig = true: not supported; the file is left as it is")
-    families = {network.version for network in _routes(config) if network.prefixlen == 0}
-    policy = config.table in (None, "auto") and families
-    if policy:                                                            # del_if
-        mark = str(config.fwmark or table_id)
-        for version in sorted(families):
-            family = f"-{version}"
-            commands.append(["ip", family, "rule", "delete", "table", mark])
-            commands.append(["ip", family, "rule", "delete", "table", "main", "suppress_prefixlength", "0"])
-    commands.append(["ip", "link", "delete", "dev", interface])
-    if policy:                                                            # remove_firewall
-        script = "".join(f"delete table {_nft_family(v)} wg-quick-{interface}\n" for v in sorted(families))
-        commands.append(["nft", script])
-    return Plan(_hooks(config.pre_down, interface), commands, _hooks(config.post_down, interface), None, notices)
-
-
-def _add_default(config: InterfaceConfig, interface: str, network: IPNetwork, mark: int) -> list[list[str]]:
-    """linux.bash ``add_default``: the default route goes to table ``mark``, which every packet not
-    marked ``mark`` (all but the tunnel's own UDP) consults; the main table still answers for anything
-    more specific than a default route. nftables keeps packets for the tunnel's addresses from arriving
-    on other interfaces and carries the mark across replies (conntrack), for rp_filter."""
-    family, pf, table = _family(network), _nft_family(network.version), f"wg-quick-{interface}"
-    commands = [
-        ["ip", family, "rule", "add", "not", "fwmark", str(mark), "table", str(mark)],
-        ["ip", family, "rule", "add", "table", "main", "suppress_prefixlength", "0"],
-        ["ip", family, "route", "add", _format_prefix(network), "dev", interface, "table", str(mark)],
-    ]
-    script = [f"add table {pf} {table}",
-              f"add chain {pf} {table} preraw {{ type filter hook prerouting priority -300; }}",
-              f"add chain {pf} {table} premangle {{ type filter hook prerouting priority -150; }}",
-              f"add chain {pf} {table} postmangle {{ type filter hook postrouting priority -150; }}"]
-    for address in config.addresses:
-        if address.version == network.version:
-            script.append(f'add rule {pf} {table} preraw iifname != "{interface}" {pf} daddr '
-                          f"{format_ip(address.ip)} fib saddr type != local drop")
-    script.append(f"add rule {pf} {table} postmangle meta l4proto udp mark {mark} ct mark set mark")
-    script.append(f"add rule {pf} {table} premangle meta l4proto udp meta mark set ct mark")
-    if network.version == 4:
-        commands.append(["sysctl", "-q", "net.ipv4.conf.all.src_valid_mark=1"])
-    commands.append(["nft", "".join(line + "\n" for line in script)])
-    return commands
-
-
-def _routes(config: InterfaceConfig) -> list[IPNetwork]:
-    """The networks ``wg show INTERFACE allowed-ips`` lists once the kernel has masked and merged them,
-    in the order of wg-quick's ``sort -nr -k 2 -t /`` under LC_ALL=C: longest prefix first, ties in
-    descending byte order of the text."""
-    networks = {allowed.network for peer in config.peers for allowed in peer.allowed_ips}
-    return sorted(networks, key=lambda n: (n.prefixlen, _format_prefix(n)), reverse=True)
-
-
-def _hooks(hooks: Iterable[str], interface: str) -> list[list[str]]:
-    return [["bash", "-c", hook.replace("%i", interface)] for hook in hooks]
-
-
-def _family(prefix: IPInterface | IPNetwork) -> str:
-    return f"-{prefix.version}"
-
-
-def _nft_family(version: int) -> str:
-    return "ip" if version == 4 else "ip6"
-
-
-def _check_interface(interface: str) -> None:
-    if not _INTERFACE_NAME.fullmatch(interface):
-        raise ValueError(f"not an interface name: {interface!r}")

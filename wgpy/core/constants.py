@@ -61,6 +61,10 @@ MAX_EVENTS = 4096                 # events kept for the embedding program; oldes
 MAX_QUEUED_HANDSHAKES = 1024
 UNDER_LOAD_QUEUE_LENGTH = MAX_QUEUED_HANDSHAKES // 8
 UNDER_LOAD_AFTER_TIME = 1.0
+# The tunnel's MTU when nothing says otherwise (wg-quick, wireguard-go): a 1500-byte link less the largest
+# overhead, an IPv6 header, UDP and a transport message's header and tag.
+OUTER_OVERHEAD = 40 + 8 + TRANSPORT_HEADER_SIZE + TAG_LEN   # 80
+DEFAULT_MTU = 1500 - OUTER_OVERHEAD                          # 1420
 # Queued handshake messages handled per call of receive_datagrams or handle_timer: a batch of transport
 # data waits for at most this many handshakes (a few milliseconds of Diffie-Hellman).
 HANDSHAKES_PER_CALL = 8

@@ -47,7 +47,8 @@ from .ratelimiter import RateLimiter
 from .receive import receive_batch, receive_cookie_reply, receive_handshake
 from .timers import Schedule, Timer, jitter_source
 
-DEFAULT_MTU = 1420
+from .constants import DEFAULT_MTU
+
 RATELIMITER_COLLECTION_PERIOD = 1.0  # seconds between sweeps of idle sources, while any are tracked
 
 

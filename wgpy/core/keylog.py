@@ -23,6 +23,7 @@ import binascii
 from dataclasses import dataclass, field
 
 from .constants import KEY_LEN
+from .encoding import key_to_base64
 
 DSB_SECRETS_TYPE = 0x57474B4C  # "WGKL": pcapng Decryption Secrets Block, WireGuard Key Log
 
@@ -45,7 +46,7 @@ class KeylogEntry:
     def text(self) -> str:
         """The four lines of the key log, each ending with a newline."""
         return "".join(
-            f"{name} = {base64.b64encode(key).decode()}\n"
+            f"{name} = {key_to_base64(key)}\n"
             for name, key in zip(
                 KEY_TYPES,
                 (self.local_static_private, self.remote_static_public, self.local_ephemeral_private, self.preshared_key),
@@ -87,6 +88,8 @@ def parse_keylog(text: str) -> Keylog:
         if not equals or name not in KEY_TYPES:
             raise ValueError(f"key log line {number}: expected one of {', '.join(KEY_TYPES)} = <base64 key>")
         try:
+            # Wireshark's reader (decode_base64_key) is lenient where wg's key_from_base64 is strict (the
+            # unused bits of the last character), and key logs may space the text: so is this one.
             key = base64.b64decode(value.replace(" ", ""), validate=True)
         except (binascii.Error, ValueError):
             key = b""

@@ -15,10 +15,11 @@ import os
 import sys
 import time
 
+from ..core.constants import DEFAULT_MTU
 from ..core.device import Device
 from .keylog import KeylogFile
 from .loop import Runtime
-from .tun import DEFAULT_TUN_MTU, Tun, valid_interface_name
+from .tun import Tun, valid_interface_name
 from .uapi_socket import UapiServer
 from .udp import Udp
 
@@ -62,7 +63,7 @@ def main(interface: str, foreground: bool) -> int:
         print("wgpy: must be run as root (creating a TUN device needs CAP_NET_ADMIN)", file=sys.stderr)
         return 1
     try:
-        tun = Tun(interface, DEFAULT_TUN_MTU)
+        tun = Tun(interface, DEFAULT_MTU)
     except OSError as err:
         print(f"wgpy: Failed to create TUN device {interface}: {err.strerror or err}", file=sys.stderr)
         return 1
@@ -72,7 +73,7 @@ def main(interface: str, foreground: bool) -> int:
         tun.close()
         print(f"wgpy: Failed to open UAPI socket for {interface}: {err.strerror or err}", file=sys.stderr)
         return 1
-    device = Device(rng=os.urandom, epoch_offset=time.time() - time.monotonic(), mtu=tun.mtu() or DEFAULT_TUN_MTU)
+    device = Device(rng=os.urandom, epoch_offset=time.time() - time.monotonic(), mtu=tun.mtu() or DEFAULT_MTU)
     runtime = Runtime(device, tun, Udp(), uapi)
     keylog_path = os.environ.get("WGPY_KEYLOG")
     if keylog_path:

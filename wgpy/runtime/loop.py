@@ -13,7 +13,6 @@ traceback, counted in :attr:`Runtime.bugs`, and what it was handling is dropped.
 
 from __future__ import annotations
 
-import base64
 import collections
 import logging
 import os
@@ -22,7 +21,9 @@ import signal
 import socket
 import time
 
+from ..core.constants import MAX_TIMER_HANDSHAKES, REJECT_AFTER_TIME
 from ..core.device import Device
+from ..core.encoding import key_to_base64
 from ..core.events import (
     CookieReceived,
     EndpointChanged,
@@ -36,7 +37,7 @@ from ..core.events import (
     UnderLoad,
 )
 from ..core.errors import Drop
-from ..uapi import IpcLock, UapiConnection
+from ..uapi import IpcLock, UapiConnection, format_endpoint
 from .tun import Tun
 from . import steering
 from .udp import Udp
@@ -81,7 +82,7 @@ def _packed(host: str) -> bytes:
 
 def peer_name(public_key: bytes) -> str:
     """How logs name a peer: the first characters of its base64 public key, as wireguard-go does."""
-    text = base64.b64encode(public_key).decode()
+    text = key_to_base64(public_key)
     return f"peer({text[:4]}…{text[-5:-1]})"
 
 
@@ -375,10 +376,10 @@ class Runtime:
     def _log(self, event) -> None:
         if isinstance(event, PacketDropped):
             if log.isEnabledFor(logging.DEBUG):
-                if event.reason is Drop.HANDSHAKE_QUEUE_FULL:  # a flood: one line a second says how many
+                if event.reason is Drop.HANDSHAKE_QUEUE_FULL:  # a flood: one line each HOUSEKEEPING_PERIOD says how many
                     self._queue_full_drops += 1
                     return
-                who = peer_name(event.peer) if event.peer else (f"{event.source[0]}:{event.source[1]}" if event.source else "tun")
+                who = peer_name(event.peer) if event.peer else (format_endpoint(event.source) if event.source else "tun")
                 detail = f" ({event.detail})" if event.detail else ""
                 log.debug("%s - Dropped: %s%s", who, event.reason.value, detail)
             return
@@ -395,15 +396,17 @@ class Runtime:
             else:
                 log.debug("%s - First data on the new keys: handshake completed, new session (responder)", peer_name(event.peer))
         elif isinstance(event, HandshakeGaveUp):
-            log.debug("%s - Handshake did not complete after %d attempts, giving up", peer_name(event.peer), 20)
+            # The figure the kernel and wireguard-go print (timers.c, timers.go: MAX_TIMER_HANDSHAKES + 2).
+            log.debug("%s - Handshake did not complete after %d attempts, giving up", peer_name(event.peer),
+                      MAX_TIMER_HANDSHAKES + 2)
         elif isinstance(event, CookieReceived):
             log.debug("%s - Received cookie reply: the peer is under load", peer_name(event.peer))
         elif isinstance(event, SessionExpired):
             log.debug("%s - Session expired", peer_name(event.peer))
         elif isinstance(event, KeysZeroed):
-            log.debug("%s - Zeroing all keys (no new session for 540 seconds)", peer_name(event.peer))
+            log.debug("%s - Zeroing all keys (no new session for %d seconds)", peer_name(event.peer), 3 * REJECT_AFTER_TIME)
         elif isinstance(event, EndpointChanged):
-            log.debug("%s - Endpoint changed to %s:%s", peer_name(event.peer), event.endpoint[0], event.endpoint[1])
+            log.debug("%s - Endpoint changed to %s", peer_name(event.peer), format_endpoint(event.endpoint))
         elif isinstance(event, UnderLoad):
             log.debug("Device %s load: answering handshakes with cookies %s", "under" if event.active else "no longer under", "now" if event.active else "no more")
 
@@ -415,8 +418,8 @@ class Runtime:
         self.udp.set_priority_addresses({_packed(peer.endpoint[0]) for peer in self.device.peers.values()
                                          if peer.endpoint is not None})
         if self._queue_full_drops:
-            log.debug("Dropped %d handshake messages in the last second: %s", self._queue_full_drops,
-                      Drop.HANDSHAKE_QUEUE_FULL.value)
+            log.debug("Dropped %d handshake messages in the last %g s: %s", self._queue_full_drops,
+                      HOUSEKEEPING_PERIOD, Drop.HANDSHAKE_QUEUE_FULL.value)
             self._queue_full_drops = 0
         if not self.tun.exists():
             self._stop("interface was deleted")

@@ -2,7 +2,7 @@
 
 Reads the same file format (``/etc/wireguard/wg0.conf`` or any path; the interface is named after the
 file), starts the daemon, configures it through its UAPI socket and runs the ``ip`` commands wg-quick would
-(the plan is computed in :mod:`wgpy.config`). Each command is echoed as ``[#] ...`` on standard error, as
+(the plan is computed in :mod:`wgpy.quick_plan`). Each command is echoed as ``[#] ...`` on standard error, as
 wg-quick does.
 """
 
@@ -15,7 +15,8 @@ import subprocess
 import sys
 
 from .. import config as wgconfig
-from .tun import DEFAULT_TUN_MTU
+from .. import quick_plan
+from ..core.constants import DEFAULT_MTU, OUTER_OVERHEAD
 from .uapi_socket import request as uapi_request
 
 
@@ -39,21 +40,21 @@ def _resolve(host: str, port: int) -> str:
 
 
 def _default_mtu() -> int:
-    """wg-quick: the default route's MTU minus 80 (the WireGuard and outer IP/UDP overhead), else 1420."""
+    """wg-quick: the default route's MTU less the WireGuard and outer IPv6/UDP overhead, else DEFAULT_MTU."""
     try:
         out = subprocess.run(["ip", "route", "get", "192.0.2.1"], capture_output=True, text=True).stdout.split()
         device = out[out.index("dev") + 1]
         with open(f"/sys/class/net/{device}/mtu") as f:
-            return int(f.read()) - 80
+            return int(f.read()) - OUTER_OVERHEAD
     except (ValueError, IndexError, OSError):
-        return DEFAULT_TUN_MTU
+        return DEFAULT_MTU
 
 
 def up(path: str) -> int:
     try:
         conf = wgconfig.load(path)
         interface = wgconfig.interface_name(path)
-        plan = wgconfig.plan_up(conf, interface, default_mtu=_default_mtu())
+        plan = quick_plan.plan_up(conf, interface, default_mtu=_default_mtu())
     except (wgconfig.ConfigError, OSError, ValueError) as err:
         print(f"wgpy: {path}: {err}", file=sys.stderr)
         return 1
@@ -89,7 +90,7 @@ def down(path: str) -> int:
     try:
         conf = wgconfig.load(path)
         interface = wgconfig.interface_name(path)
-        plan = wgconfig.plan_down(conf, interface)
+        plan = quick_plan.plan_down(conf, interface)
     except (wgconfig.ConfigError, OSError, ValueError) as err:
         print(f"wgpy: {path}: {err}", file=sys.stderr)
         return 1

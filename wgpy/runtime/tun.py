@@ -15,6 +15,7 @@ import struct
 
 from pytun_pmd3.linux import IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, TunTapDevice
 
+from ..core.constants import DEFAULT_MTU
 from .offload import NEEDS_CSUM, VNET_HDR_LEN, ZERO_HEADER, coalesce, complete_checksum
 
 SIOCGIFMTU = 0x8921
@@ -25,7 +26,6 @@ TX_QUEUE_LENGTH = 4000  # the default 500 overflows under a fast TCP sender (PER
 IFF_UP = 0x1
 IFNAMSIZ = 16
 MAX_PACKET = 65535
-DEFAULT_TUN_MTU = 1420
 
 
 def valid_interface_name(name: str) -> bool:
@@ -37,7 +37,7 @@ def valid_interface_name(name: str) -> bool:
 class Tun:
     """A TUN interface in IFF_NO_PI mode: each read is one IP packet."""
 
-    def __init__(self, name: str, mtu: int = DEFAULT_TUN_MTU, vnet_hdr: bool = True) -> None:
+    def __init__(self, name: str, mtu: int = DEFAULT_MTU, vnet_hdr: bool = True) -> None:
         if not valid_interface_name(name):
             raise ValueError(f"invalid interface name {name!r}")
         self.vnet_hdr = vnet_hdr

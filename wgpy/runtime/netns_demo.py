@@ -12,7 +12,6 @@ Needs root, ``ip`` and ``ping``.
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import signal
@@ -20,9 +19,10 @@ import subprocess
 import sys
 import time
 
-from .core.crypto import PrivateKey
-from .runtime.uapi_socket import request as uapi
-from .runtime.uapi_socket import socket_path
+from ..core.crypto import PrivateKey
+from ..core.encoding import key_to_base64, key_to_hex
+from .uapi_socket import request as uapi
+from .uapi_socket import socket_path
 
 NAMESPACES = ("wgpy-demo-a", "wgpy-demo-b")
 INTERFACES = ("wgdemo-a", "wgdemo-b")
@@ -30,6 +30,7 @@ UNDERLAY = ("192.0.2.1", "192.0.2.2")
 TUNNEL = ("198.18.0.1", "198.18.0.2")
 PORT = 51820
 TRANSFER_BYTES = 8 * 1024 * 1024
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # where wgpy/ is
 
 
 def ip(*args: str) -> None:
@@ -58,7 +59,7 @@ def run(say=print) -> bool:
         say(f"namespaces {NAMESPACES[0]} and {NAMESPACES[1]} joined by a veth pair ({UNDERLAY[0]} <-> {UNDERLAY[1]})")
 
         keys = [PrivateKey(os.urandom(32)) for _ in NAMESPACES]
-        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=ROOT)
         for ns, interface in zip(NAMESPACES, INTERFACES):
             daemons.append(subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "wgpy", "-f", interface],
                                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -69,15 +70,15 @@ def run(say=print) -> bool:
         for n, (ns, interface) in enumerate(zip(NAMESPACES, INTERFACES)):
             other = 1 - n
             answer = uapi(interface, (
-                f"set=1\nprivate_key={keys[n].private_bytes().hex()}\nlisten_port={PORT}\n"
-                f"public_key={keys[other].public.hex()}\nendpoint={UNDERLAY[other]}:{PORT}\n"
+                f"set=1\nprivate_key={key_to_hex(keys[n].private_bytes())}\nlisten_port={PORT}\n"
+                f"public_key={key_to_hex(keys[other].public)}\nendpoint={UNDERLAY[other]}:{PORT}\n"
                 f"allowed_ip={TUNNEL[other]}/32\n\n"))
             if "errno=0" not in answer:
                 say(f"configuring {interface} failed: {answer.strip()}")
                 return False
             ip("-n", ns, "addr", "add", f"{TUNNEL[n]}/24", "dev", interface)
             ip("-n", ns, "link", "set", interface, "up")
-            say(f"{interface}: public key {base64.b64encode(keys[n].public).decode()}, tunnel address {TUNNEL[n]}")
+            say(f"{interface}: public key {key_to_base64(keys[n].public)}, tunnel address {TUNNEL[n]}")
 
         start = time.monotonic()
         ping = in_ns(NAMESPACES[0], "ping", "-c", "5", "-i", "0.2", "-W", "5", TUNNEL[1], timeout=30)

@@ -1,0 +1,49 @@
+"""Keys as text, exactly as wireguard-tools writes and reads them (``src/encoding.c``): base64 in
+configuration files and on the command line, hex on the UAPI socket.
+
+The decoders raise ValueError with a message that never quotes the text: it may be a secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from .constants import KEY_LEN
+
+KEY_BASE64_LEN = 44   # 43 characters and one '=' (WG_KEY_LEN_BASE64, less its NUL)
+KEY_HEX_LEN = 2 * KEY_LEN
+
+_HEX_KEY = re.compile(r"[0-9a-fA-F]{%d}" % KEY_HEX_LEN)   # Go's hex.DecodeString takes either case
+
+
+def key_to_base64(key: bytes) -> str:
+    """``key_to_base64``: what ``wg`` prints for a key."""
+    return base64.b64encode(key).decode()
+
+
+def key_from_base64(text: str) -> bytes:
+    """``key_from_base64``: 44 characters, the last one '=', and the 32 bytes encoded canonically (the
+    unused low bits of the 43rd character are zero)."""
+    if len(text) != KEY_BASE64_LEN or text[-1] != "=" or not text.isascii():
+        raise ValueError("not a base64 key of 32 bytes (44 characters ending in '=')")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != KEY_LEN or key_to_base64(raw) != text:
+        raise ValueError("not a base64 key of 32 bytes (44 characters ending in '=')")
+    return raw
+
+
+def key_to_hex(key: bytes) -> str:
+    """``key_to_hex``: lower-case hex, as the UAPI's ``get`` answers and ``wg`` sends."""
+    return key.hex()
+
+
+def key_from_hex(text: str) -> bytes:
+    """64 hex digits, either case, exactly (``key_from_hex``; wireguard-go ``loadExactHex``)."""
+    if _HEX_KEY.fullmatch(text) is None:
+        raise ValueError("not 64 hexadecimal digits")
+    return bytes.fromhex(text)
