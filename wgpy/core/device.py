@@ -178,11 +178,13 @@ class Device:
         """Datagrams ``(data, source, local)`` read in one go; never raises on network input. Transport
         data is handled at once; handshake messages that pass MAC1 join the handshake queue, and up to
         HANDSHAKES_PER_CALL of those waiting are handled after the batch (handshake_queue.py)."""
-        queued = len(self.handshake_queue)
+        queue = self.handshake_queue
+        waiting = len(queue)
         receive_batch(self, datagrams, now)
-        if not queued and self.handshake_queue:
-            self._queued_since = now
-        self._handle_handshakes(now)
+        if queue:
+            if not waiting:
+                self._queued_since = now
+            self._handle_handshakes(now)
 
     def handle_timer(self, now: float) -> None:
         """Run every timer due at ``now`` (section 6), handle more of the handshake queue, and forget

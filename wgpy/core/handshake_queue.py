@@ -24,36 +24,35 @@ QueuedHandshake = tuple[bytes, MessageType, tuple, object]
 """``(datagram, message type, source endpoint, local address)``: a message and where it came from."""
 
 
-class HandshakeQueue:
-    """A bounded FIFO of handshake messages, and the load state its depth gives."""
+class HandshakeQueue(deque):
+    """A bounded FIFO of handshake messages (a deque: ``len`` and truth cost the hot path nothing), and
+    the load state its depth gives."""
 
-    __slots__ = ("_items", "limit", "_under_load_until")
+    __slots__ = ("limit", "_under_load_until")
 
     def __init__(self, limit: int = MAX_QUEUED_HANDSHAKES) -> None:
-        self._items: deque[QueuedHandshake] = deque()
+        super().__init__()
         self.limit = limit
         self._under_load_until = -math.inf
 
-    def __len__(self) -> int:
-        return len(self._items)
-
     @property
     def full(self) -> bool:
-        return len(self._items) >= self.limit
+        return len(self) >= self.limit
 
     def push(self, item: QueuedHandshake) -> None:
         """Queue a message (the caller saw the queue was not full)."""
-        self._items.append(item)
+        self.append(item)
 
     def push_proven(self, item: QueuedHandshake) -> QueuedHandshake:
         """Queue a message whose MAC2 proved its source into the full queue: the oldest message waiting
         makes room, and is returned so that its drop can be counted."""
-        evicted = self._items.popleft()
-        self._items.append(item)
+        evicted = self.popleft()
+        self.append(item)
         return evicted
 
     def pop(self) -> QueuedHandshake:
-        return self._items.popleft()
+        """The oldest message waiting."""
+        return self.popleft()
 
     @property
     def under_load_until(self) -> float:
@@ -63,9 +62,6 @@ class HandshakeQueue:
     def under_load(self, now: float) -> bool:
         """Whether the device is under load at ``now``: the queue (with the message about to be handled)
         is at least UNDER_LOAD_QUEUE_LENGTH deep, or was within the last UNDER_LOAD_AFTER_TIME."""
-        if len(self._items) >= UNDER_LOAD_QUEUE_LENGTH:
+        if len(self) >= UNDER_LOAD_QUEUE_LENGTH:
             self._under_load_until = now + UNDER_LOAD_AFTER_TIME
         return now < self._under_load_until
-
-    def clear(self) -> None:
-        self._items.clear()
