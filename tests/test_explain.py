@@ -18,6 +18,7 @@ from wgpy import cli, explain
 from wgpy.core import noise, tai64n
 from wgpy.core.cookie import CookieChecker, CookieGenerator
 from wgpy.core.crypto import PrivateKey
+from wgpy.core.encoding import key_to_base64
 from wgpy.core.trace import NULL_TRACE, NullTrace, Recorder
 
 # HASH(CONSTRUCTION) and HASH(that || IDENTIFIER): the same for every WireGuard handshake (wireguard-go
@@ -166,7 +167,7 @@ def test_chosen_keys_and_preshared_key_are_used():
     walkthrough = explain.run(initiator, responder, psk)
     assert walkthrough.ok
     doc = json.loads(explain.render_json(walkthrough))
-    assert doc["parameters"]["S_pub_i"] == explain._b64(PrivateKey(initiator).public)
+    assert doc["parameters"]["S_pub_i"] == key_to_base64(PrivateKey(initiator).public)
     kdf3 = [s for s in steps(doc) if s["formula"] == "(C, tau, k) = KDF3(C, Q)"]
     assert len(kdf3) == 2 and all(s["values"]["Q"] == psk.hex() for s in kdf3)
     with pytest.raises(ValueError):

@@ -28,12 +28,11 @@ must earn; ``examples/fuzz_wireguard_go.py`` aims it at a wireguard-go.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Union
 
-from .core import noise
+from .core import noise, tai64n
 from .core.constants import (
     COOKIE_NONCE_LEN,
     COOKIE_REPLY_SIZE,
@@ -51,7 +50,6 @@ from .core.cookie import cookie_key, mac1_key, source_bytes
 from .core.crypto import AEAD, AEAD_DECRYPT, MAC, XAEAD, XAEAD_DECRYPT, PrivateKey, Rng
 from .core.messages import MAC1_OFFSET_FROM_END, MAC2_OFFSET_FROM_END, TRANSPORT_HEADER, CookieReply, Initiation, Response
 from .core.noise import InitiatorHandshake, TransportKeys
-from .core.tai64n import TAI64_BASE
 
 __all__ = [
     "Crafted", "Field", "Mutation", "InitiationInputs", "ResponseInputs", "CookieReplyInputs", "TransportInputs",
@@ -76,7 +74,7 @@ LOW_ORDER_POINTS: tuple[bytes, ...] = tuple(
 
 def timestamp(seconds: int, nanoseconds: int = 0) -> bytes:
     """A TAI64N label for ``seconds`` since 1970, exactly as given (no whitening): the initiation's payload."""
-    return struct.pack(">QI", TAI64_BASE + seconds, nanoseconds)
+    return tai64n.label(seconds, nanoseconds)
 
 
 # ---------------------------------------------------------------------------------------------- MACs

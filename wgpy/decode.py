@@ -14,7 +14,6 @@ derived from the responder's public key (5.4.7).
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import json
 import os
@@ -29,6 +28,7 @@ from .core import tai64n
 from .core.constants import MAC_LEN, MessageType
 from .core.cookie import cookie_key, mac1_key
 from .core.crypto import AEAD_DECRYPT, MAC, XAEAD_DECRYPT, ZERO_KEY, PrivateKey, constant_time_equal
+from .core.encoding import key_to_base64
 from .core.errors import Rejected
 from .core.keylog import DSB_SECRETS_TYPE, Keylog, parse_keylog
 from .core.messages import CookieReply, Initiation, Response, Transport, macs_of, parse
@@ -199,7 +199,7 @@ class Decoder:
         alpha, mac1, mac2 = macs_of(data)
         for public in candidates:
             if constant_time_equal(MAC(mac1_key(public), alpha), mac1):
-                decoded.notes.append(f"MAC1 valid: addressed to {_b64(public)}")
+                decoded.notes.append(f"MAC1 valid: addressed to {key_to_base64(public)}")
                 cookie = self._cookies.get(public)
                 if mac2 != bytes(MAC_LEN) and cookie is not None:
                     valid = constant_time_equal(MAC(cookie, alpha + mac1), mac2)
@@ -231,7 +231,7 @@ class Decoder:
         key = t.mix_dh_for_key(*es, "DH(E_priv_i, S_pub_r)")
         initiator_public = t.decrypt_and_hash(key, message.encrypted_static, "S_pub_i", "msg.encrypted_static")
         handshake.initiator_public = initiator_public
-        decoded.notes.append(f"encrypted_static decrypts to S_pub_i = {_b64(initiator_public)}")
+        decoded.notes.append(f"encrypted_static decrypts to S_pub_i = {key_to_base64(initiator_public)}")
         initiator = self._static_private.get(initiator_public)
         if responder is None and initiator is None:
             decoded.notes.append("cannot decrypt the timestamp: neither S_priv_r nor S_priv_i is in the key log")
@@ -707,10 +707,6 @@ def _count(n: int, word: str, plural: str = "") -> str:
 
 def _endpoint(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _b64(key: bytes) -> str:
-    return base64.b64encode(key).decode()
 
 
 def _tai64n_text(timestamp: bytes) -> str:

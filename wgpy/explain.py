@@ -15,8 +15,6 @@ computed for them), and the transport keys the transcript ends with must be the 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import os
@@ -34,6 +32,7 @@ from .core.constants import REKEY_TIMEOUT
 from .core.cookie import CookieChecker, CookieGenerator, MacStatus
 from .core.crypto import AEAD, HASH, KDF1, KDF2, KDF3, MAC, XAEAD, PrivateKey, aead_nonce, clamp, x25519
 from .core.device import DEFAULT_MTU
+from .core.encoding import key_from_text, key_to_base64
 from .core.keypairs import Keypair
 from .core.messages import parse
 from .core.trace import Recorder
@@ -358,8 +357,8 @@ def run(
     checks.append(Check("the initiator decrypts the keepalive to nothing", sending.decrypt(wire) == b""))
 
     parameters = [
-        ("S_pub_i", _b64(initiator.public)),
-        ("S_pub_r", _b64(responder.public)),
+        ("S_pub_i", key_to_base64(initiator.public)),
+        ("S_pub_r", key_to_base64(responder.public)),
         ("preshared key", "yes" if psk is not None else "none"),
         ("seed", str(seed)),
         ("under load", "yes" if under_load else "no"),
@@ -578,7 +577,7 @@ def _annotation(name: str, value: bytes) -> str:
         seconds, nanoseconds = tai64n.decode(value)
         return f"{_utc(seconds)}.{nanoseconds:09d} UTC"
     if name in ("S_pub_i", "S_pub_r") and len(value) == 32:
-        return f"base64 {_b64(value)}"
+        return f"base64 {key_to_base64(value)}"
     return ""
 
 
@@ -671,10 +670,6 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _b64(key: bytes) -> str:
-    return base64.b64encode(key).decode()
-
-
 def _utc(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -682,25 +677,13 @@ def _utc(seconds: int) -> str:
 # ------------------------------------------------------------------------------------- command
 
 
-def parse_key(text: str) -> bytes:
-    """A 32-byte key given as base64 (as ``wg`` writes keys) or as 64 hex digits."""
-    text = text.strip()
-    try:
-        raw = bytes.fromhex(text) if len(text) == 64 else base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
-        raise ValueError(f"{text!r} is not a 32-byte key in base64 or hex")
-    return raw
-
-
 def main(initiator_key: str | None, responder_key: str | None, psk: str | None, seed: int, under_load: bool,
          output_format: str) -> int:
     try:
         walkthrough = run(
-            parse_key(initiator_key) if initiator_key else None,
-            parse_key(responder_key) if responder_key else None,
-            parse_key(psk) if psk else None,
+            key_from_text(initiator_key) if initiator_key else None,
+            key_from_text(responder_key) if responder_key else None,
+            key_from_text(psk) if psk else None,
             seed,
             under_load,
         )

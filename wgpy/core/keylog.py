@@ -18,11 +18,9 @@ does. A device makes an entry for each ephemeral key it generates, and only when
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, field
 
-from .constants import KEY_LEN
+from .encoding import key_from_base64, key_to_base64
 
 DSB_SECRETS_TYPE = 0x57474B4C  # "WGKL": pcapng Decryption Secrets Block, WireGuard Key Log
 
@@ -45,7 +43,7 @@ class KeylogEntry:
     def text(self) -> str:
         """The four lines of the key log, each ending with a newline."""
         return "".join(
-            f"{name} = {base64.b64encode(key).decode()}\n"
+            f"{name} = {key_to_base64(key)}\n"
             for name, key in zip(
                 KEY_TYPES,
                 (self.local_static_private, self.remote_static_public, self.local_ephemeral_private, self.preshared_key),
@@ -87,11 +85,9 @@ def parse_keylog(text: str) -> Keylog:
         if not equals or name not in KEY_TYPES:
             raise ValueError(f"key log line {number}: expected one of {', '.join(KEY_TYPES)} = <base64 key>")
         try:
-            key = base64.b64decode(value.replace(" ", ""), validate=True)
-        except (binascii.Error, ValueError):
-            key = b""
-        if len(key) != KEY_LEN:
-            raise ValueError(f"key log line {number}: {name} is not a base64 32-byte key")
+            key = key_from_base64(value.replace(" ", ""))
+        except ValueError:
+            raise ValueError(f"key log line {number}: {name} is not a base64 32-byte key") from None
         if name == LOCAL_STATIC_PRIVATE_KEY:
             keylog.static_private.append(key)
         elif name == REMOTE_STATIC_PUBLIC_KEY:
