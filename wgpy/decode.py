@@ -25,13 +25,27 @@ from pathlib import Path
 from typing import Iterator
 
 from .core import tai64n
-from .core.constants import MAC_LEN, MessageType
+from .core.constants import PADDING_MULTIPLE, TAG_LEN, TRANSPORT_MIN_SIZE, MessageType
 from .core.cookie import cookie_key, mac1_key
 from .core.crypto import AEAD_DECRYPT, MAC, XAEAD_DECRYPT, ZERO_KEY, PrivateKey, constant_time_equal
 from .core.encoding import key_to_base64
 from .core.errors import Rejected
 from .core.keylog import DSB_SECRETS_TYPE, Keylog, parse_keylog
-from .core.messages import CookieReply, Initiation, Response, Transport, macs_of, parse
+from .core.messages import (
+    COUNTER,
+    INDEX,
+    LAYOUTS,
+    SIZES,
+    ZERO_MAC,
+    CookieReply,
+    Initiation,
+    Message,
+    Response,
+    Transport,
+    WireField,
+    macs_of,
+    parse,
+)
 from .core.noise import NOTHING, TIMESTAMP, Transcript, split
 from .core.trace import NULL_TRACE
 
@@ -58,56 +72,33 @@ class Field:
 
 
 def fields(data: bytes) -> list[Field]:
-    """Label every byte of a WireGuard message (section 5.4). Raises Rejected (with the named reason) if
-    it is not one."""
+    """Label every byte of a WireGuard message (section 5.4), from its table in messages.py. Raises Rejected
+    (with the named reason) if it is not one."""
     message = parse(data)
-    out = [
-        Field(0, 1, "message_type", data[0:1], f"{data[0]} = {KIND[MessageType(data[0])][0]}"),
-        Field(1, 3, "reserved_zero", data[1:4], "three zero bytes"),
-    ]
-
-    def add(size: int, name: str, meaning: str = "") -> None:
-        offset = out[-1].offset + out[-1].size
-        out.append(Field(offset, size, name, data[offset : offset + size], meaning))
-
-    def index(value: int) -> str:
-        return f"{value:#010x} (little-endian)"
-
-    if isinstance(message, Initiation):
-        add(4, "sender_index", "I_i = " + index(message.sender_index))
-        add(32, "unencrypted_ephemeral", "E_pub_i")
-        add(48, "encrypted_static", "AEAD(k, 0, S_pub_i, H): 32 bytes and a 16-byte tag")
-        add(28, "encrypted_timestamp", "AEAD(k, 0, TAI64N timestamp, H): 12 bytes and a 16-byte tag")
-        add(16, "mac1", "MAC(HASH(LABEL_MAC1 || S_pub_r), bytes 0-115)")
-        add(16, "mac2", _mac2_meaning(message.mac2, 132))
-    elif isinstance(message, Response):
-        add(4, "sender_index", "I_r = " + index(message.sender_index))
-        add(4, "receiver_index", "I_i = " + index(message.receiver_index))
-        add(32, "unencrypted_ephemeral", "E_pub_r")
-        add(16, "encrypted_nothing", "AEAD(k, 0, ε, H): the tag alone")
-        add(16, "mac1", "MAC(HASH(LABEL_MAC1 || S_pub_i), bytes 0-59)")
-        add(16, "mac2", _mac2_meaning(message.mac2, 76))
-    elif isinstance(message, CookieReply):
-        add(4, "receiver_index", "the sender_index of the message answered = " + index(message.receiver_index))
-        add(24, "nonce", "random XChaCha20-Poly1305 nonce")
-        add(32, "encrypted_cookie", "XAEAD(HASH(LABEL_COOKIE || S_pub_r), nonce, τ, mac1 answered): 16 + 16-byte tag")
-    else:
-        add(4, "receiver_index", "the receiver's session index = " + index(message.receiver_index))
-        add(8, "counter", f"N = {message.counter} (little-endian): the AEAD nonce")
-        size = len(message.encrypted_packet)
-        meaning = (
-            "AEAD(T_send, N, ε, ε): the tag alone, a keepalive"
-            if size == 16
-            else f"AEAD(T_send, N, P, ε): {size - 16} bytes of padded packet and a 16-byte tag"
-        )
-        add(size, "encrypted_encapsulated_packet", meaning)
+    out = []
+    for f in LAYOUTS[message.KIND]:
+        value = data[f.offset :] if f.size is None else data[f.offset : f.offset + f.size]
+        out.append(Field(f.offset, len(value), f.name, value, _meaning(f, value, message)))
     return out
 
 
-def _mac2_meaning(mac2: bytes, end: int) -> str:
-    if mac2 == bytes(MAC_LEN):
+def _meaning(f: WireField, value: bytes, message: Message) -> str:
+    """What a field's bytes mean: the whitepaper's words from the table, with the numbers they hold."""
+    if f.name == "message_type":
+        return f"{value[0]} = {KIND[message.KIND][0]}"
+    if f.code == INDEX:
+        return f"{f.whitepaper} = {int.from_bytes(value, 'little'):#010x} (little-endian)"
+    if f.code == COUNTER:
+        return f"{f.whitepaper} = {int.from_bytes(value, 'little')} (little-endian): the AEAD nonce"
+    if f.name == "mac2" and value == ZERO_MAC:
         return "zero: the sender holds no fresh cookie"
-    return f"MAC(cookie, bytes 0-{end - 1})"
+    if f.name in ("mac1", "mac2"):
+        return f"MAC({f.whitepaper}, bytes 0-{f.offset - 1})"
+    if f.size is None:
+        if len(value) == TAG_LEN:
+            return "AEAD(T_send, N, ε, ε): the tag alone, a keepalive"
+        return f"{f.whitepaper}: {len(value) - TAG_LEN} bytes of padded packet and a 16-byte tag"
+    return f.whitepaper
 
 
 # ------------------------------------------------------------------------------------- decoding
@@ -201,7 +192,7 @@ class Decoder:
             if constant_time_equal(MAC(mac1_key(public), alpha), mac1):
                 decoded.notes.append(f"MAC1 valid: addressed to {key_to_base64(public)}")
                 cookie = self._cookies.get(public)
-                if mac2 != bytes(MAC_LEN) and cookie is not None:
+                if mac2 != ZERO_MAC and cookie is not None:
                     valid = constant_time_equal(MAC(cookie, alpha + mac1), mac2)
                     decoded.notes.append("MAC2 valid: made with the cookie seen" if valid
                                          else "MAC2 does not match the cookie seen")
@@ -577,11 +568,11 @@ def _udp(packet: bytes) -> tuple[tuple[str, int], tuple[str, int], bytes] | None
 
 def looks_like_wireguard(payload: bytes) -> bool:
     """Wireshark's heuristic: a known type, three zero bytes, and the size that type must have."""
-    if len(payload) < 4 or payload[1:4] != b"\0\0\0":
+    if len(payload) < 4 or payload[1:4] != b"\0\0\0" or payload[0] not in SIZES:
         return False
-    sizes = {1: lambda n: n == 148, 2: lambda n: n == 92, 3: lambda n: n == 64, 4: lambda n: n >= 32 and n % 16 == 0}
-    check = sizes.get(payload[0])
-    return check is not None and check(len(payload))
+    if payload[0] == MessageType.TRANSPORT:
+        return len(payload) >= TRANSPORT_MIN_SIZE and len(payload) % PADDING_MULTIPLE == 0
+    return len(payload) == SIZES[payload[0]]
 
 
 # ------------------------------------------------------------------------------------- output
