@@ -13,7 +13,8 @@ import struct
 
 import pytest
 
-from wgpy import cli, decode
+from wgpy import cli
+from wgpy.study import decode
 from wgpy.core.cookie import CookieChecker, CookieGenerator
 from wgpy.core.crypto import PrivateKey
 from wgpy.core.device import Device

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from wgpy import explain
+from wgpy.study import explain
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -14,7 +14,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from wgpy import cli, explain
+from wgpy import cli
+from wgpy.study import explain
 from wgpy.core import noise, tai64n
 from wgpy.core.cookie import CookieChecker, CookieGenerator
 from wgpy.core.crypto import PrivateKey

@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from .core import noise, tai64n
-from .core.cookie import CookieChecker, CookieGenerator, MacStatus
-from .core.crypto import PrivateKey
-from .core.encoding import key_to_base64
-from .core.errors import Rejected
-from .core.keypairs import Keypair
-from .core.messages import parse
+from ..core import noise, tai64n
+from ..core.cookie import CookieChecker, CookieGenerator, MacStatus
+from ..core.crypto import PrivateKey
+from ..core.encoding import key_to_base64
+from ..core.errors import Rejected
+from ..core.keypairs import Keypair
+from ..core.messages import parse
 
 ALICE, BOB = ("192.0.2.1", 51820), ("192.0.2.2", 51820)
 # An ICMP echo request 10.0.0.1 -> 10.0.0.2, as it would come from the TUN device.

@@ -27,15 +27,15 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from . import decode
-from .core import noise, tai64n
-from .core.constants import REKEY_TIMEOUT
-from .core.cookie import CookieChecker, CookieGenerator, MacStatus
-from .core.crypto import AEAD, HASH, KDF1, KDF2, KDF3, MAC, XAEAD, PrivateKey, aead_nonce, clamp, x25519
-from .core.device import DEFAULT_MTU
-from .core.encoding import key_from_text, key_to_base64
-from .core.keypairs import Keypair
-from .core.messages import parse
-from .core.trace import Recorder
+from ..core import noise, tai64n
+from ..core.constants import REKEY_TIMEOUT
+from ..core.cookie import CookieChecker, CookieGenerator, MacStatus
+from ..core.crypto import AEAD, HASH, KDF1, KDF2, KDF3, MAC, XAEAD, PrivateKey, aead_nonce, clamp, x25519
+from ..core.device import DEFAULT_MTU
+from ..core.encoding import key_from_text, key_to_base64
+from ..core.keypairs import Keypair
+from ..core.messages import parse
+from ..core.trace import Recorder
 
 EPOCH = 1_735_689_600.0  # 2025-01-01 00:00:00 UTC: the wall clock of every explained handshake
 INITIATOR_ENDPOINT = ("192.0.2.1", 51820)

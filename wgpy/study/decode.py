@@ -24,14 +24,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from .core import tai64n
-from .core.constants import PADDING_MULTIPLE, TAG_LEN, TRANSPORT_MIN_SIZE, MessageType
-from .core.cookie import cookie_key, mac1_key
-from .core.crypto import AEAD_DECRYPT, MAC, XAEAD_DECRYPT, ZERO_KEY, PrivateKey, constant_time_equal
-from .core.encoding import key_to_base64
-from .core.errors import Rejected
-from .core.keylog import DSB_SECRETS_TYPE, Keylog, parse_keylog
-from .core.messages import (
+from ..core import tai64n
+from ..core.constants import PADDING_MULTIPLE, TAG_LEN, TRANSPORT_MIN_SIZE, MessageType
+from ..core.cookie import cookie_key, mac1_key
+from ..core.crypto import AEAD_DECRYPT, MAC, XAEAD_DECRYPT, ZERO_KEY, PrivateKey, constant_time_equal
+from ..core.encoding import key_to_base64
+from ..core.errors import Rejected
+from ..core.keylog import DSB_SECRETS_TYPE, Keylog, parse_keylog
+from ..core.messages import (
     COUNTER,
     INDEX,
     LAYOUTS,
@@ -46,8 +46,8 @@ from .core.messages import (
     macs_of,
     parse,
 )
-from .core.noise import NOTHING, TIMESTAMP, Transcript, split
-from .core.trace import NULL_TRACE
+from ..core.noise import NOTHING, TIMESTAMP, Transcript, split
+from ..core.trace import NULL_TRACE
 
 KIND = {
     MessageType.INITIATION: ("handshake initiation", "5.4.2"),
