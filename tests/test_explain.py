@@ -158,6 +158,18 @@ def test_one_wrong_printed_value_is_caught(where):
     assert failures, where
 
 
+def test_verification_reads_operations_not_formulas():
+    """Rewording every formula changes nothing; a step that claims another operation is caught."""
+    doc = document(under_load=True)
+    for step in steps(doc):
+        step["formula"] = "reworded"
+    failures, count = verify(doc)
+    assert not failures and count > 60
+    hashed = next(s for s in steps(doc) if s["operation"] == "HASH" and not s["given"])
+    hashed["operation"] = "MAC"
+    assert verify(doc)[0]
+
+
 def test_same_options_same_output_and_the_seed_changes_only_random_values():
     assert render_json(explain.run(seed=3)) == render_json(explain.run(seed=3))
     first, second = document(seed=1), document(seed=2)

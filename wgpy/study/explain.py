@@ -29,7 +29,8 @@ from ..core.device import DEFAULT_MTU
 from ..core.encoding import key_from_text, key_to_base64
 from ..core.keypairs import Keypair
 from ..core.messages import TRANSPORT_HEADER, parse
-from ..core.trace import Recorder
+from ..core.trace import COUNTER_LEN, Op, Recorder
+from ..core.trace import Step as TraceStep
 from .ip import icmp_echo, summarize_ip
 from .labels import fields
 from .render import tai64n_text, write_stdout
@@ -40,7 +41,7 @@ EPOCH = 1_735_689_600.0  # 2025-01-01 00:00:00 UTC: the wall clock of every expl
 INITIATOR_ENDPOINT = ("192.0.2.1", 51820)
 RESPONDER_ENDPOINT = ("192.0.2.2", 51820)
 INITIATOR_ADDRESS, RESPONDER_ADDRESS = "10.0.0.1", "10.0.0.2"
-INDEX_LEN, COUNTER_LEN = 4, 8
+INDEX_LEN = 4
 
 
 def default_key(role: str) -> bytes:
@@ -73,18 +74,23 @@ class _Builder:
         self.parts.append(Part(title, section, " ".join(text.split())))
         return self.parts[-1]
 
-    def given(self, formula: str, section: str, by: str, **values: bytes) -> None:
-        self.parts[-1].items.append(Step(formula, section, by, list(values.items()), given=True))
+    def given(self, formula: str, section: str, by: str, operation: Op = Op.GIVEN, inputs: tuple[str, ...] = (),
+              **values: bytes) -> None:
+        """A step that states values (chosen or random), or computes them from such (a public key): its
+        outputs are the values that are not inputs."""
+        outputs = tuple(name for name in values if name not in inputs)
+        self.parts[-1].items.append(Step(formula, section, by, list(values.items()), True, operation, inputs, outputs))
 
-    def step(self, formula: str, section: str, by: str, values: list[tuple[str, bytes]]) -> None:
-        self.parts[-1].items.append(Step(formula, section, by, values))
+    def step(self, step: TraceStep, by: str) -> None:
+        self.parts[-1].items.append(Step(step.formula, step.section, by, list(step.values.items()), False,
+                                         step.operation, step.inputs, step.outputs))
 
     def recorded(self, recorder: Recorder, by: str, keep: Callable[[str], bool] = lambda section: True) -> list:
         """Move the recorder's steps into the current part; returns those left out by ``keep``."""
         left = []
         for step in recorder.steps:
             if keep(step.section):
-                self.step(step.formula, step.section, by, list(step.values.items()))
+                self.step(step, by)
             else:
                 left.append(step)
         recorder.steps.clear()
@@ -160,9 +166,9 @@ class _Exchange:
             pre-shared key Q; without one, Q is 32 zero bytes (section 5.2). Values are hexadecimal; the
             initiator's names end in _i, the responder's in _r, as in the whitepaper.""")
         b.given("(S_priv_i, S_pub_i) = the initiator's static key pair", "5.4", "initiator",
-                S_priv_i=self.initiator.private_bytes(), S_pub_i=self.initiator.public)
+                Op.PUBLIC_KEY, ("S_priv_i",), S_priv_i=self.initiator.private_bytes(), S_pub_i=self.initiator.public)
         b.given("(S_priv_r, S_pub_r) = the responder's static key pair", "5.4", "responder",
-                S_priv_r=self.responder.private_bytes(), S_pub_r=self.responder.public)
+                Op.PUBLIC_KEY, ("S_priv_r",), S_priv_r=self.responder.private_bytes(), S_pub_r=self.responder.public)
         q = self.psk if self.psk is not None else bytes(KEY_LEN)
         b.given("Q = the pre-shared key" + ("" if self.psk is not None else " (none: 32 zero bytes)"), "5.2", "", Q=q)
 
@@ -178,7 +184,7 @@ class _Exchange:
         self.initiator_index = int.from_bytes(rng(INDEX_LEN), "little")
         timestamp = tai64n.encode(EPOCH + self.now)
         b.given("(E_priv_i, E_pub_i) = DH-GENERATE()", "5.4.2", "initiator",
-                E_priv_i=ephemeral.private_bytes(), E_pub_i=ephemeral.public)
+                Op.PUBLIC_KEY, ("E_priv_i",), E_priv_i=ephemeral.private_bytes(), E_pub_i=ephemeral.public)
         b.given("I_i = a random 32-bit sender index", "5.4.2", "initiator",
                 I_i=self.initiator_index.to_bytes(INDEX_LEN, "little"))
         b.given("timestamp = TAI64N(now)", "5.4.2", "initiator", timestamp=timestamp)
@@ -246,7 +252,7 @@ class _Exchange:
         ephemeral = PrivateKey.generate(rng)
         self.responder_index = int.from_bytes(rng(INDEX_LEN), "little")
         b.given("(E_priv_r, E_pub_r) = DH-GENERATE()", "5.4.3", "responder",
-                E_priv_r=ephemeral.private_bytes(), E_pub_r=ephemeral.public)
+                Op.PUBLIC_KEY, ("E_priv_r",), E_priv_r=ephemeral.private_bytes(), E_pub_r=ephemeral.public)
         b.given("I_r = a random 32-bit sender index", "5.4.3", "responder",
                 I_r=self.responder_index.to_bytes(INDEX_LEN, "little"))
         recorder = Recorder()
@@ -280,7 +286,7 @@ class _Exchange:
             has these keys too.""")
         for steps, by in ((self.initiator_split, "initiator"), (self.responder_split, "responder")):
             for step in steps:
-                b.step(step.formula, step.section, by, list(step.values.items()))
+                b.step(step, by)
         initiator_transcript, responder_transcript = (
             (split[-1].values["T_send_i"], split[-1].values["T_recv_i"])
             for split in (self.initiator_split, self.responder_split)
@@ -326,13 +332,15 @@ class _Exchange:
         self.check("the initiator decrypts the keepalive to nothing", self.sending.decrypt(wire) == b"")
 
     def _transport_steps(self, by: str, key_name: str, key: bytes, packet: bytes, padded: bytes, wire: bytes) -> None:
-        self.b.given("P = the packet || zero padding to a multiple of 16 bytes", "5.4.6", by, packet=packet, P=padded)
+        self.b.given("P = the packet || zero padding to a multiple of 16 bytes", "5.4.6", by, Op.PAD, ("packet",),
+                     packet=packet, P=padded)
         _, _, counter = TRANSPORT_HEADER.unpack_from(wire)
         ciphertext = AEAD(key, counter, padded, b"")
         assert wire[TRANSPORT_HEADER.size :] == ciphertext, "the keypair's encryption is the whitepaper's AEAD"
-        self.b.step(f"msg.encrypted_encapsulated_packet = AEAD({key_name}, N_send, P, ε)", "5.4.6", by,
-                    [(key_name, key), ("N_send", counter.to_bytes(COUNTER_LEN, "little")),
-                     ("nonce", aead_nonce(counter)), ("P", padded), ("msg.encrypted_encapsulated_packet", ciphertext)])
+        values = {key_name: key, "N_send": counter.to_bytes(COUNTER_LEN, "little"), "nonce": aead_nonce(counter),
+                  "P": padded, "msg.encrypted_encapsulated_packet": ciphertext}
+        self.b.step(TraceStep(Op.AEAD, f"msg.encrypted_encapsulated_packet = AEAD({key_name}, N_send, P, ε)", values,
+                              (key_name, "N_send", "P", "ε"), ("nonce", "msg.encrypted_encapsulated_packet"), "5.4.6"), by)
 
 
 def main(initiator_key: str | None, responder_key: str | None, psk: str | None, seed: int, under_load: bool,

@@ -141,7 +141,7 @@ class Observer:
         t.mix_key(e_pub, "E_pub_i")
         t.mix_hash(e_pub, "E_pub_i")
         es = (responder, e_pub) if responder is not None else (ephemeral, receiver)
-        key = t.mix_dh_for_key(*es, "DH(E_priv_i, S_pub_r)")
+        key = t.mix_dh_for_key(*es, ("E_priv_i", "S_pub_r"))
         initiator_public = t.decrypt_and_hash(key, message.encrypted_static, "S_pub_i", "msg.encrypted_static")
         handshake.initiator_public = initiator_public
         decoded.notes.append(f"encrypted_static decrypts to S_pub_i = {key_to_base64(initiator_public)}")
@@ -150,7 +150,7 @@ class Observer:
             decoded.notes.append("cannot decrypt the timestamp: neither S_priv_r nor S_priv_i is in the key log")
             return
         ss = (responder, initiator_public) if responder is not None else (initiator, receiver)
-        key = t.mix_dh_for_key(*ss, "DH(S_priv_i, S_pub_r)")
+        key = t.mix_dh_for_key(*ss, ("S_priv_i", "S_pub_r"))
         timestamp = t.decrypt_and_hash(key, message.encrypted_timestamp, *TIMESTAMP)
         decoded.notes.append(f"encrypted_timestamp decrypts to {timestamp.hex()} = {tai64n_text(timestamp)}")
         handshake.chaining_key, handshake.hash = t.chaining_key, t.hash
@@ -182,8 +182,8 @@ class Observer:
         t = Transcript(handshake.chaining_key, handshake.hash, NULL_TRACE, "5.4.3")
         t.mix_key(e_pub_r, "E_pub_r")
         t.mix_hash(e_pub_r, "E_pub_r")
-        t.mix_dh(*ee, "DH(E_priv_r, E_pub_i)")
-        t.mix_dh(*se, "DH(E_priv_r, S_pub_i)")
+        t.mix_dh(*ee, ("E_priv_r", "E_pub_i"))
+        t.mix_dh(*se, ("E_priv_r", "S_pub_i"))
         # The preshared key: the one logged with either ephemeral, else none (32 zero bytes).
         candidates_q = self._preshared.get(e_pub_r, []) + self._preshared.get(e_pub_i, []) + [ZERO_KEY]
         for psk in dict.fromkeys(candidates_q):

@@ -1,6 +1,6 @@
 """The document ``wgpy explain`` prints: parts, one per message, each a list of steps, byte layouts and
 notes; then the checks. Rendered as text (a terminal, colour if asked), Markdown (docs/walkthrough.md) and
-JSON (for programs, and for :func:`~wgpy.study.verify.verify`).
+JSON (for programs, and for :func:`~wgpy.study.verify.verify`, which recomputes each step by its operation).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from ..core.constants import KEY_LEN, TIMESTAMP_LEN
 from ..core.encoding import key_to_base64
+from ..core.trace import Op
 from .labels import Field
 from .render import field_json, field_lines, hex_lines, json_text, tai64n_text
 
@@ -20,14 +21,18 @@ WIDTH = 100
 
 @dataclass
 class Step:
-    """One computation as the whitepaper writes it, by one party, with its inputs and outputs. A ``given``
-    step states inputs (chosen or random) rather than computing them."""
+    """One computation as the whitepaper writes it, by one party, with the values it shows; and what it
+    computes (see :mod:`wgpy.core.trace`): an operation, the names of its inputs and of its outputs. A
+    ``given`` step states inputs (chosen or random) rather than computing them."""
 
     formula: str
     section: str
     by: str
     values: list[tuple[str, bytes]]
     given: bool = False
+    operation: Op = Op.GIVEN
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -81,7 +86,9 @@ def to_json(walkthrough: Walkthrough) -> dict:
         for item in part.items:
             if isinstance(item, Step):
                 items.append({"kind": "step", "by": item.by, "formula": item.formula, "section": item.section,
-                              "given": item.given, "values": {name: value.hex() for name, value in item.values}})
+                              "given": item.given, "values": {name: value.hex() for name, value in item.values},
+                              "operation": item.operation.name, "inputs": list(item.inputs),
+                              "outputs": list(item.outputs)})
             elif isinstance(item, Layout):
                 items.append({"kind": "layout", "title": item.title, "section": item.section, "wire": item.wire.hex(),
                               "fields": [field_json(f) for f in item.fields]})
