@@ -330,8 +330,10 @@ _INPUTS_OF = {
     MessageType.TRANSPORT: (Field.PAYLOAD,),
 }
 _HANDSHAKE = (MessageType.INITIATION, MessageType.RESPONSE)
-# Lengths worth trying: empty, around the header, and around every message size.
-_EDGE_LENGTHS = (0, 1, 3, 4, 15, 16, 31, 32, 33, 63, 64, 65, 91, 92, 93, 147, 148, 149)
+# Lengths worth trying: empty, around the type word and the transport header, and around every message size.
+_EDGE_LENGTHS = tuple(sorted(
+    {0, 1, 3, 4, TRANSPORT_HEADER_SIZE - 1, TRANSPORT_HEADER_SIZE} | {size + d for size in SIZES.values() for d in (-1, 0, 1)}
+))
 
 
 @dataclass(frozen=True)
