@@ -13,7 +13,9 @@ import struct
 
 import pytest
 
-from wgpy import cli, decode
+from wgpy import cli
+from wgpy.core.messages import parse
+from wgpy.study import capture, decode, ip, labels
 from wgpy.core.cookie import CookieChecker, CookieGenerator
 from wgpy.core.crypto import PrivateKey
 from wgpy.core.device import Device
@@ -176,7 +178,7 @@ def test_every_byte_of_every_message_is_labelled():
     reply = checker.create_reply(initiation, 7, ALICE, 0.0).pack()
     seen = set()
     for data in [d for _, _, d in carried] + [reply]:
-        fields = decode.fields(data)
+        fields = labels.fields(data)
         assert fields[0].offset == 0 and sum(f.size for f in fields) == len(data)
         assert all(a.offset + a.size == b.offset for a, b in zip(fields, fields[1:]))
         assert b"".join(f.value for f in fields) == data and all(f.meaning for f in fields)
@@ -252,7 +254,7 @@ def test_a_cookie_reply_decrypts_with_the_responders_public_key_alone():
     first, _ = noise.create_initiation(alice, bob.public, PrivateKey.generate(rng), 11, tai64n.encode(1.7e9))
     first = generator.add_macs(first.pack(), 0.0)
     reply = checker.create_reply(first, 11, ALICE, 0.0).pack()
-    generator.consume_reply(decode.parse(reply), 0.0)
+    generator.consume_reply(parse(reply), 0.0)
     retry, _ = noise.create_initiation(alice, bob.public, PrivateKey.generate(rng), 12, tai64n.encode(1.7e9 + 5))
     retry = generator.add_macs(retry.pack(), 5.0)
     keys = parse_keylog(f"REMOTE_STATIC_PUBLIC_KEY = {base64.b64encode(bob.public).decode()}\n")
@@ -269,7 +271,7 @@ def test_a_cookie_reply_decrypts_with_the_responders_public_key_alone():
 def test_captures_of_every_link_type_decode_and_decrypt(kind, family):
     carried, keys, _, _ = session("responder", bytes(32 * [5]))
     data = CAPTURES[kind](underlay(carried, family), keys)
-    frames, embedded = decode.read_capture(data)
+    frames, embedded = capture.read_capture(data)
     assert len(frames) == len(carried) + 2
     keylog = None if "secrets" in kind else parse_keylog(keys)
     assert bool(len(embedded)) == (keylog is None)
@@ -288,8 +290,8 @@ def test_captures_of_every_link_type_decode_and_decrypt(kind, family):
 
 @pytest.mark.parametrize("data", [b"", b"\xd4\xc3\xb2\xa1", b"\x0a\x0d\x0d\x0a" + b"\x10\x00\x00\x00" + bytes(8)])
 def test_what_is_not_a_capture_is_refused(data):
-    with pytest.raises(decode.CaptureError):
-        decode.read_capture(data)
+    with pytest.raises(capture.CaptureError):
+        capture.read_capture(data)
 
 
 # ------------------------------------------------------------------------ the command
@@ -324,7 +326,7 @@ def test_the_command_on_a_capture_and_on_hex(tmp_path, capsys):
     (b"\x00" * 16, "not an IP packet (16 bytes)"),
 ])
 def test_inner_packets_are_summarized(packet, summary):
-    assert decode.summarize_ip(packet) == summary
+    assert ip.summarize_ip(packet) == summary
 
 
 # ------------------------------------------------------------------------ key logs

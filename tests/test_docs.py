@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from wgpy import explain
+from wgpy.study import explain
+from wgpy.study.walkthrough import REGENERATE, render_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -79,13 +80,13 @@ def wgpy_on_path(tmp_path: Path) -> dict:
 
 
 def test_walkthrough_is_what_wgpy_explain_prints_now():
-    expected = explain.render_markdown(explain.run())
-    assert (DOCS / "walkthrough.md").read_text() == expected, f"docs/walkthrough.md is stale: run {explain.REGENERATE}"
+    expected = render_markdown(explain.run())
+    assert (DOCS / "walkthrough.md").read_text() == expected, f"docs/walkthrough.md is stale: run {REGENERATE}"
 
 
 def test_the_walkthrough_says_how_to_regenerate_it():
     first = (DOCS / "walkthrough.md").read_text().splitlines()[0]
-    assert explain.REGENERATE in first and first.startswith("<!--")
+    assert REGENERATE in first and first.startswith("<!--")
 
 
 def test_handshake_figure_is_what_its_generator_draws_now():

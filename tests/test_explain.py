@@ -14,10 +14,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from wgpy import cli, explain
+from wgpy import cli
+from wgpy.study import explain
+from wgpy.study.ip import icmp_echo
+from wgpy.study.verify import verify
+from wgpy.study.walkthrough import TEXT_VALUES, render_json, render_markdown, render_text
 from wgpy.core import noise, tai64n
 from wgpy.core.cookie import CookieChecker, CookieGenerator
 from wgpy.core.crypto import PrivateKey
+from wgpy.core.encoding import key_to_base64
 from wgpy.core.trace import NULL_TRACE, NullTrace, Recorder
 
 # HASH(CONSTRUCTION) and HASH(that || IDENTIFIER): the same for every WireGuard handshake (wireguard-go
@@ -52,7 +57,7 @@ def aead(key: bytes, counter: int, plaintext: bytes, associated: bytes) -> bytes
 
 
 def document(**options) -> dict:
-    return json.loads(explain.render_json(explain.run(**options)))
+    return json.loads(render_json(explain.run(**options)))
 
 
 def steps(doc: dict, by: str | None = None) -> list[dict]:
@@ -131,14 +136,14 @@ def test_both_transcripts_recompute_independently_and_agree(under_load):
     layouts = [i for p in doc["parts"] for i in p["items"] if i["kind"] == "layout"]
     data, keepalive = (bytes.fromhex(layout["wire"]) for layout in layouts[-2:])
     packet = ChaCha20Poly1305(initiator["T_send_i"]).decrypt(bytes(12), data[16:], b"")
-    assert packet[:20] == explain.icmp_echo(explain.INITIATOR_ADDRESS, explain.RESPONDER_ADDRESS)[:20]
+    assert packet[:20] == icmp_echo(explain.INITIATOR_ADDRESS, explain.RESPONDER_ADDRESS)[:20]
     assert ChaCha20Poly1305(initiator["T_recv_i"]).decrypt(bytes(12), keepalive[16:], b"") == b""
 
 
 @pytest.mark.parametrize("where", ["an H", "a DH result", "a ciphertext", "a MAC", "a transport key", "a layout byte"])
 def test_one_wrong_printed_value_is_caught(where):
     doc = document()
-    failures, count = explain.verify(doc)
+    failures, count = verify(doc)
     assert not failures and count > 40
     wanted = {"an H": "H", "a DH result": "DH(S_priv_i, S_pub_r)", "a ciphertext": "msg.encrypted_static",
               "a MAC": "msg.mac1", "a transport key": "T_send_i"}
@@ -149,12 +154,24 @@ def test_one_wrong_printed_value_is_caught(where):
         step = next(s for s in steps(doc) if wanted[where] in s["values"] and not s["given"])
         value = step["values"][wanted[where]]
         step["values"][wanted[where]] = ("0" if value[0] != "0" else "1") + value[1:]
-    failures, _ = explain.verify(doc)
+    failures, _ = verify(doc)
     assert failures, where
 
 
+def test_verification_reads_operations_not_formulas():
+    """Rewording every formula changes nothing; a step that claims another operation is caught."""
+    doc = document(under_load=True)
+    for step in steps(doc):
+        step["formula"] = "reworded"
+    failures, count = verify(doc)
+    assert not failures and count > 60
+    hashed = next(s for s in steps(doc) if s["operation"] == "HASH" and not s["given"])
+    hashed["operation"] = "MAC"
+    assert verify(doc)[0]
+
+
 def test_same_options_same_output_and_the_seed_changes_only_random_values():
-    assert explain.render_json(explain.run(seed=3)) == explain.render_json(explain.run(seed=3))
+    assert render_json(explain.run(seed=3)) == render_json(explain.run(seed=3))
     first, second = document(seed=1), document(seed=2)
     assert first["parameters"]["S_pub_i"] == second["parameters"]["S_pub_i"]
     ephemeral = [next(s["values"]["E_pub_i"] for s in steps(d) if "E_pub_i" in s["values"]) for d in (first, second)]
@@ -165,8 +182,8 @@ def test_chosen_keys_and_preshared_key_are_used():
     initiator, responder, psk = bytes([1] * 32), bytes([2] * 32), bytes([3] * 32)
     walkthrough = explain.run(initiator, responder, psk)
     assert walkthrough.ok
-    doc = json.loads(explain.render_json(walkthrough))
-    assert doc["parameters"]["S_pub_i"] == explain._b64(PrivateKey(initiator).public)
+    doc = json.loads(render_json(walkthrough))
+    assert doc["parameters"]["S_pub_i"] == key_to_base64(PrivateKey(initiator).public)
     kdf3 = [s for s in steps(doc) if s["formula"] == "(C, tau, k) = KDF3(C, Q)"]
     assert len(kdf3) == 2 and all(s["values"]["Q"] == psk.hex() for s in kdf3)
     with pytest.raises(ValueError):
@@ -195,11 +212,11 @@ def test_every_step_cites_its_whitepaper_section():
 
 def test_the_text_and_markdown_show_the_values_the_json_has():
     walkthrough = explain.run()
-    doc = json.loads(explain.render_json(walkthrough))
-    text, markdown = explain.render_text(walkthrough), explain.render_markdown(walkthrough)
+    doc = json.loads(render_json(walkthrough))
+    text, markdown = render_text(walkthrough), render_markdown(walkthrough)
     for step in steps(doc):
         for name, value in step["values"].items():
-            if name in explain.TEXT_VALUES:
+            if name in TEXT_VALUES:
                 continue
             for line in (value[i : i + 64] for i in range(0, len(value), 64)):
                 assert line in text and line in markdown, (step["formula"], name)
@@ -207,8 +224,8 @@ def test_the_text_and_markdown_show_the_values_the_json_has():
 
 def test_colour_only_when_asked():
     walkthrough = explain.run()
-    assert "\033[" not in explain.render_text(walkthrough)
-    assert "\033[" in explain.render_text(walkthrough, colour=True)
+    assert "\033[" not in render_text(walkthrough)
+    assert "\033[" in render_text(walkthrough, colour=True)
 
 
 @pytest.mark.parametrize("output_format", ["text", "markdown", "json"])
@@ -217,7 +234,7 @@ def test_the_command(output_format, capsys):
     out = capsys.readouterr().out
     assert "\033[" not in out  # not a terminal
     if output_format == "json":
-        assert explain.verify(json.loads(out))[0] == []
+        assert verify(json.loads(out))[0] == []
     else:
         assert "msg.encrypted_static = AEAD(k, 0, S_pub_i, H)" in out
 

@@ -84,3 +84,33 @@ def test_the_zero_key_check_sees_each_spelling():
         compare = ast.parse(source, mode="eval").body
         assert any(is_zero_key(operand) for operand in [compare.left, *compare.comparators]), source
     assert not is_zero_key(ast.parse("bytes(MAC_LEN)", mode="eval").body)
+
+
+# The wings use the core; the core uses neither (STYLE.md, "the rings"). Relative imports count too.
+
+WINGS = {"wgpy.study", "wgpy.craft"}
+
+
+def absolute_imports(path: Path) -> set[str]:
+    package = ".".join(path.relative_to(WGPY.parent).with_suffix("").parts[:-1])
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(part for part in (base, node.module) if part)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[p.name for p in MODULES])
+def test_core_module_imports_no_wing(path):
+    found = {name for name in absolute_imports(path) if any(name == w or name.startswith(w + ".") for w in WINGS)}
+    assert not found, f"{path.name} imports {found}"
+
+
+def test_the_wing_check_resolves_relative_imports():
+    assert "wgpy.core.messages.Initiation" in absolute_imports(CORE / "noise.py")
+    observer = absolute_imports(WGPY / "study" / "observer.py")
+    assert {"wgpy.study.labels.fields", "wgpy.core.keylog.Keylog"} <= observer

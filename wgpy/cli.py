@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "demo":
         if args.in_memory:
-            from . import memory_demo
+            from .study import memory_demo
 
             return 0 if memory_demo.run() else 1
         from .runtime import netns_demo
@@ -89,11 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pubkey":
         return _pubkey(sys.stdin.read())
     if args.command == "explain":
-        from . import explain as study
+        from .study import explain as study
 
         return study.main(args.initiator_key, args.responder_key, args.psk, args.seed, args.under_load, args.format)
     if args.command == "decode":
-        from . import decode as study
+        from .study import decode as study
 
         return study.main(args.inputs, args.keylog, args.format, args.full)
     return 2  # unreachable: argparse requires a command

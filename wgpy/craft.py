@@ -28,30 +28,34 @@ must earn; ``examples/fuzz_wireguard_go.py`` aims it at a wireguard-go.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Union
 
-from .core import noise
+from .core import noise, tai64n
 from .core.constants import (
     COOKIE_NONCE_LEN,
-    COOKIE_REPLY_SIZE,
-    INITIATION_SIZE,
     KEY_LEN,
     MAC_LEN,
     PADDING_MULTIPLE,
     REJECT_AFTER_MESSAGES,
-    RESPONSE_SIZE,
     TIMESTAMP_LEN,
     TRANSPORT_HEADER_SIZE,
     MessageType,
 )
 from .core.cookie import cookie_key, mac1_key, source_bytes
 from .core.crypto import AEAD, AEAD_DECRYPT, MAC, XAEAD, XAEAD_DECRYPT, PrivateKey, Rng
-from .core.messages import MAC1_OFFSET_FROM_END, MAC2_OFFSET_FROM_END, TRANSPORT_HEADER, CookieReply, Initiation, Response
+from .core.messages import (
+    LAYOUTS,
+    MAC1_OFFSET_FROM_END,
+    MAC2_OFFSET_FROM_END,
+    SIZES,
+    TRANSPORT_HEADER,
+    CookieReply,
+    Initiation,
+    Response,
+)
 from .core.noise import InitiatorHandshake, TransportKeys
-from .core.tai64n import TAI64_BASE
 
 __all__ = [
     "Crafted", "Field", "Mutation", "InitiationInputs", "ResponseInputs", "CookieReplyInputs", "TransportInputs",
@@ -76,7 +80,7 @@ LOW_ORDER_POINTS: tuple[bytes, ...] = tuple(
 
 def timestamp(seconds: int, nanoseconds: int = 0) -> bytes:
     """A TAI64N label for ``seconds`` since 1970, exactly as given (no whitening): the initiation's payload."""
-    return struct.pack(">QI", TAI64_BASE + seconds, nanoseconds)
+    return tai64n.label(seconds, nanoseconds)
 
 
 # ---------------------------------------------------------------------------------------------- MACs
@@ -271,7 +275,7 @@ def open_cookie_reply(data: bytes, responder_public: bytes, mac1: bytes) -> byte
 def open_transport(receiving_key: bytes, data: bytes) -> bytes:
     """The padded plaintext of a transport message. Raises :class:`~wgpy.core.errors.Rejected` when it
     does not authenticate (no replay check: that is the receiver's state, not the message's)."""
-    counter = int.from_bytes(data[8:TRANSPORT_HEADER_SIZE], "little")
+    _, _, counter = TRANSPORT_HEADER.unpack_from(data)
     return AEAD_DECRYPT(receiving_key, counter, data[TRANSPORT_HEADER_SIZE:], b"")
 
 
@@ -310,54 +314,15 @@ class Field(Enum):
 
 _INPUT_FIELDS = frozenset({Field.STATIC, Field.TIMESTAMP, Field.PSK, Field.PAYLOAD})
 
-# (offset, length) of every wire field; None: to the end of the datagram. Section 5.4, messages.py.
-_HEADER = {Field.TYPE: (0, 1), Field.RESERVED: (1, 3)}
-LAYOUT: dict[MessageType, dict[Field, tuple[int, int | None]]] = {
-    MessageType.INITIATION: {
-        **_HEADER,
-        Field.SENDER_INDEX: (4, 4),
-        Field.EPHEMERAL: (8, 32),
-        Field.ENCRYPTED_STATIC: (40, 48),
-        Field.ENCRYPTED_TIMESTAMP: (88, 28),
-        Field.MAC1: (116, 16),
-        Field.MAC2: (132, 16),
-    },
-    MessageType.RESPONSE: {
-        **_HEADER,
-        Field.SENDER_INDEX: (4, 4),
-        Field.RECEIVER_INDEX: (8, 4),
-        Field.EPHEMERAL: (12, 32),
-        Field.ENCRYPTED_NOTHING: (44, 16),
-        Field.MAC1: (60, 16),
-        Field.MAC2: (76, 16),
-    },
-    MessageType.COOKIE_REPLY: {
-        **_HEADER,
-        Field.RECEIVER_INDEX: (4, 4),
-        Field.NONCE: (8, 24),
-        Field.ENCRYPTED_COOKIE: (32, 32),
-    },
-    MessageType.TRANSPORT: {
-        **_HEADER,
-        Field.RECEIVER_INDEX: (4, 4),
-        Field.COUNTER: (8, 8),
-        Field.ENCRYPTED_PACKET: (16, None),
-    },
+# (offset, length) of every wire field, from the tables in messages.py; None: to the end of the datagram.
+# The craft's fields are named as the tables name them, but for the type word's two parts, the nonce and
+# the counter, whose names here say which message they belong to.
+_BY_WIRE_NAME = {field.value: field for field in Field} | {
+    "message_type": Field.TYPE, "reserved_zero": Field.RESERVED, "nonce": Field.NONCE, "counter": Field.COUNTER,
 }
-_SIZES = {MessageType.INITIATION: INITIATION_SIZE, MessageType.RESPONSE: RESPONSE_SIZE, MessageType.COOKIE_REPLY: COOKIE_REPLY_SIZE}
-
-
-def _tiles(layout: dict[Field, tuple[int, int | None]], size: int) -> bool:
-    """True when the fields follow one another from byte 0 to byte ``size`` with no gap or overlap."""
-    at = 0
-    for offset, length in sorted(layout.values()):
-        if offset != at:
-            return False
-        at += length
-    return at == size
-
-
-assert all(_tiles(LAYOUT[kind], size) for kind, size in _SIZES.items())
+LAYOUT: dict[MessageType, dict[Field, tuple[int, int | None]]] = {
+    kind: {_BY_WIRE_NAME[f.name]: (f.offset, f.size) for f in fields} for kind, fields in LAYOUTS.items()
+}
 _INPUTS_OF = {
     MessageType.INITIATION: (Field.STATIC, Field.TIMESTAMP),
     MessageType.RESPONSE: (Field.PSK,),
@@ -365,8 +330,10 @@ _INPUTS_OF = {
     MessageType.TRANSPORT: (Field.PAYLOAD,),
 }
 _HANDSHAKE = (MessageType.INITIATION, MessageType.RESPONSE)
-# Lengths worth trying: empty, around the header, and around every message size.
-_EDGE_LENGTHS = (0, 1, 3, 4, 15, 16, 31, 32, 33, 63, 64, 65, 91, 92, 93, 147, 148, 149)
+# Lengths worth trying: empty, around the type word and the transport header, and around every message size.
+_EDGE_LENGTHS = tuple(sorted(
+    {0, 1, 3, 4, TRANSPORT_HEADER_SIZE - 1, TRANSPORT_HEADER_SIZE} | {size + d for size in SIZES.values() for d in (-1, 0, 1)}
+))
 
 
 @dataclass(frozen=True)
@@ -453,7 +420,8 @@ def _kind_of(message: Crafted | bytes) -> MessageType:
         kind = MessageType(message[0])
     except (IndexError, ValueError):
         raise ValueError("not a WireGuard message: unknown type byte") from None
-    if len(message) != _SIZES.get(kind, len(message)) or len(message) < TRANSPORT_HEADER_SIZE + 16:
+    size = SIZES[kind]
+    if len(message) < size if kind == MessageType.TRANSPORT else len(message) != size:
         raise ValueError(f"not a {kind.name} message: {len(message)} bytes")
     return kind
 

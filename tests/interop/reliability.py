@@ -22,7 +22,6 @@ import json
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from wgpy.core.crypto import PrivateKey
+from wgpy.study.capture import datagrams, read_capture
 
 from ..netns import ROOT, SINK, SOCKETS, SOURCE, TUNNEL, UNDERLAY, Hosts, wait_for
 
@@ -240,8 +240,8 @@ def bad_network(hosts: Hosts, ns: str, veth: str, queue: int, **impairment: floa
 
 @contextmanager
 def capture(hosts: Hosts, ns: str, interface: str, expression: str, path: Path):
-    """tcpdump on ``interface`` while the block runs; yields a list filled, on exit, with each captured
-    IPv4 packet (IP header onward)."""
+    """tcpdump on ``interface`` while the block runs; yields a list filled, on exit, with each captured UDP
+    datagram (``wgpy.study.capture.Datagram``: source, destination, payload)."""
     process = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", interface, "-n", "-U", "--immediate-mode", "-s", "0", "-w",
                                 str(path), expression], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     hosts.processes.append(process)
@@ -257,32 +257,8 @@ def capture(hosts: Hosts, ns: str, interface: str, expression: str, path: Path):
         time.sleep(0.3)
         process.send_signal(signal.SIGINT)
         process.wait(10)
-        packets.extend(read_pcap(path))
-
-
-def read_pcap(path: Path) -> list[bytes]:
-    """The IPv4 packets of a classic pcap file of Ethernet frames (what tcpdump -w writes on a veth)."""
-    data = path.read_bytes()
-    magic = data[:4]
-    order = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    link_type = struct.unpack_from(order + "I", data, 20)[0]
-    assert link_type == 1, f"expected Ethernet frames, got link type {link_type}"
-    packets, offset = [], 24
-    while offset + 16 <= len(data):
-        _, _, captured, _ = struct.unpack_from(order + "IIII", data, offset)
-        frame = data[offset + 16 : offset + 16 + captured]
-        offset += 16 + captured
-        if frame[12:14] == b"\x08\x00":
-            packets.append(frame[14:])
-    return packets
-
-
-def udp_payload(packet: bytes) -> tuple[str, int, str, int, bytes]:
-    """(source, source port, destination, destination port, payload) of an IPv4 UDP packet."""
-    header = (packet[0] & 0x0F) * 4
-    source_port, port, length, _ = struct.unpack_from("!HHHH", packet, header)
-    return (socket.inet_ntoa(packet[12:16]), source_port, socket.inet_ntoa(packet[16:20]), port,
-            packet[header + 8 : header + length])
+        frames, _ = read_capture(path.read_bytes())
+        packets.extend(datagrams(frames))
 
 
 # ------------------------------------------------------------------------------------------ transfers

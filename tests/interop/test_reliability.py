@@ -33,7 +33,6 @@ from .reliability import (
     stop,
     tunnel,
     udp_counters,
-    udp_payload,
 )
 
 # netem's "loss 10% duplicate 5% reorder 25% delay 2ms 1.5ms", applied to what each side sends.
@@ -194,7 +193,7 @@ def test_replayed_datagrams_are_never_delivered(tmp_path):
             assert result_of(sender)["sent"] == 300
             time.sleep(0.5)
         session = a.latest_handshake()
-        datagrams = [udp_payload(p)[4] for p in packets]
+        datagrams = [p.payload for p in packets]
         kinds = [d[0] for d in datagrams]
         replays = datagrams + datagrams[::-1] + datagrams
         write_records(str(tmp_path / "replay.bin"), [(b.underlay, b.port, d) for d in replays])
@@ -241,10 +240,10 @@ def test_garbage_on_the_udp_port_changes_nothing(tmp_path):
         with capture(hosts, a.ns, "va", f"udp and port {a.port}", tmp_path / "a.pcap") as packets:
             assert hosts.ping(b.ns, a.address, count=5)
         session, endpoint = a.latest_handshake(), a.show("endpoints").split()[1]
-        observed = [udp_payload(p) for p in packets]
-        captured = [payload for *_, payload in observed]
+        captured = [p.payload for p in packets]
         # The attacker sees the session's indices on the wire: what B sends names A's index.
-        indices = sorted({int.from_bytes(d[4:8], "little") for src, *_, d in observed if src == b.underlay and d[0] == 4})
+        indices = sorted({int.from_bytes(p.payload[4:8], "little") for p in packets
+                          if p.source[0] == b.underlay and p.payload[0] == 4})
         rng = random.Random(8)
         records = []
         for n in range(20_000):

@@ -31,7 +31,7 @@ from .crypto import HASH, MAC, XAEAD_DECRYPT, Rng, XAEADSealer, constant_time_eq
 from .errors import Drop, Rejected
 from .constants import MessageType
 from .messages import COOKIE_REPLY, MAC1_OFFSET_FROM_END, MAC2_OFFSET_FROM_END, ZERO_MAC, CookieReply
-from .trace import NULL_TRACE, NullTrace
+from .trace import NULL_TRACE, NullTrace, Op
 
 Endpoint = tuple  # (host, port, ...) as the runtime's sockets report it
 
@@ -66,6 +66,11 @@ def source_bytes(source: Endpoint) -> bytes:
         if len(packed) == 4 and host.count(".") == 3:
             return packed + port
     return ipaddress.ip_address(host).packed + port
+
+
+def _trace_cookie_key(trace: NullTrace, public: bytes, key: bytes) -> None:
+    trace.step(Op.HASH, "cookie_key = HASH(LABEL_COOKIE || S_pub_m)", "5.4.7", ("LABEL_COOKIE", "S_pub_m"),
+               ("cookie_key",), LABEL_COOKIE=LABEL_COOKIE, S_pub_m=public, cookie_key=key)
 
 
 class CookieChecker:
@@ -127,11 +132,11 @@ class CookieChecker:
         cookie = self._make_cookie(source, now, trace)
         encrypted_cookie = self._sealer.seal(nonce, cookie, mac1)
         if trace.enabled:
-            trace.step("cookie_key = HASH(LABEL_COOKIE || S_pub_m)", "5.4.7",
-                       LABEL_COOKIE=LABEL_COOKIE, S_pub_m=self._local_public, cookie_key=self._cookie_key)
-            trace.step("msg.encrypted_cookie = XAEAD(cookie_key, msg.nonce, τ, M)", "5.4.7", **{
-                "cookie_key": self._cookie_key, "msg.nonce": nonce, "M": mac1, "τ": cookie,
-                "msg.encrypted_cookie": encrypted_cookie})
+            _trace_cookie_key(trace, self._local_public, self._cookie_key)
+            trace.step(Op.XAEAD, "msg.encrypted_cookie = XAEAD(cookie_key, msg.nonce, τ, M)", "5.4.7",
+                       ("cookie_key", "msg.nonce", "τ", "M"), ("msg.encrypted_cookie",), **{
+                           "cookie_key": self._cookie_key, "msg.nonce": nonce, "M": mac1, "τ": cookie,
+                           "msg.encrypted_cookie": encrypted_cookie})
         return CookieReply(receiver_index, nonce, encrypted_cookie)
 
     def _make_cookie(self, source: Endpoint, now: float, trace: NullTrace = NULL_TRACE) -> bytes:
@@ -141,7 +146,8 @@ class CookieChecker:
             self._secret_birthdate = now
         cookie = MAC(self._secret, source_bytes(source))
         if trace.enabled:
-            trace.step("τ = MAC(R_m, A_m')", "5.4.7", R_m=self._secret, **{"A_m'": source_bytes(source), "τ": cookie})
+            trace.step(Op.MAC, "τ = MAC(R_m, A_m')", "5.4.7", ("R_m", "A_m'"), ("τ",),
+                       R_m=self._secret, **{"A_m'": source_bytes(source), "τ": cookie})
         return cookie
 
     def __repr__(self) -> str:
@@ -174,14 +180,16 @@ class CookieGenerator:
         return covered + mac2
 
     def _trace_macs(self, trace: NullTrace, alpha: bytes, mac1: bytes, beta: bytes, cookie: bytes | None, mac2: bytes) -> None:
-        trace.step("mac1_key = HASH(LABEL_MAC1 || S_pub_m)", "5.4.4",
+        trace.step(Op.HASH, "mac1_key = HASH(LABEL_MAC1 || S_pub_m)", "5.4.4", ("LABEL_MAC1", "S_pub_m"), ("mac1_key",),
                    LABEL_MAC1=LABEL_MAC1, S_pub_m=self._remote_public, mac1_key=self._mac1_key)
-        trace.step("msg.mac1 = MAC(mac1_key, msg_α)", "5.4.4",
+        trace.step(Op.MAC, "msg.mac1 = MAC(mac1_key, msg_α)", "5.4.4", ("mac1_key", "msg_α"), ("msg.mac1",),
                    **{"mac1_key": self._mac1_key, "msg_α": alpha, "msg.mac1": mac1})
         if cookie is None:
-            trace.step("msg.mac2 = 0^16 (no cookie, or one older than 120 s)", "5.4.4", **{"msg.mac2": mac2})
+            trace.step(Op.CONSTANT, "msg.mac2 = 0^16 (no cookie, or one older than 120 s)", "5.4.4", ("0^16",),
+                       ("msg.mac2",), **{"msg.mac2": mac2})
         else:
-            trace.step("msg.mac2 = MAC(L_m, msg_β)", "5.4.4", **{"L_m": cookie, "msg_β": beta, "msg.mac2": mac2})
+            trace.step(Op.MAC, "msg.mac2 = MAC(L_m, msg_β)", "5.4.4", ("L_m", "msg_β"), ("msg.mac2",),
+                       **{"L_m": cookie, "msg_β": beta, "msg.mac2": mac2})
 
     def has_fresh_cookie(self, now: float) -> bool:
         """A cookie is used for 2 minutes less the latency allowance (kernel: 120 s - 5 s)."""
@@ -194,11 +202,11 @@ class CookieGenerator:
             raise Rejected(Drop.NO_MATCHING_INITIATION, "no handshake message awaits a cookie")
         cookie = XAEAD_DECRYPT(self._cookie_key, reply.nonce, reply.encrypted_cookie, self._last_mac1_sent)
         if trace.enabled:
-            trace.step("cookie_key = HASH(LABEL_COOKIE || S_pub_m)", "5.4.7",
-                       LABEL_COOKIE=LABEL_COOKIE, S_pub_m=self._remote_public, cookie_key=self._cookie_key)
-            trace.step("τ = XAEAD-DECRYPT(cookie_key, msg.nonce, msg.encrypted_cookie, M)", "5.4.7", **{
-                "cookie_key": self._cookie_key, "msg.nonce": reply.nonce, "M": self._last_mac1_sent,
-                "msg.encrypted_cookie": reply.encrypted_cookie, "τ": cookie})
+            _trace_cookie_key(trace, self._remote_public, self._cookie_key)
+            trace.step(Op.XAEAD_DECRYPT, "τ = XAEAD-DECRYPT(cookie_key, msg.nonce, msg.encrypted_cookie, M)", "5.4.7",
+                       ("cookie_key", "msg.nonce", "msg.encrypted_cookie", "M"), ("τ",), **{
+                           "cookie_key": self._cookie_key, "msg.nonce": reply.nonce, "M": self._last_mac1_sent,
+                           "msg.encrypted_cookie": reply.encrypted_cookie, "τ": cookie})
         self._cookie = cookie
         self._cookie_birthdate = now
         self._last_mac1_sent = None  # one reply per message, as in the kernel

@@ -47,3 +47,13 @@ def key_from_hex(text: str) -> bytes:
     if _HEX_KEY.fullmatch(text) is None:
         raise ValueError("not 64 hexadecimal digits")
     return bytes.fromhex(text)
+
+
+def key_from_text(text: str) -> bytes:
+    """A key given either way, base64 (as ``wg`` writes keys) or 64 hex digits (as the UAPI does): what
+    ``wgpy explain --initiator-key`` and the study wing take. Raises ValueError."""
+    text = text.strip()
+    try:
+        return key_from_hex(text) if len(text) == KEY_HEX_LEN else key_from_base64(text)
+    except ValueError:
+        raise ValueError("not a 32-byte key in base64 (44 characters ending in '=') or hex (64 digits)") from None

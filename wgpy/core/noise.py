@@ -27,7 +27,12 @@ from dataclasses import dataclass, field
 from .constants import CONSTRUCTION, IDENTIFIER, KEY_LEN, TIMESTAMP_LEN
 from .crypto import AEAD, AEAD_DECRYPT, HASH, KDF1, KDF2, KDF3, ZERO_KEY, PrivateKey, aead_nonce
 from .messages import Initiation, Response
-from .trace import NULL_TRACE, NullTrace
+from .trace import NULL_TRACE, NullTrace, Op
+
+
+def dh_name(names: tuple[str, str]) -> str:
+    """How the whitepaper writes a Diffie-Hellman result: ``DH(E_priv_i, S_pub_r)``."""
+    return f"DH({names[0]}, {names[1]})"
 
 
 class Transcript:
@@ -57,17 +62,18 @@ class Transcript:
         trace: NullTrace = NULL_TRACE,
     ) -> "Transcript":
         """InitializeSymmetric(protocol_name), MixHash(prologue), then the pre-message ``<- s``."""
-        if len(protocol_name) <= 32:  # Noise section 5.2; WireGuard's name is 37 bytes, so it is hashed
-            chaining_key = protocol_name.ljust(32, b"\0")
-            formula = "C = CONSTRUCTION padded to 32 bytes"
+        if len(protocol_name) <= KEY_LEN:  # Noise section 5.2; WireGuard's name is 37 bytes, so it is hashed
+            chaining_key = protocol_name.ljust(KEY_LEN, b"\0")
+            operation, formula = Op.PAD_TO_HASHLEN, "C = CONSTRUCTION padded to 32 bytes"
         else:
             chaining_key = HASH(protocol_name)
-            formula = "C = HASH(CONSTRUCTION)"
+            operation, formula = Op.HASH, "C = HASH(CONSTRUCTION)"
         # Noise starts H equal to C, so its MixHash(prologue) is the whitepaper's HASH(C || IDENTIFIER).
         hash = HASH(chaining_key + prologue)
         if trace.enabled:
-            trace.step(formula, "5.4.2", CONSTRUCTION=protocol_name, C=chaining_key)
-            trace.step("H = HASH(C || IDENTIFIER)", "5.4.2", C=chaining_key, IDENTIFIER=prologue, H=hash)
+            trace.step(operation, formula, "5.4.2", ("CONSTRUCTION",), ("C",), CONSTRUCTION=protocol_name, C=chaining_key)
+            trace.step(Op.HASH, "H = HASH(C || IDENTIFIER)", "5.4.2", ("C", "IDENTIFIER"), ("H",),
+                       C=chaining_key, IDENTIFIER=prologue, H=hash)
         transcript = cls(chaining_key, hash, trace)
         transcript.mix_hash(responder_public, "S_pub_r")
         return transcript
@@ -76,39 +82,46 @@ class Transcript:
         """H = HASH(H || data)."""
         self.hash = HASH(self.hash + data)
         if self.trace.enabled:
-            self.trace.step(f"H = HASH(H || {what})", self.section, **{what: data, "H": self.hash})
+            self.trace.step(Op.HASH, f"H = HASH(H || {what})", self.section, ("H", what), ("H",),
+                            **{what: data, "H": self.hash})
 
     def mix_key(self, data: bytes, what: str) -> None:
         """C = KDF1(C, data)."""
         self.chaining_key = KDF1(self.chaining_key, data)
         if self.trace.enabled:
-            self.trace.step(f"C = KDF1(C, {what})", self.section, **{what: data, "C": self.chaining_key})
+            self.trace.step(Op.KDF1, f"C = KDF1(C, {what})", self.section, ("C", what), ("C",),
+                            **{what: data, "C": self.chaining_key})
 
-    def mix_dh(self, private: PrivateKey, public: bytes, what: str) -> None:
+    def mix_dh(self, private: PrivateKey, public: bytes, names: tuple[str, str]) -> None:
         """C = KDF1(C, DH(private, public)): the ``ee`` and ``se`` tokens of message 2."""
-        self.mix_key(self._dh(private, public, what), what)
+        shared = self._dh(private, public, names)
+        self.mix_key(shared, dh_name(names) if self.trace.enabled else "")
 
-    def mix_dh_for_key(self, private: PrivateKey, public: bytes, what: str) -> bytes:
+    def mix_dh_for_key(self, private: PrivateKey, public: bytes, names: tuple[str, str]) -> bytes:
         """(C, k) = KDF2(C, DH(private, public)); returns k: the ``es`` and ``ss`` tokens of message 1."""
-        shared = self._dh(private, public, what)
+        shared = self._dh(private, public, names)
         self.chaining_key, key = KDF2(self.chaining_key, shared)
         if self.trace.enabled:
-            self.trace.step(f"(C, k) = KDF2(C, {what})", self.section, **{what: shared, "C": self.chaining_key, "k": key})
+            what = dh_name(names)
+            self.trace.step(Op.KDF2, f"(C, k) = KDF2(C, {what})", self.section, ("C", what), ("C", "k"),
+                            **{what: shared, "C": self.chaining_key, "k": key})
         return key
 
-    def _dh(self, private: PrivateKey, public: bytes, what: str) -> bytes:
-        """DH(private, public); ``what`` names it as the whitepaper does, ``DH(E_priv_i, S_pub_r)``."""
+    def _dh(self, private: PrivateKey, public: bytes, names: tuple[str, str]) -> bytes:
+        """DH(private, public); ``names`` are the whitepaper's, ``("E_priv_i", "S_pub_r")``."""
         shared = private.exchange(public)
         if self.trace.enabled:
-            private_name, public_name = what[what.index("(") + 1 : -1].split(", ")
-            self.trace.step(what, self.section, **{private_name: private.private_bytes(), public_name: public, what: shared})
+            what = dh_name(names)
+            self.trace.step(Op.DH, what, self.section, names, (what,),
+                            **{names[0]: private.private_bytes(), names[1]: public, what: shared})
         return shared
 
     def mix_psk(self, preshared_key: bytes) -> bytes:
         """(C, tau, k) = KDF3(C, Q); H = HASH(H || tau); returns k: the ``psk`` token."""
         self.chaining_key, tau, key = KDF3(self.chaining_key, preshared_key)
         if self.trace.enabled:
-            self.trace.step("(C, tau, k) = KDF3(C, Q)", self.section, Q=preshared_key, C=self.chaining_key, tau=tau, k=key)
+            self.trace.step(Op.KDF3, "(C, tau, k) = KDF3(C, Q)", self.section, ("C", "Q"), ("C", "tau", "k"),
+                            Q=preshared_key, C=self.chaining_key, tau=tau, k=key)
         self.mix_hash(tau, "tau")
         return key
 
@@ -117,7 +130,8 @@ class Transcript:
         ciphertext = AEAD(key, 0, plaintext, self.hash)
         if self.trace.enabled:
             values = {"k": key, "nonce": aead_nonce(0), "H": self.hash, what: plaintext, field: ciphertext}
-            self.trace.step(f"{field} = AEAD(k, 0, {what}, H)", self.section, **values)
+            self.trace.step(Op.AEAD, f"{field} = AEAD(k, 0, {what}, H)", self.section, ("k", "0", what, "H"),
+                            ("nonce", field), **values)
         self.mix_hash(ciphertext, field)
         return ciphertext
 
@@ -126,7 +140,8 @@ class Transcript:
         plaintext = AEAD_DECRYPT(key, 0, ciphertext, self.hash)
         if self.trace.enabled:
             values = {"k": key, "nonce": aead_nonce(0), "H": self.hash, field: ciphertext, what: plaintext}
-            self.trace.step(f"{what} = AEAD-DECRYPT(k, 0, {field}, H)", self.section, **values)
+            self.trace.step(Op.AEAD_DECRYPT, f"{what} = AEAD-DECRYPT(k, 0, {field}, H)", self.section,
+                            ("k", "0", field, "H"), ("nonce", what), **values)
         self.mix_hash(ciphertext, field)
         return plaintext
 
@@ -186,11 +201,11 @@ def write_message_1(
     t.mix_key(ephemeral.public, "E_pub_i")
     t.mix_hash(ephemeral.public, "E_pub_i")
     # es
-    key = t.mix_dh_for_key(ephemeral, responder_public, "DH(E_priv_i, S_pub_r)")
+    key = t.mix_dh_for_key(ephemeral, responder_public, ("E_priv_i", "S_pub_r"))
     # s
     encrypted_static = t.encrypt_and_hash(key, initiator.public, "S_pub_i", "msg.encrypted_static")
     # ss
-    key = t.mix_dh_for_key(initiator, responder_public, "DH(S_priv_i, S_pub_r)")
+    key = t.mix_dh_for_key(initiator, responder_public, ("S_priv_i", "S_pub_r"))
     # payload (the TAI64N timestamp in WireGuard)
     encrypted_payload = t.encrypt_and_hash(key, payload, *payload_names)
     state = InitiatorHandshake(responder_public, ephemeral, t.chaining_key, t.hash)
@@ -211,11 +226,11 @@ def read_message_1(
     t.mix_key(unencrypted_ephemeral, "E_pub_i")
     t.mix_hash(unencrypted_ephemeral, "E_pub_i")
     # es
-    key = t.mix_dh_for_key(responder, unencrypted_ephemeral, "DH(S_priv_r, E_pub_i)")
+    key = t.mix_dh_for_key(responder, unencrypted_ephemeral, ("S_priv_r", "E_pub_i"))
     # s
     initiator_public = t.decrypt_and_hash(key, encrypted_static, "S_pub_i", "msg.encrypted_static")
     # ss
-    key = t.mix_dh_for_key(responder, initiator_public, "DH(S_priv_r, S_pub_i)")
+    key = t.mix_dh_for_key(responder, initiator_public, ("S_priv_r", "S_pub_i"))
     # payload
     payload = t.decrypt_and_hash(key, encrypted_payload, *payload_names)
     return ResponderHandshake(initiator_public, payload, unencrypted_ephemeral, t.chaining_key, t.hash)
@@ -235,9 +250,9 @@ def write_message_2(
     t.mix_key(ephemeral.public, "E_pub_r")
     t.mix_hash(ephemeral.public, "E_pub_r")
     # ee
-    t.mix_dh(ephemeral, state.remote_ephemeral, "DH(E_priv_r, E_pub_i)")
+    t.mix_dh(ephemeral, state.remote_ephemeral, ("E_priv_r", "E_pub_i"))
     # se
-    t.mix_dh(ephemeral, state.initiator_public, "DH(E_priv_r, S_pub_i)")
+    t.mix_dh(ephemeral, state.initiator_public, ("E_priv_r", "S_pub_i"))
     # psk
     key = t.mix_psk(preshared_key)
     # payload (empty in WireGuard: "encrypted_nothing")
@@ -260,9 +275,9 @@ def read_message_2(
     t.mix_key(unencrypted_ephemeral, "E_pub_r")
     t.mix_hash(unencrypted_ephemeral, "E_pub_r")
     # ee
-    t.mix_dh(state.ephemeral, unencrypted_ephemeral, "DH(E_priv_i, E_pub_r)")
+    t.mix_dh(state.ephemeral, unencrypted_ephemeral, ("E_priv_i", "E_pub_r"))
     # se
-    t.mix_dh(initiator, unencrypted_ephemeral, "DH(S_priv_i, E_pub_r)")
+    t.mix_dh(initiator, unencrypted_ephemeral, ("S_priv_i", "E_pub_r"))
     # psk
     key = t.mix_psk(preshared_key)
     # payload
@@ -276,8 +291,11 @@ def split(chaining_key: bytes, trace: NullTrace = NULL_TRACE) -> tuple[bytes, by
     initiator_to_responder, responder_to_initiator = KDF2(chaining_key, b"")
     if trace.enabled:
         trace.step(
+            Op.SPLIT,
             "(T_send_i = T_recv_r, T_recv_i = T_send_r) = KDF2(C, ε)",
             "5.4.5",
+            ("C", "ε"),
+            ("T_send_i", "T_recv_i", "T_recv_r", "T_send_r"),
             C=chaining_key,
             T_send_i=initiator_to_responder,
             T_recv_i=responder_to_initiator,

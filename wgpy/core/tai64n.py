@@ -23,6 +23,11 @@ def encode(epoch: float) -> bytes:
     seconds = int(epoch // 1)
     nanoseconds = int((epoch - seconds) * 1e9)
     nanoseconds -= nanoseconds % WHITENING_NS
+    return label(seconds, nanoseconds)
+
+
+def label(seconds: int, nanoseconds: int = 0) -> bytes:
+    """The TAI64N label of ``seconds`` since 1970 and ``nanoseconds``, exactly as given (no whitening)."""
     return _TAI64N.pack(TAI64_BASE + seconds, nanoseconds)
 
 

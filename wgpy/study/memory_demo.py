@@ -6,16 +6,16 @@ runs anywhere; the datagrams it shows are the exact bytes a real peer would put 
 
 from __future__ import annotations
 
-import base64
 import os
 from typing import Callable
 
-from .core import noise, tai64n
-from .core.cookie import CookieChecker, CookieGenerator, MacStatus
-from .core.crypto import PrivateKey
-from .core.errors import Rejected
-from .core.keypairs import Keypair
-from .core.messages import parse
+from ..core import noise, tai64n
+from ..core.cookie import CookieChecker, CookieGenerator, MacStatus
+from ..core.crypto import PrivateKey
+from ..core.encoding import key_to_base64
+from ..core.errors import Rejected
+from ..core.keypairs import Keypair
+from ..core.messages import parse
 
 ALICE, BOB = ("192.0.2.1", 51820), ("192.0.2.2", 51820)
 # An ICMP echo request 10.0.0.1 -> 10.0.0.2, as it would come from the TUN device.
@@ -28,8 +28,8 @@ def run(say: Callable[[str], None] = print, rng: Callable[[int], bytes] = os.ura
     """Run the exchange, narrating with ``say``; True when every check held."""
     alice, bob = PrivateKey.generate(rng), PrivateKey.generate(rng)
     psk = rng(32)
-    say(f"alice: public key {_b64(alice.public)}  endpoint {ALICE[0]}:{ALICE[1]}")
-    say(f"bob:   public key {_b64(bob.public)}  endpoint {BOB[0]}:{BOB[1]}")
+    say(f"alice: public key {key_to_base64(alice.public)}  endpoint {ALICE[0]}:{ALICE[1]}")
+    say(f"bob:   public key {key_to_base64(bob.public)}  endpoint {BOB[0]}:{BOB[1]}")
     say("both share a preshared key (not shown)")
 
     now = 0.0
@@ -85,6 +85,3 @@ def _index(rng: Callable[[int], bytes]) -> int:
 def _flip(datagram: bytes) -> bytes:
     return datagram[:-1] + bytes([datagram[-1] ^ 1])
 
-
-def _b64(key: bytes) -> str:
-    return base64.b64encode(key).decode()
