@@ -83,6 +83,10 @@ class Device:
         # Endpoint -> the local address a peer there last reached us on, from authenticated input only:
         # replies leave from it ("sticky sockets"; the kernel's endpoint.src, wireguard-go's StdNetEndpoint.src).
         self._reply_sources: dict[tuple, object] = {}
+        # reply_source(endpoint) -> the local address to send to endpoint from, as the runtime gave it with
+        # authenticated input from there; None when routing should choose (the dict's own get: the receive
+        # path asks it for every datagram).
+        self.reply_source: Callable[[tuple], object] = self._reply_sources.get
         # Off unless asked: when on, each ephemeral key we generate is kept for a key log (keylog.py).
         self.keylog_enabled = False
         if private_key is not None:
@@ -325,11 +329,6 @@ class Device:
         """Forget the address we reply to ``peer`` from (kernel ``wg_socket_clear_peer_endpoint_src``)."""
         if peer.endpoint is not None:
             self._reply_sources.pop(peer.endpoint, None)
-
-    def reply_source(self, endpoint: tuple) -> object:
-        """The local address to send to ``endpoint`` from, as the runtime gave it with authenticated
-        input from there; None when routing should choose."""
-        return self._reply_sources.get(endpoint)
 
     def forget_reply_source(self, endpoint: tuple) -> None:
         """The runtime could not send from the address ``reply_source`` gave (it is gone): forget it."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from .constants import KEY_LEN, MAX_STAGED_PACKETS, TIMESTAMP_LEN
+from .constants import KEY_LEN, TIMESTAMP_LEN
 from .cookie import CookieGenerator
 from .crypto import ZERO_KEY, constant_time_equal
 from .keypairs import Keypairs
@@ -75,18 +75,6 @@ class Peer:
         if value is not None and len(value) != KEY_LEN:
             raise ValueError("a preshared key is 32 bytes")
         self._preshared_key = None if value is None or constant_time_equal(value, ZERO_KEY) else bytes(value)
-
-    def stage_all(self, packets: list[bytes]) -> int:
-        """Queue outgoing packets until they can be sent; returns how many old packets were dropped to
-        keep at most MAX_STAGED_PACKETS (oldest first, as the kernel and wireguard-go do)."""
-        staged = self.staged
-        staged.extend(packets)
-        dropped = len(staged) - MAX_STAGED_PACKETS
-        if dropped <= 0:
-            return 0
-        for _ in range(dropped):
-            staged.popleft()
-        return dropped
 
     def __repr__(self) -> str:
         return f"Peer({self.public_key.hex()[:16]}..., endpoint={self.endpoint})"

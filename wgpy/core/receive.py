@@ -270,5 +270,7 @@ def _settle_timers(device: Device, received: dict, now: float) -> None:
         keep_key_fresh_on_receive(device, peer, now)
         on.on_any_authenticated_packet_received(schedule, peer)
         on.on_any_authenticated_packet_traversal(schedule, peer, now)
-        for _ in range(min(count, 2)):
+        if count:
             on.on_data_received(schedule, peer, now)
+            if count > 1:
+                on.on_data_received(schedule, peer, now)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from . import noise, tai64n
 from . import timers as on
-from .constants import REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT
+from .constants import MAX_STAGED_PACKETS, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT
 from .crypto import PrivateKey
 from .errors import Drop, Rejected
 from .events import HandshakeInitiated, HandshakeResponded
@@ -187,6 +187,10 @@ def send_packets(device: Device, packets: list, now: float) -> None:
         else:
             waiting.append(packet)
     for peer, batch in by_peer.items():
-        for _ in range(peer.stage_all(batch)):
-            device.output.drop(Drop.STAGED_OVERFLOW, peer.public_key)
+        staged = peer.staged
+        staged.extend(batch)
+        if len(staged) > MAX_STAGED_PACKETS:   # oldest first, as the kernel and wireguard-go drop them
+            for _ in range(len(staged) - MAX_STAGED_PACKETS):
+                staged.popleft()
+                device.output.drop(Drop.STAGED_OVERFLOW, peer.public_key)
         send_staged_packets(device, peer, now)
