@@ -62,6 +62,7 @@ from tunnelbench.measure import cpu_seconds  # noqa: E402
 
 from tests.interop.reliability import (  # noqa: E402
     ATTACKER,
+    Answers,
     Side,
     add_attacker,
     expect_line,
@@ -81,7 +82,6 @@ BASELINE_SECONDS = 2.0
 PING_INTERVAL = 0.05
 HANDSHAKE_TIMEOUT = 25.0
 FIRST_INTERVAL = 0.1       # a fresh handshake's pings, until the first reply
-COOKIE_REPLY_IP, RESPONSE_IP = 92, 120   # IPv4 lengths: 20 + 8 + 64 and 20 + 8 + 92
 _RTT = re.compile(r"= ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms")
 _COUNTS = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
@@ -113,22 +113,6 @@ def first_reply(hosts: Hosts, ns: str, address: str, timeout: float) -> float | 
                     check=False, timeout=timeout + 30)
     elapsed = time.monotonic() - start
     return elapsed if run.returncode == 0 else None
-
-
-class Answers:
-    """iptables counters in the attacker's namespace for what the victim sends to the spoofed sources."""
-
-    def __init__(self, hosts: Hosts, ns: str, port: int) -> None:
-        self.hosts, self.ns = hosts, ns
-        for length in (str(COOKIE_REPLY_IP), str(RESPONSE_IP), "0:65535"):
-            hosts.run(ns, "iptables", "-t", "raw", "-A", "PREROUTING", "-i", "vx", "-p", "udp", "--sport", str(port),
-                      "-m", "length", "--length", length, "-j", "DROP")
-
-    def read(self) -> tuple[int, int, int]:
-        """(cookie replies, handshake responses, other datagrams) so far."""
-        lines = self.hosts.run(self.ns, "iptables", "-t", "raw", "-L", "PREROUTING", "-v", "-n", "-x").stdout.splitlines()[2:]
-        cookie_replies, responses, other = (int(line.split()[0]) for line in lines if line.strip())
-        return cookie_replies, responses, other
 
 
 def slices(sources: str, count: int) -> list[str]:

@@ -312,3 +312,22 @@ class Ping:
         summary = next(line for line in out.splitlines() if "transmitted" in line)
         sent, received = (int(field.split()[0]) for field in summary.split(",")[:2])
         return {"sent": sent, "received": received, "lost": sent - received}
+
+
+class Answers:
+    """iptables counters in the attacker's namespace for what the victim sends to the spoofed sources:
+    cookie replies are 64 bytes of UDP (92 of IPv4), handshake responses 92 (120), the rest apart."""
+
+    COOKIE_REPLY_IP, RESPONSE_IP = 92, 120   # IPv4 lengths: 20 + 8 + 64 and 20 + 8 + 92
+
+    def __init__(self, hosts: Hosts, ns: str, port: int) -> None:
+        self.hosts, self.ns = hosts, ns
+        for length in (str(self.COOKIE_REPLY_IP), str(self.RESPONSE_IP), "0:65535"):
+            hosts.run(ns, "iptables", "-t", "raw", "-A", "PREROUTING", "-i", "vx", "-p", "udp", "--sport", str(port),
+                      "-m", "length", "--length", length, "-j", "DROP")
+
+    def read(self) -> tuple[int, int, int]:
+        """(cookie replies, handshake responses, other datagrams) so far."""
+        lines = self.hosts.run(self.ns, "iptables", "-t", "raw", "-L", "PREROUTING", "-v", "-n", "-x").stdout.splitlines()[2:]
+        cookie_replies, responses, other = (int(line.split()[0]) for line in lines if line.strip())
+        return cookie_replies, responses, other

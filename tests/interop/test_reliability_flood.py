@@ -32,6 +32,7 @@ import time
 
 from ..netns import Hosts, require
 from .reliability import (
+    Answers,
     ATTACKER,
     TAG,
     add_attacker,
@@ -62,23 +63,6 @@ GROWTH_PER_ANSWER = 64
 
 def figure(text: str) -> None:
     print(f"figure: {text}")
-
-
-class Answers:
-    """iptables counters in the attacker's namespace for what the victim sends to the spoofed sources:
-    cookie replies are 64 bytes of UDP (92 of IPv4), handshake responses 92 (120), the rest apart."""
-
-    def __init__(self, hosts: Hosts, ns: str, port: int) -> None:
-        self.hosts, self.ns = hosts, ns
-        for length in ("92", "120", "0:65535"):
-            hosts.run(ns, "iptables", "-t", "raw", "-A", "PREROUTING", "-i", "vx", "-p", "udp", "--sport", str(port),
-                      "-m", "length", "--length", length, "-j", "DROP")
-
-    def read(self) -> tuple[int, int, int]:
-        """(cookie replies, responses, other datagrams) so far."""
-        lines = self.hosts.run(self.ns, "iptables", "-t", "raw", "-L", "PREROUTING", "-v", "-n", "-x").stdout.splitlines()[2:]
-        cookie_replies, responses, other = (int(line.split()[0]) for line in lines if line.strip())
-        return cookie_replies, responses, other
 
 
 def wireguard_go_attempts(side) -> tuple[int, int, int]:

@@ -34,14 +34,10 @@ class Output:
         self._events.append(PacketDropped(reason, peer, source, detail))
 
     def datagrams(self) -> list[tuple[bytes, tuple]]:
-        out = self._datagrams[:]
-        self._datagrams.clear()
-        return out
+        return _drain(self._datagrams)
 
     def packets(self) -> list[bytes]:
-        out = self._packets[:]
-        self._packets.clear()
-        return out
+        return _drain(self._packets)
 
     def events(self) -> list[Event]:
         out = list(self._events)
@@ -49,6 +45,12 @@ class Output:
         return out
 
     def keylog(self) -> list[KeylogEntry]:
-        out = self._keylog[:]
-        self._keylog.clear()
-        return out
+        return _drain(self._keylog)
+
+
+def _drain(items: list) -> list:
+    """A copy of ``items``, which is emptied (in place: ``send``, ``deliver`` and ``log_keys`` are its
+    bound ``append``)."""
+    out = items[:]
+    items.clear()
+    return out
