@@ -2,6 +2,7 @@
 transport data never waits behind a handshake flood, and an initiation carrying a cookie (MAC2) is kept
 apart from the rest. Real sockets on loopback; no privileges needed."""
 
+import errno
 import socket
 import time
 
@@ -102,3 +103,15 @@ def test_the_program_stays_within_the_kernels_limit():
     many = [bytes([0x20, 0x01, 0x0D, 0xB8]) + i.to_bytes(12, "big") for i in range(2000)]
     assert len(steering.program(socket.AF_INET6, many)) < 4096
     assert len(steering.program(socket.AF_INET, [a[:4] for a in many])) < 4096
+
+
+def test_a_port_another_daemon_holds_is_refused(udp):
+    """SO_REUSEPORT must not let a second device join the first one's group: EADDRINUSE, as without it."""
+    other = Udp()
+    try:
+        with pytest.raises(OSError) as refused:
+            other.bind(udp.port)
+        assert refused.value.errno == errno.EADDRINUSE
+        assert other.bind(0) != udp.port
+    finally:
+        other.close()

@@ -63,6 +63,18 @@ def _set_buffer(sock: socket.socket, forced: int, plain: int, size: int) -> None
             pass
 
 
+def _free_port(family: int, address: str, port: int) -> int:
+    """``port`` (or, for 0, a port the kernel picks) if no socket holds it; raises OSError (EADDRINUSE)."""
+    probe = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if family == socket.AF_INET6:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        probe.bind((address, port))
+        return probe.getsockname()[1]
+    finally:
+        probe.close()
+
+
 class NoReplySources:
     """Where replies leave from when nothing keeps track (the null relay): routing always chooses."""
 
@@ -137,6 +149,10 @@ class Udp:
         return sockets, port
 
     def _open_family(self, family: int, address: str, port: int, fwmark: int) -> list[socket.socket]:
+        if self.steer:
+            # A SO_REUSEPORT socket could join a group another daemon of ours already holds on the port:
+            # claim the port with a plain socket first, so a port in use is EADDRINUSE as without steering.
+            port = _free_port(family, address, port)
         transport = self._socket(family, fwmark, SOCKET_BUFFER)
         try:
             if self.steer:
