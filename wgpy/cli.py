@@ -18,6 +18,7 @@ import argparse
 import os
 import stat
 import sys
+import warnings
 
 from . import __version__
 from .core.constants import KEY_LEN
@@ -30,6 +31,7 @@ COMMANDS = ("demo", "up", "down", "genkey", "pubkey", "genpsk", "explain", "deco
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _plain_warnings()
     if argv in (["--version"], ["-v"]):
         print(f"wgpy v{__version__}")
         return 0
@@ -97,6 +99,22 @@ def main(argv: list[str] | None = None) -> int:
 
         return study.main(args.inputs, args.keylog, args.format, args.full)
     return 2  # unreachable: argparse requires a command
+
+
+def _plain_warnings() -> None:
+    """wgpy's own warnings (a world-readable configuration file) as one line for a user, as
+    ``wgpy: warning: ...``, instead of Python's ``file.py:54: WorldAccessibleWarning`` and a source line."""
+    from .config import WorldAccessibleWarning
+
+    python_format = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, WorldAccessibleWarning):
+            print(f"wgpy: warning: {message}", file=file or sys.stderr)
+        else:
+            python_format(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def _warn_if_world_accessible() -> None:

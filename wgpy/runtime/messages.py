@@ -1,0 +1,58 @@
+"""What ``wgpy up`` and ``wgpy down`` print when something fails: one sentence a user can act on.
+
+Each message says what failed, where (the file, and its line when there is one) and what to do, in the
+manner of the configuration parser's ``FILE: line N: Key: reason``. No Python class names, no repeated
+paths, no ``Command '[...]' returned non-zero exit status``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+
+from ..config import ConfigError
+
+
+def describe(error: BaseException, path: str) -> str:
+    """``error``, raised while bringing up or down the interface of the configuration file ``path``."""
+    if isinstance(error, ConfigError):
+        return f"{path}: {error}"
+    if isinstance(error, subprocess.CalledProcessError):
+        return _failed_command(error, path)
+    if isinstance(error, OSError):
+        return _os_error(error, path)
+    return str(error)
+
+
+def _failed_command(error: subprocess.CalledProcessError, path: str) -> str:
+    command = [str(word) for word in error.cmd] if isinstance(error.cmd, (list, tuple)) else [str(error.cmd)]
+    status = _status(error.returncode)
+    if command[:2] == ["bash", "-c"] and len(command) == 3:
+        return (f"{path}: hook `{command[2]}' {status}; fix or remove it in the file "
+                "(its own output, if any, is above)")
+    if command[1:3] == ["-m", "wgpy"]:
+        return (f"the wgpy daemon for {command[-1]} did not start ({status}; its reason is above): "
+                "wgpy up must run as root, on a machine with /dev/net/tun")
+    if command[:2] == ["nft", "-f"]:
+        return f"nft refused wg-quick's firewall rules ({status}; its message is above)"
+    return f"`{' '.join(command)}' {status} (its message is above)"
+
+
+def _status(returncode: int) -> str:
+    if returncode < 0:
+        return f"was killed by signal {-returncode}"
+    return f"failed with exit status {returncode}"
+
+
+def _os_error(error: OSError, path: str) -> str:
+    # The configuration file is named as the user wrote it, not as the error's realpath.
+    is_file = error.filename is None or error.filename in (path, os.path.realpath(path))
+    where = path if is_file else error.filename
+    if error.errno == errno.ENOENT:
+        if is_file:
+            return f"{path}: no such file: give the configuration's path, or NAME for /etc/wireguard/NAME.conf"
+        return f"{where}: command not found: install it and try again"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return f"{where}: permission denied: run wgpy up and down as root"
+    return f"{where}: {error.strerror or error}"
