@@ -146,3 +146,10 @@ def test_failed_command_and_signal():
     assert describe(killed, "x.conf") == "x.conf: hook `sleep 9' was killed by signal 9; fix or remove it in the file (its own output, if any, is above)"
     assert describe(FileNotFoundError(2, "No such file or directory", "resolvconf"), "x.conf") == (
         "resolvconf: command not found: install it and try again")
+
+
+def test_no_argument_names_iface_in_the_usage():
+    result = wgpy()
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: wgpy [-f|--foreground] IFACE\n"), result.stderr
+    assert "IFACE" in result.stderr.splitlines()[-1]

@@ -42,10 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         return daemon.main(interface_args[0], foreground=len(argv) > 1)
     parser = argparse.ArgumentParser(
         prog="wgpy",
+        usage="wgpy [-f|--foreground] IFACE\n       wgpy COMMAND [ARGS...]   (wgpy --help lists them)",
         description="WireGuard in Python",
         epilog="wgpy [-f|--foreground] IFACE creates the interface IFACE and serves its UAPI socket, as wireguard-go does.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser("demo", help="run a tunnel between two network namespaces and show it works")
     demo.add_argument("--in-memory", action="store_true", help="two peers in memory instead: no root, no OS")
     for verb in ("up", "down"):
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     decode.add_argument("--format", choices=("text", "json"), default="text")
     decode.add_argument("--full", action="store_true", help="print long fields whole")
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.error("give the name of the interface to create (IFACE, as wireguard-go takes it) or a COMMAND")
 
     if args.command == "demo":
         if args.in_memory:
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         from .study import decode as study
 
         return study.main(args.inputs, args.keylog, args.format, args.full)
-    return 2  # unreachable: argparse requires a command
+    return 2  # unreachable: every command returned above
 
 
 def _plain_warnings() -> None:
