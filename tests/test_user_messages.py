@@ -153,3 +153,10 @@ def test_no_argument_names_iface_in_the_usage():
     assert result.returncode == 2
     assert result.stderr.startswith("usage: wgpy [-f|--foreground] IFACE\n"), result.stderr
     assert "IFACE" in result.stderr.splitlines()[-1]
+
+
+def test_an_error_without_a_file_does_not_blame_the_configuration():
+    refused = ConnectionRefusedError(111, "Connection refused")
+    assert describe(refused, "/etc/wireguard/wgm6.conf") == "Connection refused (while bringing up or down /etc/wireguard/wgm6.conf)"
+    denied = PermissionError(13, "Permission denied", "/etc/wireguard/wgm6.conf")
+    assert describe(denied, "/etc/wireguard/wgm6.conf") == "/etc/wireguard/wgm6.conf: permission denied: run wgpy up and down as root"

@@ -46,13 +46,16 @@ def _status(returncode: int) -> str:
 
 
 def _os_error(error: OSError, path: str) -> str:
+    reason = error.strerror or str(error)
+    if error.filename is None:   # a socket, say: no file to name
+        return f"{reason} (while bringing up or down {path})"
     # The configuration file is named as the user wrote it, not as the error's realpath.
-    is_file = error.filename is None or error.filename in (path, os.path.realpath(path))
-    where = path if is_file else error.filename
-    if error.errno == errno.ENOENT:
-        if is_file:
+    if error.filename in (path, os.path.realpath(path)):
+        if error.errno == errno.ENOENT:
             return f"{path}: no such file: give the configuration's path, or NAME for /etc/wireguard/NAME.conf"
-        return f"{where}: command not found: install it and try again"
-    if error.errno in (errno.EACCES, errno.EPERM):
-        return f"{where}: permission denied: run wgpy up and down as root"
-    return f"{where}: {error.strerror or error}"
+        if error.errno in (errno.EACCES, errno.EPERM):
+            return f"{path}: permission denied: run wgpy up and down as root"
+        return f"{path}: {reason}"
+    if error.errno == errno.ENOENT and "/" not in str(error.filename):   # subprocess: the program itself
+        return f"{error.filename}: command not found: install it and try again"
+    return f"{error.filename}: {reason}"
