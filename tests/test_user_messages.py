@@ -78,11 +78,13 @@ def test_missing_file_given_relative_is_named_as_written(tmp_path):
 
 def test_failing_hook_names_the_file_and_the_hook(tmp_path):
     require("ip", "bash")
-    path = write_conf(tmp_path, "wgm2", f"[Interface]\nPrivateKey = {KEY}\nPreUp = exit 3\n")
+    path = write_conf(tmp_path, "wgm2", f"[Interface]\nPrivateKey = {KEY}\nPreUp = true\n"
+                                        "PreUp = [ %i = wgm9 ] # fails\n")
     result = wgpy("up", str(path))
     assert result.returncode == 1
-    assert result.stderr.splitlines()[-1] == (f"wgpy: {path}: hook `exit 3' failed with exit status 3; "
-                                              "fix or remove it in the file (its own output, if any, is above)")
+    assert result.stderr.splitlines()[-1] == (f"wgpy: {path}: line 4: PreUp: hook `[ wgm2 = wgm9 ] # fails' failed "
+                                              "with exit status 1; fix or remove it in the file (its own output, if "
+                                              "any, is above)")
     assert_plain(result.stderr)
     assert not os.path.exists("/sys/class/net/wgm2")
 

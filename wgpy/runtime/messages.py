@@ -11,7 +11,9 @@ import errno
 import os
 import subprocess
 
-from ..config import ConfigError
+from ..config import SPACE, ConfigError, interface_name
+
+HOOK_NAMES = {name.lower(): name for name in ("PreUp", "PostUp", "PreDown", "PostDown")}
 
 
 def describe(error: BaseException, path: str) -> str:
@@ -29,7 +31,8 @@ def _failed_command(error: subprocess.CalledProcessError, path: str) -> str:
     command = [str(word) for word in error.cmd] if isinstance(error.cmd, (list, tuple)) else [str(error.cmd)]
     status = _status(error.returncode)
     if command[:2] == ["bash", "-c"] and len(command) == 3:
-        return (f"{path}: hook `{command[2]}' {status}; fix or remove it in the file "
+        where = _hook_line(path, command[2])
+        return (f"{path}: {where}hook `{command[2]}' {status}; fix or remove it in the file "
                 "(its own output, if any, is above)")
     if command[1:3] == ["-m", "wgpy"]:
         return (f"the wgpy daemon for {command[-1]} did not start ({status}; its reason is above): "
@@ -37,6 +40,24 @@ def _failed_command(error: subprocess.CalledProcessError, path: str) -> str:
     if command[:2] == ["nft", "-f"]:
         return f"nft refused wg-quick's firewall rules ({status}; its message is above)"
     return f"`{' '.join(command)}' {status} (its message is above)"
+
+
+def _hook_line(path: str, run: str) -> str:
+    """``line N: PreUp: `` for the hook line of ``path`` that became the command ``run`` (its ``%i``
+    replaced by the interface name, as wg-quick does), or "" if none can be told."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = file.read().split("\n")
+        interface = interface_name(path)
+    except (OSError, UnicodeDecodeError, ConfigError):
+        return ""
+    for number, line in enumerate(lines, start=1):
+        # As config.parse reads a hook: the key before '#' and '=', the whole rest of the line as the value.
+        key, equals, value = line.partition("=")
+        name = HOOK_NAMES.get(key.partition("#")[0].strip(SPACE).lower())
+        if equals and name and value.strip(SPACE).replace("%i", interface) == run:
+            return f"line {number}: {name}: "
+    return ""
 
 
 def _status(returncode: int) -> str:
