@@ -19,7 +19,8 @@ import pytest
 
 from wgpy.core.device import Device
 from wgpy.runtime.keylog import KeylogFile
-from wgpy.runtime.loop import Runtime
+from wgpy.core.encoding import key_to_base64
+from wgpy.runtime.loop import Runtime, peer_name
 from wgpy.runtime.uapi_socket import UapiServer, socket_path
 from wgpy.runtime.udp import Udp
 
@@ -147,3 +148,43 @@ def test_the_key_log_is_closed_with_the_rest_when_the_loop_stops(tmp_path, signa
     tun.gone = True
     assert runtime.run() == "interface was deleted"
     assert runtime.keylog.closed
+
+
+def test_verbose_log_names_every_configuration_change(tmp_path, caplog, signals):
+    """LOG_LEVEL=verbose shows what a UAPI set changed, as wireguard-go's log does."""
+    device = Device(rng=seeded_rng(3), epoch_offset=1.7e9)
+    tun = PipeTun()
+    runtime = Runtime(device, tun, Udp(offload=False), UapiServer("wgtest2", directory=str(tmp_path)))
+    peer = bytes(range(32, 64))
+    results: dict = {}
+
+    def client() -> None:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as uapi:
+                uapi.settimeout(5)
+                uapi.connect(socket_path("wgtest2", str(tmp_path)))
+                uapi.sendall(f"set=1\nprivate_key={bytes(range(1, 33)).hex()}\npublic_key={peer.hex()}\n"
+                             "endpoint=192.0.2.1:51820\n\n".encode())
+                results["set"] = answer(uapi)
+                uapi.sendall(f"set=1\npublic_key={peer.hex()}\nremove=true\n\n".encode())
+                results["remove"] = answer(uapi)
+                wait_for(lambda: any("Peer removed" in r.getMessage() for r in caplog.records), "the log line")
+        except BaseException as error:
+            results["error"] = error
+        finally:
+            tun.gone = True
+
+    thread = threading.Thread(target=client, daemon=True)
+    with caplog.at_level(logging.DEBUG, logger="wgpy"):
+        thread.start()
+        try:
+            assert runtime.run() == "interface was deleted"
+        finally:
+            tun.gone = True
+            thread.join(10)
+    assert "error" not in results, results["error"]
+    lines = [record.getMessage() for record in caplog.records]
+    name = peer_name(peer)   # wireguard-go's short form: peer(ICEi…9Pj8)
+    assert [line for line in lines if "Private key" in line or name in line] == [
+        f"Private key changed: public key now {key_to_base64(device.private_key.public)}",
+        f"{name} - Peer added", f"{name} - Endpoint changed to 192.0.2.1:51820", f"{name} - Peer removed"]

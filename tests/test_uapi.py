@@ -108,9 +108,9 @@ def test_get_on_a_configured_device_is_wireguard_go_text_exactly():
         "tx_bytes=1234\n"
         "rx_bytes=5678\n"
         "persistent_keepalive_interval=25\n"
-        "allowed_ip=10.0.0.0/24\n"
-        "allowed_ip=192.168.1.7/32\n"
+        "allowed_ip=10.0.0.0/24\n"        # in the order given, families mixed (EntriesForPeer)
         "allowed_ip=2001:db8::/32\n"
+        "allowed_ip=192.168.1.7/32\n"
         f"public_key={B.hex()}\n"
         f"preshared_key={'0' * 64}\n"
         "protocol_version=1\n"

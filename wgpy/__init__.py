@@ -36,7 +36,8 @@ _EXPORTS = {
     "load_config": ("wgpy.config", "load"),
     **{name: ("wgpy.core.events", name) for name in (
         "Event", "HandshakeInitiated", "HandshakeResponded", "HandshakeCompleted", "HandshakeGaveUp",
-        "CookieReceived", "SessionExpired", "KeysZeroed", "EndpointChanged", "UnderLoad", "PacketDropped")},
+        "CookieReceived", "SessionExpired", "KeysZeroed", "EndpointChanged", "PeerAdded", "PeerRemoved", "PrivateKeyChanged", "UnderLoad",
+        "PacketDropped")},
 }
 __all__ = sorted(_EXPORTS)
 

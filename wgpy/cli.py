@@ -18,6 +18,7 @@ import argparse
 import os
 import stat
 import sys
+import warnings
 
 from . import __version__
 from .core.constants import KEY_LEN
@@ -30,6 +31,7 @@ COMMANDS = ("demo", "up", "down", "genkey", "pubkey", "genpsk", "explain", "deco
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _plain_warnings()
     if argv in (["--version"], ["-v"]):
         print(f"wgpy v{__version__}")
         return 0
@@ -40,10 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         return daemon.main(interface_args[0], foreground=len(argv) > 1)
     parser = argparse.ArgumentParser(
         prog="wgpy",
+        usage="wgpy [-f|--foreground] IFACE\n       wgpy COMMAND [ARGS...]   (wgpy --help lists them)",
         description="WireGuard in Python",
         epilog="wgpy [-f|--foreground] IFACE creates the interface IFACE and serves its UAPI socket, as wireguard-go does.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser("demo", help="run a tunnel between two network namespaces and show it works")
     demo.add_argument("--in-memory", action="store_true", help="two peers in memory instead: no root, no OS")
     for verb in ("up", "down"):
@@ -65,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     decode.add_argument("--format", choices=("text", "json"), default="text")
     decode.add_argument("--full", action="store_true", help="print long fields whole")
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.error("give the name of the interface to create (IFACE, as wireguard-go takes it) or a COMMAND")
 
     if args.command == "demo":
         if args.in_memory:
@@ -96,7 +101,23 @@ def main(argv: list[str] | None = None) -> int:
         from .study import decode as study
 
         return study.main(args.inputs, args.keylog, args.format, args.full)
-    return 2  # unreachable: argparse requires a command
+    return 2  # unreachable: every command returned above
+
+
+def _plain_warnings() -> None:
+    """wgpy's own warnings (a world-readable configuration file) as one line for a user, as
+    ``wgpy: warning: ...``, instead of Python's ``file.py:54: WorldAccessibleWarning`` and a source line."""
+    from .config import WorldAccessibleWarning
+
+    python_format = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, WorldAccessibleWarning):
+            print(f"wgpy: warning: {message}", file=file or sys.stderr)
+        else:
+            python_format(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def _warn_if_world_accessible() -> None:

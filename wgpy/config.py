@@ -18,7 +18,7 @@ import os
 import re
 import stat
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 from typing import Callable
@@ -70,6 +70,8 @@ class Reason(Enum):
     BAD_ALLOWED_IP = "AllowedIPs entry is not an IP address with an optional /prefix"
     BAD_ENDPOINT = "Endpoint is not host:port or [IPv6]:port"
     BAD_KEEPALIVE = "PersistentKeepalive is neither off nor 0-65535"
+    # Resolving (wgpy up, as wg setconf does before sending)
+    UNRESOLVED_ENDPOINT = "host name does not resolve: check the name and this machine's DNS, or write an IP address"
     # The whole file (config.c config_read_finish)
     MISSING_PUBLIC_KEY = "peer has no PublicKey"
     DUPLICATE_PEER = "two peers have the same PublicKey"
@@ -80,14 +82,16 @@ class Reason(Enum):
 class ConfigError(ValueError):
     """A configuration file was refused: ``reason`` says which rule, ``line`` (1-based) and ``key`` where.
 
-    The message names the key, never its value: values may be secret keys.
+    The message names the key, never its value: values may be secret keys. ``detail`` is for what is not
+    secret and helps, such as the host name that did not resolve.
     """
 
-    def __init__(self, reason: Reason, line: int | None = None, key: str | None = None) -> None:
+    def __init__(self, reason: Reason, line: int | None = None, key: str | None = None, detail: str = "") -> None:
         self.reason = reason
         self.line = line
         self.key = key
-        where = "".join([f"line {line}: " if line is not None else "", f"{key}: " if key else ""])
+        where = "".join([f"line {line}: " if line is not None else "", f"{key}: " if key else "",
+                         f"{detail}: " if detail else ""])
         super().__init__(where + reason.value)
 
 
@@ -109,6 +113,7 @@ class Endpoint:
 
     host: str
     port: int
+    line: int | None = field(default=None, compare=False, repr=False)   # where the file gave it, for messages
 
     @property
     def is_name(self) -> bool:
@@ -493,7 +498,7 @@ def _peer_value(peer: dict[str, object], name: str, value: str, number: int) -> 
     elif name == "AllowedIPs":
         peer.setdefault("allowed_ips", []).extend(_allowed_ips(value))
     elif name == "Endpoint":
-        peer["endpoint"] = _endpoint(value)
+        peer["endpoint"] = replace(_endpoint(value), line=number)
     else:
         peer["persistent_keepalive"] = _number(value, 65535, Reason.BAD_KEEPALIVE, off=True)
 
@@ -563,7 +568,8 @@ def load(path: str, *, quick: bool = True) -> InterfaceConfig:
     mode = os.stat(real).st_mode
     directory_mode = os.stat(os.path.dirname(real) or ".").st_mode
     if stat.S_IMODE(mode) & stat.S_IMODE(directory_mode) & 0o007:
-        warnings.warn(f"{real!r} is world accessible", WorldAccessibleWarning, stacklevel=2)
+        warnings.warn(f"{path} is world accessible: anyone on this machine can read its private key; "
+                      f"run chmod 600 {path}", WorldAccessibleWarning, stacklevel=2)
     with open(real, "rb") as file:
         data = file.read()
     try:
@@ -609,5 +615,9 @@ def _numeric_endpoint(endpoint: Endpoint, resolve: Callable[[str, int], str] | N
         return endpoint
     if resolve is None:
         raise ValueError("an endpoint is a host name: pass resolve= to turn it into an address")
-    address = _parse_ip(str(resolve(endpoint.host, endpoint.port)))
+    try:
+        address = _parse_ip(str(resolve(endpoint.host, endpoint.port)))
+    except OSError as error:   # socket.gaierror: "Name or service not known", "Temporary failure ..."
+        cause = f" ({error.strerror})" if getattr(error, "strerror", None) else ""
+        raise ConfigError(Reason.UNRESOLVED_ENDPOINT, endpoint.line, "Endpoint", endpoint.host + cause) from None
     return Endpoint(format_ip(address), endpoint.port)

@@ -7,6 +7,7 @@ up/down and key commands.
 import base64
 import ipaddress
 import os
+import socket
 import subprocess
 import sys
 
@@ -205,3 +206,27 @@ def test_key_commands_match_wg():
     bad_theirs = subprocess.run(["wg", "pubkey"], input="nonsense\n", capture_output=True, text=True)
     assert bad_ours.returncode == bad_theirs.returncode == 1
     assert bad_ours.stderr.split(":", 1)[1] == bad_theirs.stderr.split(":", 1)[1]
+
+
+def test_allowed_ips_are_shown_in_the_order_given_as_wireguard_go_does(hosts):
+    """wireguard-go keeps one list of prefixes per peer (EntriesForPeer): the order given, IPv4 and IPv6
+    mixed, a prefix given again moving to the end. `wg show` prints that order for both daemons."""
+    require("wireguard-go")
+    hosts.start_wgpy(hosts.a, "wgma0")
+    hosts.start_wireguard_go(hosts.b, "wgmb0")
+    wait_for(lambda: os.path.exists("/var/run/wireguard/wgmb0.sock"), "wireguard-go's UAPI socket")
+    peer = b64(key().public)
+    given = "2001:db8:5::/48,198.18.5.0/24,10.9.0.1/32,2001:db8::7/128"
+    shown = {}
+    for ns, name in ((hosts.a, "wgma0"), (hosts.b, "wgmb0")):
+        hosts.wg(ns, "set", name, "peer", peer, "allowed-ips", given)
+        # Given again without replace_allowed_ips (wg has no command for it: addconf replaces): to the end.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as uapi:
+            uapi.settimeout(10)
+            uapi.connect(f"/var/run/wireguard/{name}.sock")
+            uapi.sendall(f"set=1\npublic_key={base64.b64decode(peer).hex()}\nallowed_ip=198.18.5.0/24\n\n".encode())
+            assert uapi.recv(64) == b"errno=0\n\n"
+        shown[name] = hosts.wg(ns, "show", name, "allowed-ips").stdout.split()[1:]
+    assert shown["wgma0"] == shown["wgmb0"], shown
+    assert shown["wgma0"] == ["2001:db8:5::/48", "10.9.0.1/32", "2001:db8::7/128", "198.18.5.0/24"]
+    assert shown["wgma0"] == shown["wgmb0"]

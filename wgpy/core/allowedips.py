@@ -164,19 +164,16 @@ class AllowedIPs(Generic[Peer]):
         return None
 
     def entries(self, peer: Peer) -> list[tuple[bytes, int]]:
-        """``peer``'s prefixes as (address bytes with host bits zero, cidr): IPv4 first, then IPv6,
-        each in the order they were inserted (the kernel and wireguard-go keep one list per peer in
-        that order, a re-inserted prefix moving to its end, but mix the families)."""
+        """``peer``'s prefixes as (address bytes with host bits zero, cidr) in the order they were
+        inserted, both families mixed, a re-inserted prefix moving to the end: wireguard-go's
+        ``EntriesForPeer`` (one list per peer, ``trieEntries``), so ``wg show`` lists them as given."""
         return list(self.iter_entries(peer))
 
     def iter_entries(self, peer: Peer) -> Iterator[tuple[bytes, int]]:
         """:meth:`entries` one at a time, for a caller that takes them in slices; the table must not
         change meanwhile."""
-        owned = self._by_peer.get(peer, ())
-        for want in (4, 16):
-            for size, cidr, key in owned:
-                if size == want:
-                    yield (key << (size * 8 - cidr)).to_bytes(size, "big"), cidr
+        for size, cidr, key in self._by_peer.get(peer, ()):
+            yield (key << (size * 8 - cidr)).to_bytes(size, "big"), cidr
 
     def clear(self) -> None:
         """Remove everything."""

@@ -37,7 +37,8 @@ from .constants import (
 from .cookie import CookieChecker
 from .crypto import PrivateKey, Rng
 from .errors import Drop, Rejected
-from .events import EndpointChanged, Event, HandshakeGaveUp, KeysZeroed, SessionExpired, UnderLoad
+from .events import (EndpointChanged, Event, HandshakeGaveUp, KeysZeroed, PeerAdded, PeerRemoved, PrivateKeyChanged,
+                     SessionExpired, UnderLoad)
 from .handshake_queue import HandshakeQueue
 from .index_table import IndexTable
 from .keylog import KeylogEntry
@@ -109,6 +110,7 @@ class Device:
         if private_key == self._private_key:
             return
         self._private_key = private_key
+        self.output.emit(PrivateKeyChanged(private_key.public if private_key is not None else None))
         self.cookie_checker = CookieChecker(private_key.public, self.rng) if private_key else None
         if private_key is not None and private_key.public in self.peers:
             self.remove_peer(private_key.public)
@@ -126,6 +128,7 @@ class Device:
         peer = self.peers.get(public_key)
         if peer is None:
             peer = self.peers[public_key] = Peer(public_key)
+            self.output.emit(PeerAdded(public_key))
         return peer
 
     def remove_peer(self, public_key: bytes) -> None:
@@ -139,6 +142,7 @@ class Device:
         self.allowed_ips.remove_by_peer(peer)
         peer.staged.clear()
         peer.timers.clear()
+        self.output.emit(PeerRemoved(public_key))
 
     def remove_all_peers(self) -> None:
         for public_key in list(self.peers):

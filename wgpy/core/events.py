@@ -73,6 +73,28 @@ class EndpointChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerAdded:
+    """The configuration added ``peer`` (wireguard-go: "UAPI: Created")."""
+
+    peer: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRemoved:
+    """``peer`` was removed, with its sessions, allowed IPs and timers (wireguard-go: "UAPI: Removing")."""
+
+    peer: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateKeyChanged:
+    """The device has a new identity: ``public`` is its new public key, None once the key is removed
+    (wireguard-go: "UAPI: Updating private key"). The key itself is not here: events carry no secret."""
+
+    public: Optional[bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class UnderLoad:
     """The device started (``True``) or stopped (``False``) answering handshakes with cookies."""
 
@@ -98,6 +120,9 @@ Event = Union[
     SessionExpired,
     KeysZeroed,
     EndpointChanged,
+    PeerAdded,
+    PeerRemoved,
+    PrivateKeyChanged,
     UnderLoad,
     PacketDropped,
 ]

@@ -33,6 +33,9 @@ from ..core.events import (
     HandshakeResponded,
     KeysZeroed,
     PacketDropped,
+    PeerAdded,
+    PeerRemoved,
+    PrivateKeyChanged,
     SessionExpired,
     UnderLoad,
 )
@@ -407,6 +410,15 @@ class Runtime:
             log.debug("%s - Zeroing all keys (no new session for %d seconds)", peer_name(event.peer), 3 * REJECT_AFTER_TIME)
         elif isinstance(event, EndpointChanged):
             log.debug("%s - Endpoint changed to %s", peer_name(event.peer), format_endpoint(event.endpoint))
+        elif isinstance(event, PeerAdded):
+            log.debug("%s - Peer added", peer_name(event.peer))
+        elif isinstance(event, PeerRemoved):
+            log.debug("%s - Peer removed", peer_name(event.peer))
+        elif isinstance(event, PrivateKeyChanged):
+            if event.public is None:
+                log.debug("Private key removed")
+            else:
+                log.debug("Private key changed: public key now %s", key_to_base64(event.public))
         elif isinstance(event, UnderLoad):
             log.debug("Device %s load: answering handshakes with cookies %s", "under" if event.active else "no longer under", "now" if event.active else "no more")
 

@@ -17,6 +17,7 @@ import sys
 from .. import config as wgconfig
 from .. import quick_plan
 from ..core.constants import DEFAULT_MTU, OUTER_OVERHEAD
+from .messages import describe
 from .uapi_socket import request as uapi_request
 
 
@@ -56,7 +57,7 @@ def up(path: str) -> int:
         interface = wgconfig.interface_name(path)
         plan = quick_plan.plan_up(conf, interface, default_mtu=_default_mtu())
     except (wgconfig.ConfigError, OSError, ValueError) as err:
-        print(f"wgpy: {path}: {err}", file=sys.stderr)
+        print(f"wgpy: {describe(err, path)}", file=sys.stderr)
         return 1
     if os.path.exists(f"/sys/class/net/{interface}"):
         print(f"wgpy: `{interface}' already exists", file=sys.stderr)
@@ -78,7 +79,7 @@ def up(path: str) -> int:
         for hook in plan.after:
             _run(hook)
     except (subprocess.CalledProcessError, OSError, RuntimeError, ValueError) as err:
-        print(f"wgpy: {err}", file=sys.stderr)
+        print(f"wgpy: {describe(err, path)}", file=sys.stderr)
         subprocess.run(["ip", "link", "delete", "dev", interface], capture_output=True)
         return 1
     for notice in plan.notices:
@@ -92,7 +93,7 @@ def down(path: str) -> int:
         interface = wgconfig.interface_name(path)
         plan = quick_plan.plan_down(conf, interface)
     except (wgconfig.ConfigError, OSError, ValueError) as err:
-        print(f"wgpy: {path}: {err}", file=sys.stderr)
+        print(f"wgpy: {describe(err, path)}", file=sys.stderr)
         return 1
     if not os.path.exists(f"/sys/class/net/{interface}"):
         print(f"wgpy: `{interface}' is not a WireGuard interface", file=sys.stderr)
@@ -102,7 +103,7 @@ def down(path: str) -> int:
         try:
             _run(command)
         except (subprocess.CalledProcessError, OSError) as err:
-            print(f"wgpy: {err}", file=sys.stderr)
+            print(f"wgpy: {describe(err, path)}", file=sys.stderr)
             status = 1
     for notice in plan.notices:
         print(f"wgpy: {notice}", file=sys.stderr)
