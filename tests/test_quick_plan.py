@@ -204,3 +204,11 @@ def test_save_config_writes_the_running_configuration_under_the_files_wg_quick_k
                      + running[len("[Interface]\n"):])
     assert parse(saved).save_config and len(parse(saved).peers) == 2
     assert showconf("errno=0\n") == "[Interface]\n"
+
+
+def test_save_config_leaves_out_the_link_local_address_the_kernel_gave():
+    config = parse("[Interface]\nAddress = fe80::7/64\nSaveConfig = true\n")
+    saved = saved_config(config, ["10.0.0.2/24", "fe80::7/64", "fe80::4dc4:80a6:c6a3:499a/64", "169.254.0.1/16"],
+                         1420, "[Interface]\nListenPort = 1\n")
+    assert saved == ("[Interface]\nAddress = 10.0.0.2/24\nAddress = fe80::7/64\nAddress = 169.254.0.1/16\n"
+                     "SaveConfig = true\nListenPort = 1\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from ipaddress import ip_interface
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -28,7 +29,8 @@ class Command:
     ``undo`` is what a failed ``up`` runs, newest step first, to leave the host as it found it; a step
     that only changes the interface has none (deleting the link undoes it). ``uapi``, when set, is what
     the runner really does: it sends this operation to the daemon's UAPI socket, and ``argv`` is the
-    wireguard-tools command that sends the same one, for the echo. It holds keys, so it never prints.
+    wireguard-tools command that sends the same one, for the echo, as shell words already (it may hold a
+    ``<(...)``). The operation holds keys, so it never prints.
     """
 
     argv: tuple[str, ...]
@@ -38,7 +40,7 @@ class Command:
 
     def shell(self) -> str:
         """The step as a line to paste into a shell: quoted, its input a here-document."""
-        line = shlex.join(self.argv)
+        line = " ".join(self.argv) if self.uapi is not None else shlex.join(self.argv)
         if self.input is None:
             return line
         text = self.input if self.input.endswith("\n") else self.input + "\n"
@@ -161,8 +163,12 @@ def saved_config(config: InterfaceConfig, addresses: Iterable[str], mtu: int | N
     ``addresses`` are the interface's as ``ip -brief address show`` lists them; ``mtu`` is the link's,
     kept only when the file sets an MTU. The wg-quick keys go first in ``[Interface]``, as wg-quick
     writes them. wg-quick takes DNS from resolvconf, which it set; wgpy sets no DNS, so the file's stay.
+    Unlike wg-quick, an IPv6 link-local address the file does not have is left out: the kernel gives
+    our TUN device one of its own at every start, and saving it would add one more each time.
     """
-    lines = ["[Interface]", *(f"Address = {address}" for address in addresses)]
+    own = {format_prefix(address) for address in config.addresses}
+    kept = [a for a in addresses if a in own or not (ip_interface(a).version == 6 and ip_interface(a).is_link_local)]
+    lines = ["[Interface]", *(f"Address = {address}" for address in kept)]
     lines += [f"DNS = {server}" for server in [*map(str, config.dns), *config.dns_search]]
     if config.mtu is not None and mtu is not None:
         lines.append(f"MTU = {mtu}")
