@@ -1,8 +1,9 @@
-"""wg-quick's plan on Linux: the ``ip``, ``nft`` and ``sysctl`` commands that bring an interface up and
-down (wireguard-tools ``src/wg-quick/linux.bash``, ``cmd_up`` and ``cmd_down``), as data.
+"""wg-quick's plan on Linux: the ``ip``, ``sysctl`` and firewall (``nft``, else ``iptables-restore``)
+commands that bring an interface up and down (wireguard-tools ``src/wg-quick/linux.bash``, ``cmd_up``,
+``cmd_down`` and ``save_config``), as data.
 
-Pure: a parsed :class:`~wgpy.config.InterfaceConfig` in, argv lists out. Running them is
-:mod:`wgpy.runtime.quick`'s job (``wgpy up``, ``wgpy down``).
+Pure: a parsed :class:`~wgpy.config.InterfaceConfig` in, :class:`Command` lists out, each with the
+commands that undo it. Running them is :mod:`wgpy.runtime.quick`'s job (``wgpy up``, ``wgpy down``).
 """
 
 from __future__ import annotations

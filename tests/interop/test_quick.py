@@ -220,3 +220,20 @@ def test_save_config_writes_the_running_configuration_back_at_down(hosts, tmp_pa
     assert again.returncode == 0, again.stderr
     assert hosts.wg(hosts.a, "showconf", interface).stdout == running
     assert hosts.run(hosts.a, sys.executable, "-m", "wgpy", "down", str(conf), env=env, check=False).returncode == 0
+
+
+def test_up_killed_halfway_undoes_what_it_did(hosts, tmp_path):
+    """SIGTERM during PostUp (the hook signals its parent, `wgpy up`): as wg-quick's trap, all is undone."""
+    own, other = PrivateKey.generate(os.urandom), PrivateKey.generate(os.urandom)
+    interface = name("k")
+    hosts.interfaces.append(interface)
+    conf = full_tunnel(tmp_path, interface, own, other, extra="PostUp = kill -TERM $PPID; exec sleep 20\n")
+    before = host_state(hosts, hosts.a)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    started = time.monotonic()
+    up = hosts.run(hosts.a, sys.executable, "-m", "wgpy", "up", conf, env=env, check=False, timeout=60)
+    assert up.returncode == 128 + 15, up.stderr
+    assert time.monotonic() - started < 15                # the hook was stopped, not waited for
+    assert "[#] ip -4 rule delete not fwmark 51820 table 51820" in up.stderr
+    wait_for(lambda: not (SOCKETS / f"{interface}.sock").exists(), "the UAPI socket to go")
+    assert_same(before, host_state(hosts, hosts.a), "after SIGTERM")

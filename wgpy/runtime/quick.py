@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -90,6 +91,10 @@ def _up_steps(conf: wgconfig.InterfaceConfig, path: str, interface: str, plan: q
     return [*steps, *plan.commands, *plan.after]
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _roll_back(done: list[Command], interface: str) -> None:
     """Undo the steps done, newest first; an undo that fails is reported and the rest still run."""
     for step in reversed(done):
@@ -114,11 +119,12 @@ def up(path: str) -> int:
         print(f"wgpy: `{interface}' already exists", file=sys.stderr)
         return 1
     done: list[Command] = []
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         for step in steps:
             perform(step, interface)
             done.append(step)
-    except BaseException as err:  # Ctrl-C included, as wg-quick's `trap del_if INT TERM EXIT`
+    except BaseException as err:  # Ctrl-C and SIGTERM too, as wg-quick's `trap del_if INT TERM EXIT`
         print(f"wgpy: {err or type(err).__name__}", file=sys.stderr)
         _roll_back(done, interface)
         if os.path.exists(f"/sys/class/net/{interface}"):
@@ -127,6 +133,8 @@ def up(path: str) -> int:
         if not isinstance(err, Exception):
             raise
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     for notice in plan.notices:
         print(f"wgpy: {notice}", file=sys.stderr)
     return 0
@@ -148,8 +156,10 @@ def down(path: str) -> int:
     except OSError as err:
         print(f"wgpy: {err}", file=sys.stderr)
         running, status = "", 1
-    fields = dict(line.split("=", 1) for line in running.splitlines() if "=" in line and not line.startswith("public_key"))
-    table_id = int(fields.get("fwmark", "0")) or quick_plan.DEFAULT_TABLE_ID
+    # wg-quick's get_fwmark: the device's own mark names the table its default routes went to.
+    device_lines = running.partition("public_key=")[0].splitlines()
+    marks = [line.partition("=")[2] for line in device_lines if line.startswith("fwmark=")]
+    table_id = int(marks[0]) if marks and marks[0].isdigit() and int(marks[0]) else quick_plan.DEFAULT_TABLE_ID
     for hook in quick_plan.plan_down(conf, interface).before:
         status |= _try(hook, interface)
     if conf.save_config:
