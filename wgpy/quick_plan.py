@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from ipaddress import ip_interface
 from dataclasses import dataclass, field
+from ipaddress import ip_interface
 from typing import Iterable
 
 from .config import InterfaceConfig, IPInterface, IPNetwork, format_ip, format_prefix
