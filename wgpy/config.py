@@ -24,7 +24,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6
 from typing import Callable
 
 from .core.constants import KEY_LEN
-from .core.encoding import key_from_base64, key_to_hex
+from .core.encoding import key_from_base64, key_from_hex, key_to_base64, key_to_hex
 from .uapi.values import join_host_port
 
 IPAddress = IPv4Address | IPv6Address
@@ -621,3 +621,48 @@ def _numeric_endpoint(endpoint: Endpoint, resolve: Callable[[str, int], str] | N
         cause = f" ({error.strerror})" if getattr(error, "strerror", None) else ""
         raise ConfigError(Reason.UNRESOLVED_ENDPOINT, endpoint.line, "Endpoint", endpoint.host + cause) from None
     return Endpoint(format_ip(address), endpoint.port)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The file `wg showconf` prints, from a `get=1` answer
+# ---------------------------------------------------------------------------------------------------
+
+
+def showconf(get_answer: str) -> str:
+    """What ``wg showconf`` prints for the device a ``get=1`` answer describes (wireguard-tools
+    ``src/showconf.c``): ListenPort, FwMark and PrivateKey when set, then each peer's PublicKey,
+    PresharedKey, AllowedIPs, Endpoint and PersistentKeepalive when set, a blank line between sections.
+    An all-zero key is no key, as in the UAPI."""
+    zero = key_to_hex(bytes(KEY_LEN))
+    device: dict[str, str] = {}
+    peers: list[dict[str, list[str]]] = []
+    for line in get_answer.splitlines():
+        key, _, value = line.partition("=")
+        if key == "public_key":
+            peers.append({})
+        if peers:
+            peers[-1].setdefault(key, []).append(value)
+        else:
+            device[key] = value
+
+    def base64(hex_key: str) -> str:
+        return key_to_base64(key_from_hex(hex_key))
+
+    out = ["[Interface]\n"]
+    if device.get("listen_port", "0") != "0":
+        out.append(f"ListenPort = {device['listen_port']}\n")
+    if device.get("fwmark", "0") != "0":
+        out.append(f"FwMark = {int(device['fwmark']):#x}\n")
+    if device.get("private_key", zero) != zero:
+        out.append(f"PrivateKey = {base64(device['private_key'])}\n")
+    for peer in peers:
+        out.append(f"\n[Peer]\nPublicKey = {base64(peer['public_key'][0])}\n")
+        if peer.get("preshared_key", [zero])[0] != zero:
+            out.append(f"PresharedKey = {base64(peer['preshared_key'][0])}\n")
+        if "allowed_ip" in peer:
+            out.append(f"AllowedIPs = {', '.join(peer['allowed_ip'])}\n")
+        if "endpoint" in peer:
+            out.append(f"Endpoint = {peer['endpoint'][0]}\n")
+        if peer.get("persistent_keepalive_interval", ["0"])[0] != "0":
+            out.append(f"PersistentKeepalive = {peer['persistent_keepalive_interval'][0]}\n")
+    return "".join(out)
