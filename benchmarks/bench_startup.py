@@ -6,7 +6,8 @@ In a fresh network namespace, wireguard-go and wgpy are started alternately ``--
 the foreground (``wireguard-go -f IFACE``, ``python -m wgpy -f IFACE``). Start-up is the time from the launch
 to the first answer to ``get=1`` on the UAPI socket (polled every millisecond); idle RSS is the daemon's
 VmRSS ``--idle`` seconds after that answer, with no configuration. Reported: the median of each, and
-wgpy's ratio to wireguard-go's. The project's goals (issue "A new user's first hour"): start-up within 5x
+wgpy's ratio to wireguard-go's; for scale, the interpreter's own floor (``python -c pass`` from launch to
+exit, and an idle interpreter's VmRSS), which no import can go below. The project's goals (issue "A new user's first hour"): start-up within 5x
 and idle RSS within 3x. Exits non-zero if a daemon fails to start or to answer.
 """
 
@@ -80,6 +81,24 @@ def one_start(command: list[str], name: str, idle: float, env: dict) -> tuple[fl
         Path(f"{SOCKETS}/{name}.sock").unlink(missing_ok=True)
 
 
+def interpreter_floor(runs: int, idle: float) -> dict:
+    """What the interpreter alone costs before any wgpy code runs: ``python -c pass`` from launch to exit,
+    and the resident set of an interpreter that only sleeps (the same site-packages as the daemon's)."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append(time.perf_counter() - start)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(idle)
+        rss = rss_kib(sleeper.pid)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    return {"startup_s": statistics.median(times), "rss_kib": rss}
+
+
 def measure(runs: int, idle: float) -> dict:
     daemons = {
         "wireguard-go": (["wireguard-go", "-f"], dict(os.environ, LOG_LEVEL="error")),
@@ -94,6 +113,7 @@ def measure(runs: int, idle: float) -> dict:
             samples[daemon]["rss_kib"].append(rss)
     result = {d: {"startup_s": statistics.median(s["startup_s"]), "rss_kib": statistics.median(s["rss_kib"]),
                   "samples": s} for d, s in samples.items()}
+    result["python"] = interpreter_floor(runs, idle)
     result["ratio"] = {
         "startup": result["wgpy"]["startup_s"] / result["wireguard-go"]["startup_s"],
         "rss": result["wgpy"]["rss_kib"] / result["wireguard-go"]["rss_kib"],
@@ -107,6 +127,9 @@ def report(result: dict) -> None:
     print(f"{'':14}{'start-up (launch to UAPI answer)':>34}{'idle RSS':>12}")
     for daemon in ("wireguard-go", "wgpy"):
         print(f"{daemon:14}{result[daemon]['startup_s'] * 1000:>31.1f} ms{result[daemon]['rss_kib'] / 1024:>8.1f} MiB")
+    floor = result["python"]
+    print(f"{'(python alone)':14}{floor['startup_s'] * 1000:>31.1f} ms{floor['rss_kib'] / 1024:>8.1f} MiB"
+          "   python -c pass to exit; an idle interpreter")
     ratio = result["ratio"]
     print(f"{'wgpy / wg-go':14}{ratio['startup']:>33.1f}x{ratio['rss']:>11.1f}x")
     print(f"goals: start-up within {GOALS['startup']:.0f}x: {'met' if ratio['startup'] <= GOALS['startup'] else 'NOT met'}, "
