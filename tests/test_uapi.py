@@ -550,11 +550,14 @@ def test_listen_port_goes_through_bind_and_stores_the_bound_port():
     assert "listen_port=40000\n" in get_text(device)
 
 
-def test_a_port_in_use_is_eaddrinuse_and_leaves_port_zero():
+def test_a_port_in_use_is_eaddrinuse_and_get_reports_the_port_still_bound():
+    """The hook keeps the old sockets when the new port is taken: ``get`` must say where we listen, not 0
+    (wireguard-go says 0 because it has closed its old sockets; we have not)."""
     device, bind = new_device(), FakeBind(refuse={51820})
-    device.listen_port = 1000
+    assert run_set(device, "listen_port=1000", bind=bind) == OK
     assert run_set(device, "listen_port=51820", f"public_key={A.hex()}", bind=bind) == answer(EADDRINUSE)
-    assert device.listen_port == 0   # BindUpdate sets the port to 0 when Open fails
+    assert device.listen_port == 1000
+    assert "listen_port=1000\n" in get_text(device)
     assert device.peers == {}
 
 

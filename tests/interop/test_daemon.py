@@ -6,6 +6,8 @@
 import os
 import signal
 import stat
+import subprocess
+import sys
 import time
 
 import pytest
@@ -83,3 +85,35 @@ def test_mtu_changes_are_picked_up(hosts, tmp_path):
     hosts.ip(hosts.a, "link", "set", "wgd4", "mtu", "1280")
     wait_for(lambda: "MTU of wgd4 is now 1280" in log.read_text(), "the daemon to notice the new MTU")
     assert process.poll() is None
+
+
+PORT_HOLDER = """
+import socket, sys
+holder = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)   # dual-stack: the port is taken for both families
+holder.bind(("::", int(sys.argv[1])))
+print("bound", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_refused_listen_port_leaves_the_old_port_reported_and_serving(hosts):
+    """``wg set listen-port`` on a taken port fails (EADDRINUSE); ``wg show`` then reports the port the
+    daemon still listens on, not 0.
+
+        ns A: wgpy (wgp6) on 51000; a Python socket holding 52000
+    """
+    hosts.start_wgpy(hosts.a, "wgp6")
+    hosts.wg(hosts.a, "set", "wgp6", "listen-port", "51000")
+    holder = subprocess.Popen(["ip", "netns", "exec", hosts.a, sys.executable, "-c", PORT_HOLDER, "52000"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    hosts.processes.append(holder)
+    assert holder.stdout.readline() == "bound\n"
+    refused = hosts.wg(hosts.a, "set", "wgp6", "listen-port", "52000", check=False)
+    assert refused.returncode != 0 and "Address already in use" in refused.stderr
+    assert hosts.wg(hosts.a, "show", "wgp6", "listen-port").stdout.strip() == "51000"
+    listening = hosts.run(hosts.a, "ss", "-Hulpn", "sport", "= :51000").stdout
+    assert "python" in listening   # the daemon's sockets are still open where it says they are
+    holder.stdin.close()
+    holder.wait(5)
+    hosts.wg(hosts.a, "set", "wgp6", "listen-port", "52000")   # free now: the change goes through
+    assert hosts.wg(hosts.a, "show", "wgp6", "listen-port").stdout.strip() == "52000"

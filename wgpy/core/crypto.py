@@ -13,25 +13,50 @@ This is the only module of the core that imports ``cryptography``.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import struct
 from typing import Callable
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+# BLAKE2s and the constant-time compare straight from the interpreter's own C modules, which is where
+# ``hashlib.blake2s`` and (without OpenSSL) ``hmac.compare_digest`` come from: importing ``hashlib`` or
+# ``hmac`` loads the system's libcrypto, 3.4 MiB of resident memory an idle daemon does not need.
+from _blake2 import blake2s as _blake2s
+from _operator import _compare_digest
 
 from .constants import KEY_LEN
 from .errors import Drop, Rejected
+
+_CRYPTOGRAPHY_NAMES = ("InvalidTag", "X25519PrivateKey", "X25519PublicKey", "Cipher", "algorithms", "ChaCha20Poly1305")
+_loaded = False
+
+
+def _load() -> None:
+    """Import ``cryptography`` on the first use of a key rather than with this module: it is about 7 MiB of
+    resident memory and 10 ms of start-up that an unconfigured daemon, ``wgpy --help`` or ``wgpy decode``
+    of a capture without keys never need (benchmarks/bench_startup.py). Every function below that uses
+    one of its names calls this first."""
+    global _loaded, InvalidTag, X25519PrivateKey, X25519PublicKey, Cipher, algorithms, ChaCha20Poly1305
+    if _loaded:
+        return
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    _loaded = True
+
+
+def __getattr__(name: str):
+    """``crypto.InvalidTag`` (and the other names of ``cryptography`` used here), loaded when first asked for."""
+    if name in _CRYPTOGRAPHY_NAMES:
+        _load()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 Rng = Callable[[int], bytes]
 """Where the core's randomness comes from: ``rng(n)`` returns ``n`` random bytes (``os.urandom`` in the
 runtime, a seeded generator in tests)."""
 
 ZERO_KEY = bytes(KEY_LEN)
-_blake2s = hashlib.blake2s
 
 
 def _check_len(value: bytes, length: int, what: str) -> bytes:
@@ -49,6 +74,7 @@ class PrivateKey:
     __slots__ = ("_raw", "_key", "public")
 
     def __init__(self, raw: bytes) -> None:
+        _load()
         self._raw = _check_len(raw, KEY_LEN, "a private key")
         self._key = X25519PrivateKey.from_private_bytes(self._raw)
         self.public: bytes = self._key.public_key().public_bytes_raw()
@@ -99,6 +125,7 @@ def public_key(raw_private: bytes) -> bytes:
 
 def x25519(scalar: bytes, u: bytes) -> bytes:
     """Raw X25519 (RFC 7748 section 5), without the all-zero check: for vectors and explanations."""
+    _load()
     key = X25519PrivateKey.from_private_bytes(_check_len(scalar, KEY_LEN, "a scalar"))
     peer = X25519PublicKey.from_public_bytes(_check_len(u, KEY_LEN, "a u-coordinate"))
     try:
@@ -177,16 +204,19 @@ def aead_context(key: bytes) -> ChaCha20Poly1305:
     """A reusable ChaCha20-Poly1305 context for one transport key: the hot path keeps one per direction
     and calls its ``encrypt``/``decrypt`` with :func:`aead_nonce` nonces (a failed ``decrypt`` raises
     :class:`InvalidTag`, re-exported here)."""
+    _load()
     return ChaCha20Poly1305(key)
 
 
 def AEAD(key: bytes, counter: int, plaintext: bytes, associated_data: bytes) -> bytes:
     """ChaCha20-Poly1305 encryption; returns ciphertext || 16-byte tag."""
+    _load()
     return ChaCha20Poly1305(key).encrypt(aead_nonce(counter), plaintext, associated_data)
 
 
 def AEAD_DECRYPT(key: bytes, counter: int, ciphertext: bytes, associated_data: bytes) -> bytes:
     """ChaCha20-Poly1305 decryption; raises :class:`Rejected` (DECRYPTION_FAILED) if the tag is wrong."""
+    _load()
     try:
         return ChaCha20Poly1305(key).decrypt(aead_nonce(counter), ciphertext, associated_data)
     except InvalidTag:
@@ -205,6 +235,7 @@ def hchacha20(key: bytes, nonce16: bytes) -> bytes:
     ``cryptography`` (its 16-byte nonce is exactly state words 12-15), so subtracting the known input
     words back out gives HChaCha20's output: about 7 us, against about 60 us for the rounds in Python.
     """
+    _load()
     _check_len(key, 32, "an HChaCha20 key")
     _check_len(nonce16, 16, "an HChaCha20 nonce")
     encryptor = Cipher(algorithms.ChaCha20(key, nonce16), mode=None).encryptor()
@@ -221,12 +252,14 @@ def _xaead_subkey_and_nonce(key: bytes, nonce: bytes) -> tuple[bytes, bytes]:
 
 def XAEAD(key: bytes, nonce: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
     """XChaCha20-Poly1305 encryption with a 24-byte nonce (the cookie reply)."""
+    _load()
     subkey, short_nonce = _xaead_subkey_and_nonce(key, nonce)
     return ChaCha20Poly1305(subkey).encrypt(short_nonce, plaintext, associated_data)
 
 
 def XAEAD_DECRYPT(key: bytes, nonce: bytes, ciphertext: bytes, associated_data: bytes) -> bytes:
     """XChaCha20-Poly1305 decryption; raises :class:`Rejected` (DECRYPTION_FAILED) on a wrong tag."""
+    _load()
     subkey, short_nonce = _xaead_subkey_and_nonce(key, nonce)
     try:
         return ChaCha20Poly1305(subkey).decrypt(short_nonce, ciphertext, associated_data)
@@ -259,6 +292,7 @@ class XAEADSealer:
         if self._left:
             self._left -= 1
             return self._prefix + self._rng(8)
+        _load()
         nonce = self._rng(24)
         self._prefix = nonce[:16]
         self._aead = ChaCha20Poly1305(hchacha20(self._key, self._prefix))
@@ -280,4 +314,4 @@ class XAEADSealer:
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:
     """Compare secrets and authenticators without leaking where they differ."""
-    return hmac.compare_digest(a, b)
+    return _compare_digest(a, b)   # hmac.compare_digest without OpenSSL: no early exit either way

@@ -14,7 +14,8 @@ from __future__ import annotations
 import struct
 
 from .constants import PADDING_MULTIPLE, REJECT_AFTER_MESSAGES, TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE, MessageType
-from .crypto import InvalidTag, aead_context
+from . import crypto
+from .crypto import aead_context
 from .errors import Drop, Rejected
 from .messages import TRANSPORT_HEADER
 from .noise import TransportKeys
@@ -83,7 +84,7 @@ class Keypair:
         counter_bytes = message[8:TRANSPORT_HEADER_SIZE]
         try:
             plaintext = self._receiver.decrypt(_NONCE_PREFIX + counter_bytes, message[TRANSPORT_HEADER_SIZE:], None)
-        except InvalidTag:
+        except crypto.InvalidTag:   # looked up only on a failure; loaded with the contexts
             raise Rejected(Drop.DECRYPTION_FAILED) from None
         if not self.replay.accept(int.from_bytes(counter_bytes, "little")):
             raise Rejected(Drop.REPLAYED)

@@ -113,11 +113,15 @@ class Runtime:
     # ------------------------------------------------------------------------------ set-up
 
     def bind(self, port: int, fwmark: int) -> int:
-        """The UAPI's hook for ``listen_port`` and ``fwmark``: reopen the UDP sockets."""
+        """The UAPI's hook for ``listen_port`` and ``fwmark``: reopen the UDP sockets. When that fails (the
+        port is taken) the old sockets stay open, and the device's port stays the one they are bound to."""
         for fd in self._udp_by_fd:
             self._poll.unregister(fd)
         try:
             bound = self.udp.bind(port, fwmark)
+        except OSError:
+            self.device.listen_port = self.udp.port if self.udp.sockets else 0   # what get reports is true
+            raise
         finally:
             self._udp_by_fd = {s.fileno(): s for s in self.udp.sockets}
             for fd in self._udp_by_fd:

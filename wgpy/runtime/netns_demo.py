@@ -12,11 +12,13 @@ Needs root, ``ip`` and ``ping``.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from ..core.crypto import PrivateKey
@@ -30,11 +32,19 @@ UNDERLAY = ("192.0.2.1", "192.0.2.2")
 TUNNEL = ("198.18.0.1", "198.18.0.2")
 PORT = 51820
 TRANSFER_BYTES = 8 * 1024 * 1024
+LOCK_PATH = "/run/wgpy-demo.lock"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # where wgpy/ is
 
 
+class DemoError(RuntimeError):
+    """A step of the demo failed: the message names the command and carries what it said."""
+
+
 def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+    result = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DemoError(f"`ip {' '.join(args)}` failed ({result.returncode}): "
+                        f"{(result.stderr or result.stdout).strip() or 'no message'}")
 
 
 def in_ns(ns: str, *command: str, **kwargs) -> subprocess.CompletedProcess:
@@ -46,6 +56,26 @@ def run(say=print) -> bool:
     if problems or os.geteuid() != 0:
         say(f"wgpy demo needs root and the commands ip and ping (missing: {', '.join(problems) or 'root'})")
         return False
+    # Names, namespaces and the socket directory are global: a second demo's clean-up would delete the first
+    # one's namespaces under it (the first then failed at `ip addr add ... dev wgdemo-a`), so one at a time.
+    lock = open(LOCK_PATH, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        say("another wgpy demo is running: wait for it to finish")
+        return False
+    try:
+        busy = [interface for interface in INTERFACES if _answers(interface)]
+        if busy:   # a daemon that is not a demo's: cleaning up would stop it
+            say(f"{socket_path(busy[0])} is served by another process: is another wgpy demo running?")
+            return False
+        return _run(say)
+    finally:
+        lock.close()
+
+
+def _run(say) -> bool:
     daemons: list[subprocess.Popen] = []
     try:
         _cleanup()
@@ -59,12 +89,10 @@ def run(say=print) -> bool:
         say(f"namespaces {NAMESPACES[0]} and {NAMESPACES[1]} joined by a veth pair ({UNDERLAY[0]} <-> {UNDERLAY[1]})")
 
         keys = [PrivateKey(os.urandom(32)) for _ in NAMESPACES]
-        env = dict(os.environ, PYTHONPATH=ROOT)
         for ns, interface in zip(NAMESPACES, INTERFACES):
-            daemons.append(subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "wgpy", "-f", interface],
-                                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for interface in INTERFACES:
-            _wait(lambda i=interface: os.path.exists(socket_path(i)), f"the UAPI socket of {interface}")
+            daemons.append(start_daemon(ns, interface))
+        for daemon, ns, interface in zip(daemons, NAMESPACES, INTERFACES):
+            wait_until_serving(daemon, ns, interface)
         say(f"wgpy daemons serve {socket_path(INTERFACES[0])} and {socket_path(INTERFACES[1])}")
 
         for n, (ns, interface) in enumerate(zip(NAMESPACES, INTERFACES)):
@@ -96,6 +124,9 @@ def run(say=print) -> bool:
                 f"{state.get('last_handshake_time_sec')} rx_bytes={state.get('rx_bytes')} tx_bytes={state.get('tx_bytes')}")
         say("\nthe tunnel works" if ok else "\nTHE TUNNEL DID NOT CARRY TRAFFIC")
         return ok
+    except (DemoError, OSError, subprocess.SubprocessError) as error:
+        say(f"wgpy demo failed: {error}")
+        return False
     finally:
         for daemon in daemons:
             daemon.send_signal(signal.SIGTERM)
@@ -106,6 +137,44 @@ def run(say=print) -> bool:
                 daemon.kill()
         _cleanup()
         say("cleaned up: daemons stopped, namespaces removed")
+
+
+def start_daemon(ns: str, interface: str) -> subprocess.Popen:
+    """``wgpy -f INTERFACE`` in ``ns``; what it says on its standard error is kept for a failure message."""
+    error_log = tempfile.TemporaryFile("w+")   # a file, so a chatty daemon never blocks on a full pipe
+    daemon = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "wgpy", "-f", interface],
+                              env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.DEVNULL, stderr=error_log)
+    daemon.error_log = error_log
+    return daemon
+
+
+def wait_until_serving(daemon: subprocess.Popen, ns: str, interface: str, timeout: float = 10) -> None:
+    """Wait until the daemon we started answers on its UAPI socket and its interface exists in ``ns``: a
+    socket file alone may be another process's, and ``ip addr add`` needs the link."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if daemon.poll() is not None:
+            raise DemoError(f"the wgpy daemon for {interface} exited ({daemon.returncode}): "
+                            f"{_said(daemon) or 'no message'}")
+        if _answers(interface) and subprocess.run(["ip", "-n", ns, "link", "show", interface],
+                                                  capture_output=True).returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise DemoError(f"timed out waiting for the wgpy daemon to serve {interface} in {ns}")
+        time.sleep(0.02)
+
+
+def _said(daemon: subprocess.Popen) -> str:
+    """What a daemon of :func:`start_daemon` wrote on its standard error."""
+    daemon.error_log.seek(0)
+    return daemon.error_log.read().strip()
+
+
+def _answers(interface: str) -> bool:
+    try:
+        return uapi(interface, "get=1\n\n", timeout=2).endswith("errno=0\n\n")
+    except OSError:
+        return False
 
 
 def _tcp_transfer() -> float:
@@ -129,14 +198,6 @@ def _tcp_transfer() -> float:
     finally:
         if server.poll() is None:
             server.kill()
-
-
-def _wait(condition, what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _cleanup() -> None:

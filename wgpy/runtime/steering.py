@@ -24,7 +24,7 @@ per family, which takes everything. A port is claimed with a plain socket before
 
 from __future__ import annotations
 
-import ctypes
+import array
 import socket
 import struct
 
@@ -132,6 +132,7 @@ def attach(sock: socket.socket, priority_addresses=()) -> None:
     """Give the group ``sock`` belongs to (all three bound) its program, or a new one in place of the old
     (the kernel copies it); raises OSError if the kernel refuses."""
     code = program(sock.family, priority_addresses)
-    buffer = ctypes.create_string_buffer(b"".join(_INSTRUCTION.pack(*instruction) for instruction in code))
-    fprog = struct.pack("HxxxxxxP", len(code), ctypes.addressof(buffer))   # struct sock_fprog
+    # The program's address, as array's buffer_info() gives it for exactly such calls (no ctypes: bench_startup.py)
+    buffer = array.array("B", b"".join(_INSTRUCTION.pack(*instruction) for instruction in code))
+    fprog = struct.pack("HxxxxxxP", len(code), buffer.buffer_info()[0])   # struct sock_fprog
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)

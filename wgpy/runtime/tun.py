@@ -1,7 +1,9 @@
-"""The TUN side: one Linux TUN device, read and written as raw IP packets (``pytun-pmd3`` creates it).
+"""The TUN side: one Linux TUN device, read and written as raw IP packets.
 
-Packets are moved with ``os.read``/``os.writev`` on the descriptor (pytun's ``write`` copies every
-packet). The device is opened with ``IFF_VNET_HDR`` so that writes can carry coalesced TCP segments
+The device is made with one ``TUNSETIFF`` ioctl on ``/dev/net/tun`` (drivers/net/tun.c), as wireguard-go's
+``tun.CreateTUN`` does; pytun-pmd3, which did it before, brings ``ctypes`` and ``subprocess`` along (4 ms
+of start-up and a MiB of memory, benchmarks/bench_startup.py) for that one call. Packets are moved with
+``os.read``/``os.writev`` on the descriptor. The device is opened with ``IFF_VNET_HDR`` so that writes can carry coalesced TCP segments
 (offload.py); every packet read or written then has a 10-byte virtio-net header in front.
 """
 
@@ -13,11 +15,14 @@ import os
 import socket
 import struct
 
-from pytun_pmd3.linux import IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, TunTapDevice
-
 from ..core.constants import DEFAULT_MTU
 from .offload import NEEDS_CSUM, VNET_HDR_LEN, ZERO_HEADER, coalesce, complete_checksum
 
+TUNSETIFF = 0x400454CA
+IFF_TUN = 0x0001
+IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000
+_IFREQ_FLAGS = struct.Struct("16sH22x")  # struct ifreq: the name, then ifr_flags in its 24-byte union
 SIOCGIFMTU = 0x8921
 SIOCSIFMTU = 0x8922
 SIOCGIFFLAGS = 0x8913
@@ -41,10 +46,14 @@ class Tun:
         if not valid_interface_name(name):
             raise ValueError(f"invalid interface name {name!r}")
         self.vnet_hdr = vnet_hdr
-        self._device = TunTapDevice(name, IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr else 0))
-        self.name = self._device.name
-        self.fd = self._device.fileno()
-        os.set_blocking(self.fd, False)
+        self.fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr else 0)
+        try:
+            answer = fcntl.ioctl(self.fd, TUNSETIFF, _IFREQ_FLAGS.pack(name.encode(), flags))
+        except OSError:
+            os.close(self.fd)
+            raise
+        self.name = answer[:IFNAMSIZ].split(b"\0", 1)[0].decode()
         self.set_mtu(mtu)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             try:
@@ -119,4 +128,6 @@ class Tun:
             fcntl.ioctl(s.fileno(), SIOCSIFMTU, self._ifreq(mtu))
 
     def close(self) -> None:
-        self._device.close()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

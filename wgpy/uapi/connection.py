@@ -50,7 +50,8 @@ class UapiConnection:
 
     ``bind(listen_port, fwmark)`` is the runtime's hook for ``listen_port`` and ``fwmark``: it makes the
     UDP sockets use that port (0: any free one) and mark, and returns the port actually bound; an
-    ``OSError`` (the port is taken, or the mark cannot be set) is answered ``-EADDRINUSE``. Without it the
+    ``OSError`` (the port is taken, or the mark cannot be set) is answered ``-EADDRINUSE``, and the hook
+    then leaves ``device.listen_port`` at the port still bound, if any. Without it the
     values are only stored on the device. ``interface_index(name)`` turns the zone of a link-local
     endpoint such as ``[fe80::1%eth0]:51820`` (what ``wg`` sends) into a scope id, raising ``OSError`` or
     ``ValueError`` when there is no such interface; without it only numeric zones are accepted. ``lock``

@@ -138,13 +138,16 @@ class SetOperation:
             device.set_private_key(None if constant_time_equal(raw, _ZERO_KEY) else PrivateKey(clamp(raw)))
         elif key == "listen_port":
             port = parse_uint(value, 16, key)
-            device.listen_port = port
-            if self._bind is not None:
-                try:
-                    device.listen_port = self._bind(port, device.fwmark)
-                except OSError as error:
-                    device.listen_port = 0   # BindUpdate: a failed Open leaves the port at 0
-                    raise UapiError(IPC_ERROR_PORT_IN_USE, f"failed to set listen_port {port}: {error}") from None
+            if self._bind is None:
+                device.listen_port = port
+                return
+            try:
+                device.listen_port = self._bind(port, device.fwmark)
+            except OSError as error:
+                # The port stays what the hook left bound. wireguard-go closes its sockets before opening
+                # the new ones and so reports 0 (and listens nowhere); our hook keeps the old sockets, so
+                # ``get`` reports the old port, where we still listen.
+                raise UapiError(IPC_ERROR_PORT_IN_USE, f"failed to set listen_port {port}: {error}") from None
         elif key == "fwmark":
             mark = parse_uint(value, 32, key)
             if mark == device.fwmark:

@@ -1,0 +1,171 @@
+"""Start-up and idle cost of the daemon, against wireguard-go's, in one run on one machine.
+
+    python3 benchmarks/bench_startup.py [--runs 10] [--idle 1.0] [--json FILE]     (root; wireguard-go)
+
+In a fresh network namespace, wireguard-go and wgpy are started alternately ``--runs`` times each, both in
+the foreground (``wireguard-go -f IFACE``, ``python -m wgpy -f IFACE``). Start-up is the time from the launch
+to the first answer to ``get=1`` on the UAPI socket (polled every millisecond); idle RSS is the daemon's
+VmRSS ``--idle`` seconds after that answer, with no configuration. Reported: the median of each, and
+wgpy's ratio to wireguard-go's; for scale, the interpreter's own floor (``python -c pass`` from launch to
+exit, and an idle interpreter's VmRSS), which no import can go below. The project's goals (issue "A new user's first hour"): start-up within 5x
+and idle RSS within 3x. Exits non-zero if a daemon fails to start or to answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOCKETS = "/var/run/wireguard"
+INSIDE = "WGPY_BENCH_STARTUP_INSIDE"
+GOALS = {"startup": 5.0, "rss": 3.0}
+
+
+def answers(name: str) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(1)
+            client.connect(f"{SOCKETS}/{name}.sock")
+            client.sendall(b"get=1\n\n")
+            reply = b""
+            while not reply.endswith(b"\n\n"):
+                chunk = client.recv(4096)
+                if not chunk:
+                    return False
+                reply += chunk
+            return reply.endswith(b"errno=0\n\n")
+    except OSError:
+        return False
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def one_start(command: list[str], name: str, idle: float, env: dict) -> tuple[float, int]:
+    """Launch ``command``; seconds until its socket answers, and its VmRSS (KiB) ``idle`` s later."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    try:
+        while not answers(name):
+            if process.poll() is not None:
+                raise RuntimeError(f"{command[0]} exited ({process.returncode}): {process.stderr.read().decode().strip()}")
+            if time.perf_counter() - start > 10:
+                raise RuntimeError(f"{' '.join(command)}: no answer on {SOCKETS}/{name}.sock within 10 s")
+            time.sleep(0.001)
+        seconds = time.perf_counter() - start
+        time.sleep(idle)
+        return seconds, rss_kib(process.pid)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        subprocess.run(["ip", "link", "del", name], capture_output=True)
+        Path(f"{SOCKETS}/{name}.sock").unlink(missing_ok=True)
+
+
+def interpreter_floor(runs: int, idle: float) -> dict:
+    """What the interpreter alone costs before any wgpy code runs: ``python -c pass`` from launch to exit,
+    and the resident set of an interpreter that only sleeps (the same site-packages as the daemon's)."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append(time.perf_counter() - start)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(idle)
+        rss = rss_kib(sleeper.pid)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    return {"startup_s": statistics.median(times), "rss_kib": rss}
+
+
+def measure(runs: int, idle: float) -> dict:
+    daemons = {
+        "wireguard-go": (["wireguard-go", "-f"], dict(os.environ, LOG_LEVEL="error")),
+        "wgpy": ([sys.executable, "-m", "wgpy", "-f"], dict(os.environ, PYTHONPATH=str(ROOT))),
+    }
+    samples: dict[str, dict[str, list]] = {d: {"startup_s": [], "rss_kib": []} for d in daemons}
+    for run in range(runs):
+        for n, (daemon, (command, env)) in enumerate(daemons.items()):
+            name = f"wgpbs{os.getpid() % 10000}{n}"
+            seconds, rss = one_start([*command, name], name, idle, env)
+            samples[daemon]["startup_s"].append(seconds)
+            samples[daemon]["rss_kib"].append(rss)
+    result = {d: {"startup_s": statistics.median(s["startup_s"]), "rss_kib": statistics.median(s["rss_kib"]),
+                  "samples": s} for d, s in samples.items()}
+    result["python"] = interpreter_floor(runs, idle)
+    result["ratio"] = {
+        "startup": result["wgpy"]["startup_s"] / result["wireguard-go"]["startup_s"],
+        "rss": result["wgpy"]["rss_kib"] / result["wireguard-go"]["rss_kib"],
+    }
+    result["runs"], result["idle_s"], result["goals"] = runs, idle, GOALS
+    return result
+
+
+def report(result: dict) -> None:
+    print(f"{result['runs']} starts each, alternately; medians ({result['idle_s']} s idle before reading VmRSS)")
+    print(f"{'':14}{'start-up (launch to UAPI answer)':>34}{'idle RSS':>12}")
+    for daemon in ("wireguard-go", "wgpy"):
+        print(f"{daemon:14}{result[daemon]['startup_s'] * 1000:>31.1f} ms{result[daemon]['rss_kib'] / 1024:>8.1f} MiB")
+    floor = result["python"]
+    print(f"{'(python alone)':14}{floor['startup_s'] * 1000:>31.1f} ms{floor['rss_kib'] / 1024:>8.1f} MiB"
+          "   python -c pass to exit; an idle interpreter")
+    ratio = result["ratio"]
+    print(f"{'wgpy / wg-go':14}{ratio['startup']:>33.1f}x{ratio['rss']:>11.1f}x")
+    print(f"goals: start-up within {GOALS['startup']:.0f}x: {'met' if ratio['startup'] <= GOALS['startup'] else 'NOT met'}, "
+          f"idle RSS within {GOALS['rss']:.0f}x: {'met' if ratio['rss'] <= GOALS['rss'] else 'NOT met'}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--idle", type=float, default=1.0, help="seconds between the first answer and reading VmRSS")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures here")
+    args = parser.parse_args()
+    missing = [c for c in ("ip", "wireguard-go") if shutil.which(c) is None]
+    if missing or os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
+        print(f"bench_startup: skipped (needs root, /dev/net/tun and {', '.join(missing) or 'ip, wireguard-go'})")
+        return 0
+    if os.environ.get(INSIDE) != "1":
+        # Run the measurements from inside a fresh namespace, so `ip netns exec` costs neither daemon anything.
+        ns = f"wgpbench{os.getpid() % 10000}"
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        try:
+            return subprocess.call(["ip", "netns", "exec", ns, sys.executable, *sys.argv],
+                                   env=dict(os.environ, **{INSIDE: "1"}))
+        finally:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    try:
+        result = measure(args.runs, args.idle)
+    except RuntimeError as error:
+        print(f"bench_startup: a daemon failed to start: {error}", file=sys.stderr)
+        return 1
+    report(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
