@@ -112,12 +112,11 @@ def main(argv: list[str] | None = None) -> int:
 def _plain_warnings() -> None:
     """wgpy's own warnings (a world-readable configuration file) as one line for a user, as
     ``wgpy: warning: ...``, instead of Python's ``file.py:54: WorldAccessibleWarning`` and a source line."""
-    from .config import WorldAccessibleWarning
-
     python_format = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, WorldAccessibleWarning):
+        # By name: importing wgpy.config here would cost every command its import.
+        if category.__module__ == "wgpy.config" and category.__name__ == "WorldAccessibleWarning":
             print(f"wgpy: warning: {message}", file=file or sys.stderr)
         else:
             python_format(message, category, filename, lineno, file, line)
