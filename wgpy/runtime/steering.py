@@ -19,7 +19,7 @@ address if it knows it: that costs us one MAC each to refuse and buys it a share
 than it had of socket 1 before. The runtime gives the program the peers' addresses again when they
 change (``attach``). Where the kernel refuses the group or the program, the device keeps one socket
 per family, which takes everything. A port is claimed with a plain socket before the group binds it
-(``udp._free_port``), so that another daemon's group on the same port is EADDRINUSE, never joined.
+(``_free_port`` in udp.py), so that another daemon's group on the same port is EADDRINUSE, never joined.
 """
 
 from __future__ import annotations
