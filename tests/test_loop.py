@@ -89,39 +89,21 @@ def wait_for(condition, what: str, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def test_a_bug_anywhere_is_logged_counted_and_survived(tmp_path, monkeypatch, caplog, signals):
-    device = Device(rng=seeded_rng(3), epoch_offset=1.7e9)
-    tun = PipeTun()
-    runtime = Runtime(device, tun, Udp(offload=False), UapiServer("wgtest0", directory=str(tmp_path)))
-    for method in ("remove_all_peers", "send_packets", "receive_datagrams", "datagrams_to_send"):
-        monkeypatch.setattr(device, method, broken)
+def serve_while(runtime: Runtime, tun: "PipeTun", client, caplog, level: int) -> dict:
+    """Run the loop while ``client(results)`` talks to it from a thread; the loop stops (the TUN "goes")
+    when the client is done, and whatever the client raised fails the test."""
     results: dict = {}
 
-    def client() -> None:
+    def run_client() -> None:
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as uapi:
-                uapi.settimeout(5)
-                uapi.connect(socket_path("wgtest0", str(tmp_path)))
-                # A bug in a UAPI operation: -EIO, and the same connection serves the next operation.
-                uapi.sendall(b"set=1\nreplace_peers=true\n\n")
-                results["set"] = answer(uapi)
-                uapi.sendall(b"get=1\n\n")
-                results["get"] = answer(uapi)
-                # A bug in a TUN read batch and in a UDP read batch: dropped, and the UAPI still answers.
-                os.write(tun.feed, b"x")
-                wait_for(lambda: runtime.bugs["TUN read batch"] == 1, "the TUN batch's bug")
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                    udp.sendto(b"\x01" + bytes(147), ("127.0.0.1", device.listen_port))
-                wait_for(lambda: runtime.bugs["UDP read batch"] == 1, "the UDP batch's bug")
-                uapi.sendall(b"get=1\n\n")
-                results["get again"] = answer(uapi)
+            client(results)
         except BaseException as error:
             results["error"] = error
         finally:
             tun.gone = True   # stops the loop at its next housekeeping
 
-    thread = threading.Thread(target=client, daemon=True)
-    with caplog.at_level(logging.ERROR, logger="wgpy"):
+    thread = threading.Thread(target=run_client, daemon=True)
+    with caplog.at_level(level, logger="wgpy"):
         thread.start()
         try:
             assert runtime.run() == "interface was deleted"
@@ -129,6 +111,35 @@ def test_a_bug_anywhere_is_logged_counted_and_survived(tmp_path, monkeypatch, ca
             tun.gone = True
             thread.join(10)
     assert "error" not in results, results["error"]
+    return results
+
+
+def test_a_bug_anywhere_is_logged_counted_and_survived(tmp_path, monkeypatch, caplog, signals):
+    device = Device(rng=seeded_rng(3), epoch_offset=1.7e9)
+    tun = PipeTun()
+    runtime = Runtime(device, tun, Udp(offload=False), UapiServer("wgtest0", directory=str(tmp_path)))
+    for method in ("remove_all_peers", "send_packets", "receive_datagrams", "datagrams_to_send"):
+        monkeypatch.setattr(device, method, broken)
+
+    def client(results: dict) -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as uapi:
+            uapi.settimeout(5)
+            uapi.connect(socket_path("wgtest0", str(tmp_path)))
+            # A bug in a UAPI operation: -EIO, and the same connection serves the next operation.
+            uapi.sendall(b"set=1\nreplace_peers=true\n\n")
+            results["set"] = answer(uapi)
+            uapi.sendall(b"get=1\n\n")
+            results["get"] = answer(uapi)
+            # A bug in a TUN read batch and in a UDP read batch: dropped, and the UAPI still answers.
+            os.write(tun.feed, b"x")
+            wait_for(lambda: runtime.bugs["TUN read batch"] == 1, "the TUN batch's bug")
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.sendto(b"\x01" + bytes(147), ("127.0.0.1", device.listen_port))
+            wait_for(lambda: runtime.bugs["UDP read batch"] == 1, "the UDP batch's bug")
+            uapi.sendall(b"get=1\n\n")
+            results["get again"] = answer(uapi)
+
+    results = serve_while(runtime, tun, client, caplog, logging.ERROR)
     assert results["set"] == EIO
     assert results["get"].endswith(b"errno=0\n\n") and results["get again"].endswith(b"errno=0\n\n")
     assert runtime.bugs["UAPI operation"] == 1 and runtime.bugs["flush"] >= 1   # datagrams_to_send, each time
@@ -156,33 +167,19 @@ def test_verbose_log_names_every_configuration_change(tmp_path, caplog, signals)
     tun = PipeTun()
     runtime = Runtime(device, tun, Udp(offload=False), UapiServer("wgtest2", directory=str(tmp_path)))
     peer = bytes(range(32, 64))
-    results: dict = {}
 
-    def client() -> None:
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as uapi:
-                uapi.settimeout(5)
-                uapi.connect(socket_path("wgtest2", str(tmp_path)))
-                uapi.sendall(f"set=1\nprivate_key={bytes(range(1, 33)).hex()}\npublic_key={peer.hex()}\n"
-                             "endpoint=192.0.2.1:51820\n\n".encode())
-                results["set"] = answer(uapi)
-                uapi.sendall(f"set=1\npublic_key={peer.hex()}\nremove=true\n\n".encode())
-                results["remove"] = answer(uapi)
-                wait_for(lambda: any("Peer removed" in r.getMessage() for r in caplog.records), "the log line")
-        except BaseException as error:
-            results["error"] = error
-        finally:
-            tun.gone = True
+    def client(results: dict) -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as uapi:
+            uapi.settimeout(5)
+            uapi.connect(socket_path("wgtest2", str(tmp_path)))
+            uapi.sendall(f"set=1\nprivate_key={bytes(range(1, 33)).hex()}\npublic_key={peer.hex()}\n"
+                         "endpoint=192.0.2.1:51820\n\n".encode())
+            results["set"] = answer(uapi)
+            uapi.sendall(f"set=1\npublic_key={peer.hex()}\nremove=true\n\n".encode())
+            results["remove"] = answer(uapi)
+            wait_for(lambda: any("Peer removed" in r.getMessage() for r in caplog.records), "the log line")
 
-    thread = threading.Thread(target=client, daemon=True)
-    with caplog.at_level(logging.DEBUG, logger="wgpy"):
-        thread.start()
-        try:
-            assert runtime.run() == "interface was deleted"
-        finally:
-            tun.gone = True
-            thread.join(10)
-    assert "error" not in results, results["error"]
+    serve_while(runtime, tun, client, caplog, logging.DEBUG)
     lines = [record.getMessage() for record in caplog.records]
     name = peer_name(peer)   # wireguard-go's short form: peer(ICEi…9Pj8)
     assert [line for line in lines if "Private key" in line or name in line] == [
