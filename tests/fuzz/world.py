@@ -226,7 +226,7 @@ def _keypair_state(device: Device, peer: Peer, keypair: Keypair | None) -> tuple
         keypair.is_initiator,
         keypair.created,
         keypair.sending_counter,
-        repr(keypair.replay),
+        keypair.replay.window(),   # the bitmaps, not only the highest counter
         _owns(device, keypair.local_index, peer, keypair),
     )
 

@@ -53,6 +53,11 @@ class ReplayFilter:
         self._ring = [0] * REPLAY_RING_BLOCKS
         self._last = 0   # the highest counter accepted so far; 0 before any (wireguard-go's "last")
 
+    def window(self) -> tuple[int, tuple[int, ...]]:
+        """The highest counter accepted and the ring of bitmaps: two filters with equal windows accept
+        exactly the same counters from here on."""
+        return self._last, tuple(self._ring)
+
     def reset(self) -> None:
         """Forget every counter, as for a new keypair."""
         self._ring[:] = _EMPTY_RING
