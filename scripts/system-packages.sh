@@ -2,10 +2,12 @@
 # Install the Debian packages that wgpy's tests and tunnel use, if any is missing. Needs root and apt-get.
 #   iproute2 (ip), iputils-ping (ping), wireguard-tools (wg, wg-quick), wireguard-go (the reference peer),
 #   iperf3 and ncat (traffic), iptables (wg-quick's default-route rules), tcpdump and tshark (captures).
+#   curl and dnsmasq-base (the userspace stack's tests: HTTP through the proxy, DNS inside the tunnel).
 set -e
 NEEDED=""
 for pair in ip:iproute2 ping:iputils-ping wg:wireguard-tools wg-quick:wireguard-tools wireguard-go:wireguard-go \
-            iperf3:iperf3 ncat:ncat iptables:iptables tcpdump:tcpdump tshark:tshark; do
+            iperf3:iperf3 ncat:ncat iptables:iptables tcpdump:tcpdump tshark:tshark \
+            curl:curl dnsmasq:dnsmasq-base; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || NEEDED="$NEEDED ${pair#*:}"
 done
 [ -z "$NEEDED" ] && exit 0

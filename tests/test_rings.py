@@ -21,6 +21,15 @@ def imports(path: Path) -> set[str]:
 
 
 MODULES = sorted(CORE.glob("*.py"))
+# The userspace stack is sans-IO by the same rules (docs/netstack.md), and needs no cryptography at all.
+NETSTACK = sorted((CORE.parent / "netstack").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", NETSTACK, ids=[str(p.relative_to(CORE.parent)) for p in NETSTACK])
+def test_netstack_module_touches_no_operating_system(path):
+    found = {name for name in imports(path)
+             if name.split(".")[0] in FORBIDDEN | {"cryptography"} or name.startswith(("wgpy.runtime", "wgpy.core"))}
+    assert not found, f"{path} imports {found}"
 
 
 @pytest.mark.parametrize("path", MODULES, ids=[p.name for p in MODULES])
