@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from failures import Failures  # noqa: E402
 from wgpy.core.allowedips import AllowedIPs  # noqa: E402
 
 COUNT = 100_000
@@ -146,28 +148,37 @@ def measure_small(rng: random.Random, reference: Reference) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    global COUNT, PROBES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 5,000 prefixes, 2,000 probes")
     parser.add_argument("--json", help="write the figures to this file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.quick:
+        COUNT, PROBES = 5_000, 2_000
+    failures = Failures("bench_allowedips")
     rng = random.Random(6479)
 
     reference = Reference(rng)
-    small = measure_small(rng, reference)
-    rows = [measure_family(rng, size, mix, reference) for mix in ("mixed", "every length") for size in (4, 16)]
+    small = failures.run("small table", measure_small, rng, reference)
+    rows = [row for row in (failures.run(f"IPv{4 if size == 4 else 6} {mix}", measure_family, rng, size, mix, reference)
+                            for mix in ("mixed", "every length") for size in (4, 16)) if row is not None]
     dict_get_seconds = reference.best
     results = {
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "prefixes": COUNT,
         "dict_get_per_s": 1 / dict_get_seconds,
         "dict_get_ns": dict_get_seconds * 1e9,
         "large": rows,
         "small": small,
+        "failed": failures.failed,
     }
 
-    print(f"bare dict.get (100,000 int keys, best): {1 / dict_get_seconds:12,.0f}/s  {dict_get_seconds * 1e9:6.0f} ns")
-    print(f"small table ({small['prefixes']} prefixes):  {small['lookups_per_s']:12,.0f}/s  {small['ns']:6.0f} ns  "
-          f"{small['ratio_to_dict_get']:5.1f}x dict.get")
+    print(f"bare dict.get ({COUNT:,} int keys, best): {1 / dict_get_seconds:12,.0f}/s  {dict_get_seconds * 1e9:6.0f} ns")
+    if small is not None:
+        print(f"small table ({small['prefixes']} prefixes):  {small['lookups_per_s']:12,.0f}/s  {small['ns']:6.0f} ns  "
+              f"{small['ratio_to_dict_get']:5.1f}x dict.get")
     print()
     print("family  mix           lengths  inserts/s   hit lookups/s       ns  x dict.get"
           "   miss lookups/s       ns  x dict.get")
@@ -177,7 +188,8 @@ def main() -> None:
               f"{r['miss_lookups_per_s']:15,.0f}  {r['miss_ns']:7.0f}  {r['miss_ratio_to_dict_get']:10.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+    return failures.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -22,10 +22,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305  # noqa: E402
 
+from failures import Failures  # noqa: E402
 from wgpy.core import noise, tai64n  # noqa: E402
 from wgpy.core.cookie import CookieChecker, CookieGenerator  # noqa: E402
 from wgpy.core.crypto import PrivateKey  # noqa: E402
@@ -118,23 +120,32 @@ def transport_rates(size: int, seconds: float) -> dict:
     return {"size": size, "wgpy_packets_per_s": ours, "bare_aead_per_s": bare, "ratio_to_bare": ours / bare}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 0.05 s per measurement")
     parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
     parser.add_argument("--json", help="write the figures to this file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds = 0.05
+    failures = Failures("bench_core")
 
-    results = {"handshake": handshake_rates(args.seconds), "transport": [transport_rates(s, args.seconds) for s in (64, 1420, 8000)]}
+    results: dict = {"handshake": failures.run("handshake", handshake_rates, args.seconds),
+                     "transport": [t for t in (failures.run(f"transport {s} B", transport_rates, s, args.seconds)
+                                               for s in (64, 1420, 8000)) if t is not None]}
     hs = results["handshake"]
-    print("handshakes per second (one core)")
-    print(f"  initiator side  {hs['handshake_initiator_per_s']:9.0f}/s   {hs['initiator_ratio_to_bare']:.2f}x the bare X25519 work ({hs['bare_x25519_1gen_4dh_per_s']:.0f}/s)")
-    print(f"  responder side  {hs['handshake_responder_per_s']:9.0f}/s   {hs['responder_ratio_to_bare']:.2f}x the bare X25519 work")
+    if hs is not None:
+        print("handshakes per second (one core)")
+        print(f"  initiator side  {hs['handshake_initiator_per_s']:9.0f}/s   {hs['initiator_ratio_to_bare']:.2f}x the bare X25519 work ({hs['bare_x25519_1gen_4dh_per_s']:.0f}/s)")
+        print(f"  responder side  {hs['handshake_responder_per_s']:9.0f}/s   {hs['responder_ratio_to_bare']:.2f}x the bare X25519 work")
     print("transport: encrypt + decrypt (padding, header, counter, replay window) vs bare ChaCha20Poly1305 encrypt + decrypt")
     for t in results["transport"]:
         print(f"  {t['size']:5d} B   wgpy {t['wgpy_packets_per_s']:9.0f} packets/s   bare {t['bare_aead_per_s']:9.0f}/s   ratio {t['ratio_to_bare']:.2f}")
+    results["failed"] = failures.failed
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+    return failures.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -22,10 +22,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305  # noqa: E402
 
+from failures import Failures  # noqa: E402
 from wgpy.core import noise, tai64n  # noqa: E402
 from wgpy.core.constants import UNDER_LOAD_QUEUE_LENGTH  # noqa: E402
 from wgpy.core.cookie import CookieGenerator  # noqa: E402
@@ -165,25 +167,34 @@ def flood(seconds: float) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: --seconds 0.05")
     parser.add_argument("--seconds", type=float, default=1.0, help="scale of each measurement")
     parser.add_argument("--json", help="write the figures to this file")
-    args = parser.parse_args()
-    results = {"transport_1420": transport(args.seconds), "flood": flood(args.seconds)}
-    print("transport through two devices, 1420-byte packets: send, encrypt, decrypt, deliver (median of 5)")
-    for name, r in results["transport_1420"].items():
-        print(f"  {name:24s} one by one {r['wgpy_packets_per_s']:8.0f}/s ({r['ratio_to_bare']:.2f}x)   batches of 64 "
-              f"{r['wgpy_batched_packets_per_s']:8.0f}/s ({r['batched_ratio_to_bare']:.2f}x)   bare AEAD {r['bare_aead_per_s']:8.0f}/s")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds = 0.05
+    failures = Failures("bench_device")
+    results = {"transport_1420": failures.run("transport", transport, args.seconds),
+               "flood": failures.run("flood", flood, args.seconds)}
+    if results["transport_1420"] is not None:
+        print("transport through two devices, 1420-byte packets: send, encrypt, decrypt, deliver (median of 5)")
+        for name, r in results["transport_1420"].items():
+            print(f"  {name:24s} one by one {r['wgpy_packets_per_s']:8.0f}/s ({r['ratio_to_bare']:.2f}x)   batches of 64 "
+                  f"{r['wgpy_batched_packets_per_s']:8.0f}/s ({r['batched_ratio_to_bare']:.2f}x)   bare AEAD {r['bare_aead_per_s']:8.0f}/s")
     f = results["flood"]
-    print("handshake flood (median of 5)")
-    print(f"  initiations turned away with a cookie reply  {f['cookie_replies_per_s']:9.0f}/s")
-    print(f"  full handshakes (both devices)               {f['full_handshakes_per_s']:9.0f}/s  = {f['full_handshake_ms']:.2f} ms each,"
-          f" {f['handshake_ratio_to_bare']:.2f}x the bare X25519 work ({f['bare_handshake_x25519_per_s']:.0f}/s)")
-    print(f"  a cookie reply costs 1/{f['cookie_reply_vs_full_handshake']:.0f} of a full handshake")
+    if f is not None:
+        print("handshake flood (median of 5)")
+        print(f"  initiations turned away with a cookie reply  {f['cookie_replies_per_s']:9.0f}/s")
+        print(f"  full handshakes (both devices)               {f['full_handshakes_per_s']:9.0f}/s  = {f['full_handshake_ms']:.2f} ms each,"
+              f" {f['handshake_ratio_to_bare']:.2f}x the bare X25519 work ({f['bare_handshake_x25519_per_s']:.0f}/s)")
+        print(f"  a cookie reply costs 1/{f['cookie_reply_vs_full_handshake']:.0f} of a full handshake")
+    results["failed"] = failures.failed
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+    return failures.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Handshake-flood benchmark (security issue, item 4): a daemon flooded with valid-MAC1 initiations from a
+"""Handshake-flood benchmark: a daemon flooded with valid-MAC1 initiations from a
 /16 of spoofed sources, wgpy beside wireguard-go.
 
     python3 benchmarks/bench_flood.py [--quick] [--repeat 2] [--flooders 1] [--rate 0] [--ping-seconds 10] [--json FILE]
@@ -30,8 +30,9 @@ falls on both alike):
      buffer full), what A answered; (c) A's CPU (utime + stime over the flood) and memory (VmRSS at the
      end, VmHWM: its peak)
 Prints medians, the ratio wgpy / wireguard-go, and writes every session's figures to JSON (default
-benchmarks/results/flood.json). Exits non-zero when a session broke (a daemon did not start, a tool
-failed), never because one system measured worse. Needs root, ip, wg, ping, iptables and wireguard-go.
+benchmarks/results/flood.json). Exits 1 when a session broke (a daemon did not start or died, a tool
+failed), after the other sessions, and names each failure at the end; never because one system measured
+worse. Needs root, ip, wg, ping, iptables and wireguard-go.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ from tests.interop.reliability import (  # noqa: E402
     udp_counters,
 )
 from tests.netns import Hosts  # noqa: E402
+from failures import Failures  # noqa: E402
 
 DEFAULT_JSON = HERE / "results" / "flood.json"
 SYSTEMS = ("wireguard-go", "wgpy")
@@ -283,7 +285,7 @@ def interrupted(signum, frame):
     raise KeyboardInterrupt
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[1:]))
@@ -298,14 +300,14 @@ def main() -> int:
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     parser.add_argument("--note", default="", help="a remark stored with the results")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    failures = Failures("bench_flood")
     if args.quick:
         args.repeat, args.ping_seconds = 1, 4.0
 
     missing = [c for c in ("ip", "wg", "ping", "iptables", "wireguard-go") if shutil.which(c) is None]
     if missing or os.geteuid() != 0:
-        print(f"bench_flood: needs root and {', '.join(missing) or 'nothing else'}; skipped")
-        return 1 if os.environ.get("CI") == "true" else 0
+        return failures.missing(f"root and {', '.join(missing) or 'nothing else'}")
 
     started, clock = datetime.now(timezone.utc), time.monotonic()
     results = {
@@ -326,7 +328,12 @@ def main() -> int:
             for repetition in range(args.repeat):
                 order = args.systems if repetition % 2 == 0 else args.systems[::-1]
                 for system in order:
-                    figures = session(system, args, Path(tmp))
+                    name = f"{system}, repetition {repetition + 1}"
+                    figures = failures.run(name, session, system, args, Path(tmp))
+                    if figures is None:   # not a failure session() knows: recorded under its name
+                        figures = {"error": failures.failed[name]}
+                    elif "error" in figures:
+                        failures.record(name, figures["error"])
                     results["sessions"].append({"repetition": repetition, "system": system, "figures": figures})
                     print(progress(repetition, args.repeat, system, figures), flush=True)
     except KeyboardInterrupt:
@@ -339,7 +346,7 @@ def main() -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1) + "\n")
     print(f"\nresults: {args.json}")
-    return 1 if any("error" in s["figures"] for s in results["sessions"]) else 0
+    return failures.finish()
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from failures import Failures  # noqa: E402
 from wgpy.core.crypto import PrivateKey  # noqa: E402
 from wgpy.core.device import Device  # noqa: E402
 
@@ -122,7 +124,10 @@ def measure(config: str, mode: str, peers: int, allowed_ips: int) -> dict:
 
 def in_child(config: str, mode: str, peers: int, allowed_ips: int) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", config, mode, "--peers", str(peers),
-                          "--allowed-ips", str(allowed_ips)], capture_output=True, text=True, check=True, cwd=ROOT)
+                          "--allowed-ips", str(allowed_ips)], capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"the interpreter measuring {config} ({mode}) exited with {out.returncode}: "
+                           f"{(out.stderr.strip().splitlines() or ['(no output)'])[-1]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -186,52 +191,66 @@ def daemon_under_flood(seconds: float) -> dict:
                 "bytes_per_answered": round((samples[-1][1] - idle) * 1024 / max(cookie_replies, 1))}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 200 peers, 2,000 allowed IPs, 2,000 packets, no live flood")
     parser.add_argument("--peers", type=int, default=10_000)
     parser.add_argument("--allowed-ips", type=int, default=100_000)
     parser.add_argument("--flood-seconds", type=float, default=15.0, help="0 to skip the live flood")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", nargs=2, metavar=("CONFIG", "MODE"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(measure(*args.child, args.peers, args.allowed_ips)))
         return 0
+    packets = 20_000
+    if args.quick:
+        args.peers, args.allowed_ips, args.flood_seconds, packets = 200, 2_000, 0.0, 2_000
+    failures = Failures("bench_memory")
 
     results: dict = {"peers": args.peers, "allowed_ips": args.allowed_ips}
     for mode in ("tracemalloc", "rss"):
-        empty = in_child("empty", mode, args.peers, args.allowed_ips)
+        empty = failures.run(f"empty device ({mode})", in_child, "empty", mode, args.peers, args.allowed_ips)
+        if empty is None:
+            continue
         results[f"empty_{mode}"] = empty
         print(f"empty device ({mode}): {empty['bytes'] / 1024:.0f} KiB")
         for config in ("bare", "idle", "sessions"):
-            full = in_child(config, mode, args.peers, args.allowed_ips)
+            full = failures.run(f"{config} ({mode})", in_child, config, mode, args.peers, args.allowed_ips)
+            if full is None:
+                continue
             per_peer = (full["bytes"] - empty["bytes"]) / args.peers
             results[f"{config}_{mode}"] = dict(full, per_peer=round(per_peer))
             what = "a session each" if config == "sessions" else "no sessions"
             print(f"{args.peers} peers, {full['allowed_ips']} allowed IPs, {what} ({mode}): {full['bytes'] / 2**20:.1f} MiB, "
                   f"{per_peer:.0f} bytes per peer beyond the empty device (built in {full['seconds']} s)")
-        bare, idle = results[f"bare_{mode}"]["bytes"], results[f"idle_{mode}"]["bytes"]
-        results[f"per_allowed_ip_{mode}"] = round((idle - bare) / args.allowed_ips)
-        print(f"per allowed IP ({mode}): {(idle - bare) / args.allowed_ips:.0f} bytes")
+        if f"bare_{mode}" in results and f"idle_{mode}" in results:
+            bare, idle = results[f"bare_{mode}"]["bytes"], results[f"idle_{mode}"]["bytes"]
+            results[f"per_allowed_ip_{mode}"] = round((idle - bare) / args.allowed_ips)
+            print(f"per allowed IP ({mode}): {(idle - bare) / args.allowed_ips:.0f} bytes")
 
-    heap = timer_heap(20_000)
-    results["timer_heap"] = heap
-    print(f"timer heap after 20,000 received packets: {heap['keepalive_0']['after']} entries without a persistent "
-          f"keepalive, {heap['keepalive_25']['after']} with one (25 s): one entry per packet, kept until it expires")
+    heap = failures.run("timer heap", timer_heap, packets)
+    if heap is not None:
+        results["timer_heap"] = heap
+        print(f"timer heap after {packets:,} received packets: {heap['keepalive_0']['after']} entries without a persistent "
+              f"keepalive, {heap['keepalive_25']['after']} with one (25 s)")
 
     tools = all(shutil.which(t) for t in ("ip", "wg", "wireguard-go", "iptables"))
     if args.flood_seconds and os.geteuid() == 0 and tools:
-        flood = daemon_under_flood(args.flood_seconds)
-        results["flood"] = flood
-        print(f"daemon under a flood of {flood['flood']['rate']} initiations/s for {flood['flood']['seconds']} s "
-              f"({flood['cookie_replies']} answered with cookie replies, {flood['unread']} dropped unread): "
-              f"RSS idle {flood['idle_rss_kib']} KiB, peak {flood['peak_kib']} KiB, "
-              f"{flood['bytes_per_answered']} bytes more per datagram answered; samples (s, KiB) {flood['samples']}")
+        flood = failures.run("daemon under flood", daemon_under_flood, args.flood_seconds)
+        if flood is not None:
+            results["flood"] = flood
+            print(f"daemon under a flood of {flood['flood']['rate']} initiations/s for {flood['flood']['seconds']} s "
+                  f"({flood['cookie_replies']} answered with cookie replies, {flood['unread']} dropped unread): "
+                  f"RSS idle {flood['idle_rss_kib']} KiB, peak {flood['peak_kib']} KiB, "
+                  f"{flood['bytes_per_answered']} bytes more per datagram answered; samples (s, KiB) {flood['samples']}")
     elif args.flood_seconds:
-        print("daemon under flood: skipped (needs root, ip, wg, wireguard-go and iptables)")
+        failures.missing("root, ip, wg, wireguard-go and iptables for the daemon under flood")
+    results["failed"] = failures.failed
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    return failures.finish()
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from failures import Failures  # noqa: E402
 from wgpy.core.replay import ReplayFilter  # noqa: E402
 
 COUNT = 200_000
@@ -51,10 +53,15 @@ def interleaved(make_function, counters, make_reference) -> tuple[float, float]:
     return seconds, reference
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    global COUNT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 20,000 counters a stream")
     parser.add_argument("--json", help="write the figures to this file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.quick:
+        COUNT = 20_000
+    failures = Failures("bench_replay")
     rng = random.Random(6479)
 
     in_order = list(range(COUNT))
@@ -86,12 +93,17 @@ def main() -> None:
         ("reordered", fresh_filter, reordered),
         ("replayed", primed_filter, in_order),
     ):
-        seconds, reference = interleaved(make, counters, fresh_set)
+        measured = failures.run(name, interleaved, make, counters, fresh_set)
+        if measured is None:
+            continue
+        seconds, reference = measured
         best_reference = min(best_reference, reference)
         rows.append(
             {"stream": name, "accept_per_s": 1 / seconds, "ns": seconds * 1e9, "ratio_to_set_add": seconds / reference}
         )
     reference = best_reference
+    if not rows:
+        return failures.finish()
 
     results = {
         "python": platform.python_version(),
@@ -99,6 +111,7 @@ def main() -> None:
         "set_add_per_s": 1 / reference,
         "set_add_ns": reference * 1e9,
         "streams": rows,
+        "failed": failures.failed,
     }
     print(f"{'stream':10s}  {'accept()/s':>12s}  {'ns':>6s}  x set.add")
     for r in rows:
@@ -106,7 +119,8 @@ def main() -> None:
     print(f"{'set.add':10s}  {1 / reference:12,.0f}  {reference * 1e9:6.0f}  {1:8.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+    return failures.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

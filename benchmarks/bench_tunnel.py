@@ -1,4 +1,4 @@
-"""Tunnel benchmark (issue #5): wgpy beside Debian's wireguard-go, with veth and a null relay as ceilings.
+"""Tunnel benchmark: wgpy beside Debian's wireguard-go, with veth and a null relay as ceilings.
 
     python3 benchmarks/bench_tunnel.py [--quick] [--repeat 3] [--seconds 5] [--mtu 1420 --mtu 9000]
     python3 benchmarks/bench_tunnel.py --write-docs      # docs/performance.{md,png,json} from the JSON
@@ -12,6 +12,9 @@ reply, ping, iperf3 TCP with one and four streams and UDP at three paced rates (
 and the daemons' CPU time and memory (tunnelbench/measure.py). Prints medians and the ratio
 wgpy / wireguard-go, writes every session's figures to a JSON file (default benchmarks/results/tunnel.json)
 and a plot beside it. Needs root, ip, iperf3, ping, wireguard-go and wg; matplotlib for the plot.
+Exits 1 when a system failed in any session (a daemon that did not start or died, an iperf3 that
+errored), after measuring the others, and names each failure at the end; never because a system
+measured worse.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ sys.path.insert(0, str(HERE))
 
 from tunnelbench import measure, netns, report  # noqa: E402
 from tunnelbench.systems import SYSTEMS  # noqa: E402
+from failures import Failures  # noqa: E402
 
 DEFAULT_JSON = HERE / "results" / "tunnel.json"
 # UDP offered rates, kpackets/s of datagrams that fill the tunnel MTU (0.33, 0.67 and 1.3 Gbit/s at 1420;
@@ -53,7 +57,7 @@ def loadavg() -> list[float]:
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
 
-def measure_all(args, settings: measure.Settings) -> dict:
+def measure_all(args, settings: measure.Settings, failures: Failures) -> dict:
     started = datetime.now(timezone.utc)
     clock = time.monotonic()
     results = {
@@ -77,7 +81,12 @@ def measure_all(args, settings: measure.Settings) -> dict:
             for mtu in args.mtu:
                 netns.set_underlay_mtu(mtu)
                 for key in order:
-                    figures = measure.session(SYSTEMS[key](), mtu, settings, server)
+                    figures = failures.run(f"{key} at MTU {mtu}", measure.session, SYSTEMS[key](), mtu, settings,
+                                           server)
+                    if figures is None:   # not a failure session() knows: recorded as this session's
+                        figures = {"error": failures.failed[f"{key} at MTU {mtu}"]}
+                    elif "error" in figures:
+                        failures.record(f"{key} at MTU {mtu}, repetition {repetition + 1}", figures["error"])
                     results["sessions"].append({"repetition": repetition, "mtu": mtu, "system": key,
                                                 "figures": figures})
                     print(progress(repetition, args.repeat, mtu, key, figures), flush=True)
@@ -121,7 +130,7 @@ def interrupted(signum, frame):
     raise KeyboardInterrupt
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[1:]))
@@ -141,7 +150,8 @@ def main() -> int:
     parser.add_argument("--write-docs", action="store_true",
                         help="measure nothing: rewrite docs/performance.md's table, docs/performance.png and "
                              "docs/performance.json from the results file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    failures = Failures("bench_tunnel")
 
     if args.write_docs:
         results = json.loads(args.json.read_text())
@@ -151,8 +161,7 @@ def main() -> int:
 
     missing = [c for c in ("ip", "iperf3", "ping", "wireguard-go", "wg") if shutil.which(c) is None]
     if missing or os.geteuid() != 0:
-        print(f"bench_tunnel: needs root and {', '.join(missing) or 'nothing else'}; skipped")
-        return 0
+        return failures.missing(f"root and {', '.join(missing) or 'nothing else'}")
     if args.quick:
         args.repeat, args.seconds, args.ping_count = 1, 2, 20
     args.mtu = args.mtu or [1420, 9000]
@@ -164,16 +173,17 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, interrupted)
     try:
-        results = measure_all(args, settings)
+        results = failures.run("the namespaces and the iperf3 server", measure_all, args, settings, failures)
     except KeyboardInterrupt:
         print("\nbench_tunnel: interrupted; namespaces removed, nothing written", file=sys.stderr)
         return 130
-    report.print_table(results)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"\nresults: {args.json}")
-    write_plot(results, args.json.with_suffix(".png"))
-    return 0
+    if results is not None:
+        report.print_table(results)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"\nresults: {args.json}")
+        write_plot(results, args.json.with_suffix(".png"))
+    return failures.finish()
 
 
 if __name__ == "__main__":

@@ -1,2 +1,2 @@
-"""The tunnel benchmark of issue #5, in parts: topology (netns.py), the systems under test (systems.py),
+"""The tunnel benchmark in parts: topology (netns.py), the systems under test (systems.py),
 the measurements (measure.py) and the figures, table, plot and docs (report.py). Run bench_tunnel.py."""
