@@ -1,7 +1,8 @@
 """The benchmarks fail loudly: a system that fails is recorded, the others are still measured, a summary
 names the failure and the exit status is 1; run_all.py exits 1 if any benchmark did. Each failure path is
 reached cheaply: a forced failure (WGPY_BENCH_FAIL), a daemon command that does not exist, an interpreter
-that dies, or a tiny in-process run. No timing is asserted. Also: help texts name no issue.
+that dies, or a tiny in-process run. No timing is asserted. Also: help texts name no issue, and the
+scaling figures in docs/ are what the committed results draw.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ sys.path.insert(0, str(BENCHMARKS))
 import bench_flood  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_tunnel  # noqa: E402
+import scaling_report  # noqa: E402
 from failures import FORCE, Failures  # noqa: E402
 from tunnelbench import measure  # noqa: E402
 
@@ -54,6 +56,8 @@ FORCED = [   # script, arguments, the system forced to fail, what the other syst
     ("bench_device.py", ["--quick"], "flood", "batches of 64"),
     ("bench_allowedips.py", ["--quick"], "IPv6 mixed", "every length"),
     ("bench_replay.py", ["--quick"], "replayed", "reordered"),
+    ("bench_scaling.py", ["--rounds", "1", "--count", "64", "--peers", "1", "3", "--allowed-ips", "10", "20",
+                          "--memory-peers", "--flood-seconds", "0.05"], "flood", "IPv6 mixed lookup"),
 ]
 
 
@@ -86,6 +90,17 @@ def test_bench_memory_exits_1_when_its_interpreters_die(tmp_path):
     assert set(figures["failed"]) == {f"{config} ({mode})" for config in ("bare", "idle", "sessions")
                                       for mode in ("tracemalloc", "rss")}
     assert "ZeroDivisionError" in figures["failed"]["bare (rss)"]
+
+
+def test_bench_scaling_write_docs_fails_on_results_it_cannot_read(tmp_path):
+    broken = tmp_path / "scaling.json"
+    broken.write_text(json.dumps({"started": "x"}))
+    docs = (scaling_report.PLOT, scaling_report.DOC, scaling_report.DOC_JSON)
+    before = [path.read_bytes() for path in docs]
+    result = run("bench_scaling.py", "--write-docs", "--json", str(broken))
+    assert result.returncode == 1
+    assert "write-docs" in result.stderr and "KeyError" in result.stderr
+    assert [path.read_bytes() for path in docs] == before   # none touched
 
 
 # ------------------------------------------------------------------------------------ run_all
@@ -196,3 +211,19 @@ def test_a_missing_requirement_is_a_skip_unless_ci(monkeypatch, capsys):
     monkeypatch.setenv("CI", "true")
     assert Failures("bench_x").missing("root") == 1
     assert "needs root; skipped" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------ the scaling docs
+
+def test_the_scaling_plot_and_tables_are_what_the_committed_results_draw():
+    results = json.loads(scaling_report.DOC_JSON.read_text())
+    assert scaling_report.PLOT.read_text() == scaling_report.draw(results), \
+        "docs/performance-scaling.svg is stale: python3 benchmarks/bench_scaling.py --write-docs"
+    text = scaling_report.DOC.read_text()
+    assert scaling_report.doc_text(results, text) == text, \
+        "docs/performance.md's scaling tables are stale: python3 benchmarks/bench_scaling.py --write-docs"
+    assert "![" in text and "(performance-scaling.svg)" in text
+    assert not results["failed"]
+    assert [row["peers"] for row in results["per_packet_by_peers"]["rows"]] == [1, 10, 100, 1000, 10_000]
+    assert [row["allowed_ips"] for row in results["per_packet_by_allowed_ips"]["rows"]] == [10, 100, 1000, 10_000,
+                                                                                          100_000]
