@@ -170,7 +170,8 @@ def table(results: dict) -> str:
     peers = results.get("per_packet_by_peers")
     if peers:
         out += ["", f"**Per {peers['packet_bytes']}-byte packet against peers**, microseconds (batches of "
-                    f"{peers['batch']}; the responder's handshakes per second while the peers were set up)", "",
+                    f"{peers['batch']}; the responder's handshakes per second while the peers were set up, with 1 peer a "
+                    f"single cold handshake)", "",
                 "| peers | send, spread | send, one peer | receive, spread | receive, one peer | bare encrypt "
                 "| bare decrypt | handshakes/s |",
                 "|---:|---:|---:|---:|---:|---:|---:|---:|"]
