@@ -81,12 +81,12 @@ def measure_all(args, settings: measure.Settings, failures: Failures) -> dict:
             for mtu in args.mtu:
                 netns.set_underlay_mtu(mtu)
                 for key in order:
-                    figures = failures.run(f"{key} at MTU {mtu}", measure.session, SYSTEMS[key](), mtu, settings,
-                                           server)
-                    if figures is None:   # not a failure session() knows: recorded as this session's
-                        figures = {"error": failures.failed[f"{key} at MTU {mtu}"]}
+                    name = f"{key} at MTU {mtu}, repetition {repetition + 1}"
+                    figures = failures.run(name, measure.session, SYSTEMS[key](), mtu, settings, server)
+                    if figures is None:   # not a failure session() knows: recorded under its name
+                        figures = {"error": failures.failed[name]}
                     elif "error" in figures:
-                        failures.record(f"{key} at MTU {mtu}, repetition {repetition + 1}", figures["error"])
+                        failures.record(name, figures["error"])
                     results["sessions"].append({"repetition": repetition, "mtu": mtu, "system": key,
                                                 "figures": figures})
                     print(progress(repetition, args.repeat, mtu, key, figures), flush=True)
