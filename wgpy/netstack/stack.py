@@ -38,6 +38,7 @@ class Stack:
         self.mtu = mtu
         self.rng = rng
         self.drops: Counter[NetDrop] = Counter()
+        self.taken = 0   # packets used (answered, delivered, or given to a connection); the rest are in drops
         self.icmp_errors = icmp_rate or TokenBucket()
         self._local = frozenset(entry.address for entry in self.addresses)
         self._udp: dict[tuple[bytes | None, int], UdpSocket] = {}
@@ -50,11 +51,14 @@ class Stack:
     def receive_packets(self, packets: Iterable[bytes], now: float) -> None:
         """Take IP packets from the tunnel (``device.packets_to_deliver()``). Never raises on their content."""
         self._now = now
-        drops = self.drops
+        drops, taken = self.drops, 0
         for packet in packets:
             reason = self._receive(packet, now)
-            if reason is not None:
+            if reason is None:
+                taken += 1
+            else:
                 drops[reason] += 1
+        self.taken += taken
 
     def receive_packet(self, packet: bytes, now: float) -> None:
         """One packet: a batch of one."""
