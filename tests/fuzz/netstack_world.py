@@ -18,21 +18,45 @@ from functools import lru_cache
 from wgpy.netstack import icmp, ip, udp
 from wgpy.netstack.checksum import checksum, pseudo_header_sum
 from wgpy.netstack.stack import Stack
+from wgpy.netstack.tcp import segment as tcp
 
 ADDRESSES = ["10.0.0.2/24", "fd00::2/64"]
 US4, US6 = bytes([10, 0, 0, 2]), bytes.fromhex("fd00" + "00" * 13 + "02")
 PEER4, PEER6 = bytes([10, 0, 0, 1]), bytes.fromhex("fd00" + "00" * 13 + "01")
 UDP_PORT = 5353
+TCP_PORT = 80
+CLIENT_PORT = 40001        # the peer's port of the connection established in build()
+START = 1000.0
 TIME_STEPS = (0.0, 0.001, 0.04, 0.2, 1.0, 3.0, 61.0)
 RAW, VALID, EDITED, RESIZED, TIME = range(5)
 
 
+def _tcp(source: bytes, destination: bytes, segment: tcp.Segment) -> bytes:
+    return ip.build(source, destination, ip.TCP, segment.pack(source, destination))
+
+
 def build() -> Stack:
-    """The stack under test: both families, a UDP socket with a small queue."""
-    stack = Stack(ADDRESSES, mtu=1420, rng=random.Random(7).randbytes)
+    """The stack under test: both families, a UDP socket with a small queue, a TCP listener with a small
+    backlog, and one connection (from PEER4:CLIENT_PORT) established and accepted."""
+    return _build()[0]
+
+
+def _build() -> tuple[Stack, int]:
+    stack = Stack(ADDRESSES, mtu=1420, rng=random.Random(7).randbytes, max_connections=16)
     sock = stack.udp_bind(UDP_PORT)
     sock.receive_buffer = 600
-    return stack
+    listener = stack.tcp_listen(port=TCP_PORT, backlog=4)
+    stack.receive_packets([_tcp(PEER4, US4, tcp.Segment(CLIENT_PORT, TCP_PORT, 1000, 0, tcp.SYN, 65535, mss=1380,
+                                                        window_scale=7, sack_permitted=True))], START)
+    (syn_ack,) = stack.packets_to_send()
+    iss = tcp.parse(ip.parse(syn_ack).payload, US4, PEER4).seq
+    stack.receive_packets([_tcp(PEER4, US4, tcp.Segment(CLIENT_PORT, TCP_PORT, 1001, iss + 1, tcp.ACK, 512))], START)
+    connection = listener.accept()
+    assert connection is not None, "the fuzz world's handshake did not complete"
+    connection.send(b"from the stack")
+    stack.packets_to_send()
+    stack.events()
+    return stack, iss
 
 
 def _echo(version: int, source: bytes, destination: bytes, data: bytes) -> bytes:
@@ -56,7 +80,18 @@ def packets() -> tuple[bytes, ...]:
             _echo(version, peer, us, b"ping"),
             _udp(peer, us, UDP_PORT, b"to the socket"),
             _udp(peer, us, 9, b"to a closed port"),
+            _tcp(peer, us, tcp.Segment(50000, TCP_PORT, 7, 0, tcp.SYN, 65535, mss=1200, window_scale=2,
+                                       sack_permitted=True, timestamps=(1, 0))),
         ]
+    iss = _build()[1]
+    ours = iss + 1 + len(b"from the stack")
+    found += [
+        _tcp(PEER4, US4, tcp.Segment(CLIENT_PORT, TCP_PORT, 1001, ours, tcp.ACK | tcp.PSH, 512, b"data in order")),
+        _tcp(PEER4, US4, tcp.Segment(CLIENT_PORT, TCP_PORT, 1001, ours, tcp.ACK | tcp.FIN, 512)),
+        _tcp(PEER4, US4, tcp.Segment(CLIENT_PORT, TCP_PORT, 1001, 0, tcp.RST, 0)),
+        _tcp(PEER4, US4, tcp.Segment(CLIENT_PORT, TCP_PORT, 2001, ours, tcp.ACK, 512, b"beyond a gap",
+                                     sack_blocks=((1, 2),))),
+    ]
     return tuple(found)
 
 
@@ -86,4 +121,6 @@ def seeds() -> dict[str, bytes]:
     found["all-with-time"] = b"".join(step_valid(n) + step_time(n % len(TIME_STEPS)) for n in range(len(packets())))
     found["ttl-and-checksum-edits"] = step_edited(0, [(8, 1)]) + step_edited(1, [(27, 0)])
     found["ipv6-cut"] = step_resized(3, -10) + step_resized(4, 5)
+    found["syn-flood"] = b"".join(step_edited(3, [(21, n)]) for n in range(8))   # SYNs from 8 source ports
+    found["close-and-time-wait"] = step_valid(9) + step_time(4) + step_time(6) + step_time(6)
     return found

@@ -43,6 +43,7 @@ from wgpy.netstack import icmp as ns_icmp
 from wgpy.netstack import ip as ns_ip
 from wgpy.netstack import udp as ns_udp
 from wgpy.netstack.errors import NetDrop
+from wgpy.netstack.tcp import segment as ns_tcp
 
 from ..conftest import seeded_rng
 from ..test_allowedips import BASES, PEERS
@@ -658,6 +659,8 @@ def _check_sent(stack, packet: bytes) -> None:
     assert parsed.source in {entry.address for entry in stack.addresses}
     if parsed.protocol == ns_ip.UDP:
         assert not isinstance(ns_udp.parse(parsed.source, parsed.destination, parsed.payload), NetDrop)
+    elif parsed.protocol == ns_ip.TCP:
+        assert not isinstance(ns_tcp.parse(parsed.payload, parsed.source, parsed.destination), NetDrop)
     else:
         assert parsed.protocol == ns_icmp.protocol(parsed.version), parsed
         assert not isinstance(ns_icmp.parse(parsed.version, parsed.source, parsed.destination, parsed.payload), NetDrop)
@@ -681,6 +684,7 @@ def netstack(data: bytes) -> None:
             stack.receive_packets([packet], now)
             assert stack.taken + sum(stack.drops.values()) == before + 1
             assert all(isinstance(reason, NetDrop) for reason in stack.drops)
+        assert stack.connections <= stack.max_connections
         for sent in stack.packets_to_send():
             _check_sent(stack, sent)
         stack.events()
