@@ -9,7 +9,7 @@ import pytest
 
 from wgpy.netstack import ip
 from wgpy.netstack.errors import NetDrop
-from wgpy.netstack.events import Closed, Connected, Incoming, Readable
+from wgpy.netstack.events import Closed, Connected, Incoming, Readable, Writable
 from wgpy.netstack.stack import Stack
 from wgpy.netstack.tcp import segment as tcp
 from wgpy.netstack.tcp.config import TcpState
@@ -237,3 +237,38 @@ def test_one_mib_each_way_behind_two_wireguard_devices_with_loss():
     assert server is not None and client.state is TcpState.ESTABLISHED
     _bulk(tunnel, client, server, MIB, until=tunnel.now + 200.0)
     assert tunnel.sent["alice"] > MIB // 1380
+
+
+def test_writable_after_a_full_send_buffer_drains_and_reset_reaches_the_peer():
+    link = Link(seed=4)
+    client, server, _ = _connect(link)
+    while client.send(bytes(65536)):
+        pass
+    assert client.writable == 0
+    link.events["alice"].clear()
+    link.run(until=link.now + 0.2, stop=lambda: server.recv(1 << 20) and False)
+    assert any(event == Writable(client) for event in link.events["alice"])
+    server.abort()
+    link.run(until=link.now + 1.0)
+    assert client.state is TcpState.CLOSED and client.error == "connection reset"
+    assert Closed(client) in link.events["alice"] and Closed(server) in link.events["bob"]
+    assert link.alice.connections == 0 and link.bob.connections == 0
+
+
+def test_connections_are_told_apart_by_their_four_tuple():
+    link = Link(seed=6)
+    listener = link.bob.tcp_listen(port=80)
+    clients = [link.alice.tcp_connect(("10.0.0.2", 80), link.now) for _ in range(5)]
+    clients.append(link.alice.tcp_connect(("fd00::2", 80), link.now))
+    link.run(until=link.now + 1.0)
+    servers = []
+    while (conn := listener.accept()) is not None:
+        servers.append(conn)
+    assert len(servers) == 6 and len({conn.remote for conn in servers}) == 6
+    for n, client in enumerate(clients):
+        client.send(b"client %d" % n)
+    link.run(until=link.now + 1.0)
+    by_remote = {conn.remote: conn.recv(100) for conn in servers}
+    assert {by_remote[client.local] for client in clients} == {b"client %d" % n for n in range(6)}
+    for n, client in enumerate(clients):
+        assert by_remote[client.local] == b"client %d" % n
