@@ -224,6 +224,35 @@ class TcpConnection:
         self.now = now
         state = self.state
         if state is ESTABLISHED:
+            # The fast path ("header prediction", Van Jacobson's, as in every kernel): in-order data or an
+            # ACK of new data, nothing else. What it takes, the full path would do the same way.
+            if segment.flags & ~PSH == ACK and self.snd_wnd:
+                payload = segment.payload
+                size = len(payload)
+                rcv_nxt = self.rcv_nxt
+                snd_una = self.snd_una
+                ack = snd_una + ((segment.ack - snd_una) & MASK)
+                buffer = self.receive_buffer
+                if (segment.seq == rcv_nxt & MASK and ack <= self.snd_max and (size or ack > snd_una)
+                        and size <= buffer.window and not buffer.has_out_of_order):
+                    if ack > snd_una:
+                        self._acknowledge(ack, now)
+                    self.snd_wnd = window = segment.window << self.snd_wscale
+                    if window > self.max_snd_wnd:
+                        self.max_snd_wnd = window
+                    self.snd_wl1, self.snd_wl2 = rcv_nxt, ack
+                    self.heard = True
+                    if size:
+                        buffer.append(payload)
+                        self.rcv_nxt = rcv_nxt + size
+                        if size > self.rcv_mss:
+                            self.rcv_mss = min(size, self.mss_offered)
+                        self.unacked_bytes += size
+                        if self.unacked_bytes >= 2 * self.rcv_mss:
+                            self.ack_pending = True
+                        elif self.delack_deadline is None:
+                            self.delack_deadline = now + self.config.delayed_ack
+                    return None
             return self._receive_synchronized(segment, now)
         if state is CLOSED:
             return NetDrop.UNEXPECTED_SEGMENT
@@ -616,6 +645,9 @@ class TcpConnection:
                 edge = snd_una + 1
         snd_nxt = self.snd_nxt
         in_flight = self.snd_max > snd_una
+        window = self._window()
+        ports = self.local[1], self.remote[1]
+        ack_field = self.rcv_nxt & MASK
         while snd_nxt < data_end:
             n = min(mss, data_end - snd_nxt, edge - snd_nxt)
             if n <= 0:
@@ -635,8 +667,7 @@ class TcpConnection:
                 flags = ACK | PSH
                 if fin_seq == end:
                     flags = ACK | PSH | FIN
-            out.append(Segment(self.local[1], self.remote[1], snd_nxt & MASK, self.rcv_nxt & MASK, flags,
-                               self._window(), buffer.read(snd_nxt, n)))
+            out.append(Segment(*ports, snd_nxt & MASK, ack_field, flags, window, buffer.read(snd_nxt, n)))
             if flags & FIN:
                 end += 1
             if end > self.snd_max:
