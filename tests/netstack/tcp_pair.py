@@ -19,7 +19,7 @@ from collections import Counter
 from wgpy.netstack.errors import NetDrop
 from wgpy.netstack.tcp.config import TcpConfig, TcpState
 from wgpy.netstack.tcp.connection import TcpConnection
-from wgpy.netstack.tcp.segment import Segment, parse
+from wgpy.netstack.tcp.segment import ACK, RST, SYN, Segment, parse
 
 CLIENT = (bytes([10, 0, 0, 1]), 40000)
 SERVER = (bytes([10, 0, 0, 2]), 80)
@@ -30,7 +30,8 @@ class Pair:
     def __init__(self, seed: int = 0, loss: float = 0.0, duplicate: float = 0.0, reorder: float = 0.0,
                  latency: float = 0.01, config: TcpConfig = TcpConfig(), server_config: TcpConfig | None = None,
                  start: float = 1000.0, client_iss: int = 0xFFFFF000, server_iss: int = 0x7FFFFF00,
-                 server_listens: bool = False, client_mss: int = MSS, server_mss: int = MSS) -> None:
+                 server_listens: bool = False, simultaneous: bool = False, client_mss: int = MSS,
+                 server_mss: int = MSS) -> None:
         self.random = random.Random(seed)
         self.loss, self.duplicate, self.reorder, self.latency = loss, duplicate, reorder, latency
         self.now = start
@@ -39,17 +40,22 @@ class Pair:
         self.client = TcpConnection.open(CLIENT, SERVER, client_iss, self.now, client_mss, config)
         # server_listens: a fully specified passive open (LISTEN); otherwise made from the first SYN,
         # as the stack's listener does.
-        self.server: TcpConnection | None = (
-            TcpConnection.listen(SERVER, CLIENT, server_iss, self.now, server_mss, self.server_config)
-            if server_listens else None)
+        # simultaneous: the server opens actively too (RFC 9293 figure 8).
+        self.server: TcpConnection | None = None
+        if server_listens:
+            self.server = TcpConnection.listen(SERVER, CLIENT, server_iss, self.now, server_mss, self.server_config)
+        elif simultaneous:
+            self.server = TcpConnection.open(SERVER, CLIENT, server_iss, self.now, server_mss, self.server_config)
         self._flight: list = []
         self._order = itertools.count()
         self.steps = 0
         self.carried: list[tuple[float, str, Segment]] = []  # (time, "c>s" or "s>c", segment)
         self.drops: dict[str, Counter] = {"client": Counter(), "server": Counter()}
-        self.states: dict[str, set] = {"client": {self.client.state}, "server": set()}
+        self.states: dict[str, set] = {"client": set(), "server": set()}
+        self._note_states()
         self.hold: set[str] = set()  # directions whose segments are lost on purpose ("c>s", "s>c")
         self.inject: list = []  # (side, Segment): delivered with the next step, outside the channel
+        self.drop_if = None  # drop_if(direction, segment) -> bool: lose chosen segments on purpose
 
     def connections(self):
         yield "client", self.client
@@ -72,7 +78,9 @@ class Pair:
         source, destination = (CLIENT, SERVER) if sender == "client" else (SERVER, CLIENT)
         wire = segment.pack(source[0], destination[0])
         self.carried.append((self.now, direction, segment))
-        if direction in self.hold or self.random.random() < self.loss:
+        if direction in self.hold or (self.drop_if is not None and self.drop_if(direction, segment)):
+            return
+        if self.random.random() < self.loss:
             return
         copies = 2 if self.random.random() < self.duplicate else 1
         for _ in range(copies):
@@ -89,7 +97,6 @@ class Pair:
 
     def deliver_segment(self, side: str, segment: Segment) -> NetDrop | None:
         if side == "server" and self.server is None:
-            from wgpy.netstack.tcp.segment import ACK, RST, SYN
             if segment.flags & (SYN | ACK | RST) != SYN:
                 self.drops["server"][NetDrop.NO_LISTENER] += 1
                 return NetDrop.NO_LISTENER

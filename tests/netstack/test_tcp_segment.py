@@ -127,3 +127,12 @@ def test_any_bytes_parse_to_a_segment_or_a_named_drop(data, fix_checksum):
     assert isinstance(result, (Segment, NetDrop))
     if isinstance(result, Segment):
         assert result.pack(A4, B4)[20:].endswith(bytes(result.payload))
+
+
+def test_verify_false_skips_only_the_checksum():
+    wire = bytearray(Segment(1, 2, 3, 4, ACK, 1000, b"payload").pack(A4, B4))
+    wire[16] ^= 0xFF
+    assert parse(bytes(wire), A4, B4) is NetDrop.BAD_TCP
+    assert parse(bytes(wire), A4, B4, verify=False).payload == b"payload"
+    assert parse(hand_built(b"", offset_words=4), A4, B4, verify=False) is NetDrop.BAD_TCP
+    assert parse(hand_built(b"\x02\x03\x05\x00"), A4, B4, verify=False) is NetDrop.BAD_TCP_OPTIONS

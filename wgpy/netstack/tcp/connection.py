@@ -33,6 +33,7 @@ CLOSED, LISTEN, SYN_SENT, SYN_RECEIVED = TcpState.CLOSED, TcpState.LISTEN, TcpSt
 ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2 = TcpState.ESTABLISHED, TcpState.FIN_WAIT_1, TcpState.FIN_WAIT_2
 CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT = TcpState.CLOSE_WAIT, TcpState.CLOSING, TcpState.LAST_ACK, TcpState.TIME_WAIT
 
+MAX_DUPLICATE_ACKS_PER_CALL = 64  # a bound on the pure ACKs one segments_to_send call owes
 RECEIVING = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})  # states whose segment text is delivered
 SENDING = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK})  # data or FIN may leave
 
@@ -55,7 +56,7 @@ class TcpConnection:
                  "fin_seq", "fin_received", "rcv_fin_seq", "orphaned", "write_shut",
                  "ack_pending", "unacked_bytes", "delack_deadline", "rtx_deadline", "retransmissions",
                  "first_timeout", "heard", "probe_due", "retransmit_now", "time_wait_deadline",
-                 "fin_wait_2_deadline", "control", "challenge_second", "challenge_count", "now")
+                 "fin_wait_2_deadline", "control", "challenge_second", "challenge_count", "now", "duplicate_acks_owed")
 
     def __init__(self, local: tuple[bytes, int], remote: tuple[bytes, int], iss: int, mss: int,
                  config: TcpConfig, state: TcpState) -> None:
@@ -82,6 +83,7 @@ class TcpConnection:
         self.rcv_fin_seq: int | None = None  # a FIN that arrived beyond a gap
         self.orphaned = self.write_shut = False
         self.ack_pending = False
+        self.duplicate_acks_owed = 0  # one pure ACK per out-of-order segment, even from one batch
         self.unacked_bytes = 0
         self.delack_deadline: float | None = None
         self.rtx_deadline: float | None = None
@@ -222,6 +224,35 @@ class TcpConnection:
         self.now = now
         state = self.state
         if state is ESTABLISHED:
+            # The fast path ("header prediction", Van Jacobson's, as in every kernel): in-order data or an
+            # ACK of new data, nothing else. What it takes, the full path would do the same way.
+            if segment.flags & ~PSH == ACK and self.snd_wnd:
+                payload = segment.payload
+                size = len(payload)
+                rcv_nxt = self.rcv_nxt
+                snd_una = self.snd_una
+                ack = snd_una + ((segment.ack - snd_una) & MASK)
+                buffer = self.receive_buffer
+                if (segment.seq == rcv_nxt & MASK and ack <= self.snd_max and (size or ack > snd_una)
+                        and size <= buffer.window and not buffer.has_out_of_order):
+                    if ack > snd_una:
+                        self._acknowledge(ack, now)
+                    self.snd_wnd = window = segment.window << self.snd_wscale
+                    if window > self.max_snd_wnd:
+                        self.max_snd_wnd = window
+                    self.snd_wl1, self.snd_wl2 = rcv_nxt, ack
+                    self.heard = True
+                    if size:
+                        buffer.append(payload)
+                        self.rcv_nxt = rcv_nxt + size
+                        if size > self.rcv_mss:
+                            self.rcv_mss = min(size, self.mss_offered)
+                        self.unacked_bytes += size
+                        if self.unacked_bytes >= 2 * self.rcv_mss:
+                            self.ack_pending = True
+                        elif self.delack_deadline is None:
+                            self.delack_deadline = now + self.config.delayed_ack
+                    return None
             return self._receive_synchronized(segment, now)
         if state is CLOSED:
             return NetDrop.UNEXPECTED_SEGMENT
@@ -453,8 +484,10 @@ class TcpConnection:
             elif self.delack_deadline is None:
                 self.delack_deadline = now + self.config.delayed_ack
             return drop
-        # Beyond a gap: kept, and a duplicate ACK at once (RFC 5681 4.2) tells the sender.
-        self.ack_pending = True
+        # Beyond a gap: kept, and a duplicate ACK at once (RFC 5681 4.2) tells the sender. One for each
+        # such segment, even when a batch brings several: the sender counts them (RFC 5681 3.2).
+        if self.duplicate_acks_owed < MAX_DUPLICATE_ACKS_PER_CALL:
+            self.duplicate_acks_owed += 1
         if not buffer.insert(seq, payload):
             return NetDrop.OUT_OF_ORDER_FULL
         return drop
@@ -511,6 +544,7 @@ class TcpConnection:
             self.error = error
         self.rtx_deadline = self.delack_deadline = self.time_wait_deadline = self.fin_wait_2_deadline = None
         self.ack_pending = self.retransmit_now = self.probe_due = False
+        self.duplicate_acks_owed = 0
 
     # -- output --------------------------------------------------------------------------------------
 
@@ -521,7 +555,8 @@ class TcpConnection:
         free = self.receive_buffer.window
         limit = 0xFFFF << self.rcv_wscale
         edge = rcv_nxt + (free if free < limit else limit)
-        if edge >= self.rcv_adv + min(self.mss_offered, self.receive_buffer.capacity >> 1) or edge == rcv_nxt + free:
+        if edge >= self.rcv_adv + min(self.mss_offered, self.receive_buffer.capacity >> 1) or (
+                edge > self.rcv_adv and free == self.receive_buffer.capacity):
             self.rcv_adv = edge
         return max(self.rcv_adv - rcv_nxt, 0) >> self.rcv_wscale
 
@@ -561,6 +596,7 @@ class TcpConnection:
         self.ack_pending = False
         self.unacked_bytes = 0
         self.delack_deadline = None
+        self.duplicate_acks_owed = 0
 
     def _send_syn(self, out: list, now: float) -> None:
         """The SYN (SYN-SENT) or SYN,ACK (SYN-RECEIVED): first sending, or again after a timeout."""
@@ -609,6 +645,9 @@ class TcpConnection:
                 edge = snd_una + 1
         snd_nxt = self.snd_nxt
         in_flight = self.snd_max > snd_una
+        window = self._window()
+        ports = self.local[1], self.remote[1]
+        ack_field = self.rcv_nxt & MASK
         while snd_nxt < data_end:
             n = min(mss, data_end - snd_nxt, edge - snd_nxt)
             if n <= 0:
@@ -628,8 +667,7 @@ class TcpConnection:
                 flags = ACK | PSH
                 if fin_seq == end:
                     flags = ACK | PSH | FIN
-            out.append(Segment(self.local[1], self.remote[1], snd_nxt & MASK, self.rcv_nxt & MASK, flags,
-                               self._window(), buffer.read(snd_nxt, n)))
+            out.append(Segment(*ports, snd_nxt & MASK, ack_field, flags, window, buffer.read(snd_nxt, n)))
             if flags & FIN:
                 end += 1
             if end > self.snd_max:
@@ -649,7 +687,13 @@ class TcpConnection:
             else:
                 self.rtt.on_retransmit()
         self.snd_nxt = snd_nxt
-        if len(out) > sent:
+        owed = self.duplicate_acks_owed
+        if owed:  # pure ACKs, whatever else leaves: a segment with data is no duplicate ACK
+            self.duplicate_acks_owed = 0
+            ack = self._segment(self._ack_seq(), ACK)
+            out.extend([ack] * owed)
+            self._acked()
+        elif len(out) > sent:
             self._acked()
         elif self.ack_pending:
             out.append(self._segment(self._ack_seq(), ACK))

@@ -48,6 +48,22 @@ _TIMESTAMPS = struct.Struct("!II")
 _MAX_OPTIONS = 40  # data offset is 4 bits of 32-bit words: 60 bytes of header at most
 
 
+_address_sums: dict[tuple[bytes, bytes], int] = {}
+
+
+def _pseudo_sum(source: bytes, destination: bytes, length: int) -> int:
+    """The pseudo-header's sum (RFC 9293 3.1, RFC 8200 8.1), the addresses' part remembered: a stack talks
+    with few addresses, and this is per segment. Protocol and length add in (in either family they are
+    words of their own, and the sum is not folded here: ones_complement_sum folds its ``start``)."""
+    key = (source, destination)
+    base = _address_sums.get(key)
+    if base is None:
+        if len(_address_sums) >= 256:
+            _address_sums.clear()
+        base = _address_sums[key] = pseudo_header_sum(source, destination, PROTOCOL, 0)
+    return base + length
+
+
 def flag_names(flags: int) -> str:
     return "|".join(name for bit, name in FLAG_NAMES if flags & bit) or "-"
 
@@ -115,7 +131,7 @@ class Segment:
         # The header's length is even, so its sum and the payload's add up to the segment's sum: the
         # header is packed twice (cheap) so the payload is summed once and copied once.
         total = ones_complement_sum(HEADER.pack(*fields, 0, self.urgent) + options,
-                                    pseudo_header_sum(source, destination, PROTOCOL, header_len + len(payload)))
+                                    _pseudo_sum(source, destination, header_len + len(payload)))
         if payload:
             total = ones_complement_sum(payload, total)
         return HEADER.pack(*fields, ~total & 0xFFFF, self.urgent) + options + payload
@@ -138,17 +154,20 @@ class Segment:
                 f"ack={self.ack} win={self.window} len={len(self.payload)}{extra})")
 
 
-def parse(data: bytes | memoryview, source: bytes, destination: bytes) -> Segment | NetDrop:
+def parse(data: bytes | memoryview, source: bytes, destination: bytes, verify: bool = True) -> Segment | NetDrop:
     """The segment in ``data`` (the IP payload), checked; or the :class:`NetDrop` that refuses it.
 
     ``source`` and ``destination`` are the IP addresses (4 or 16 bytes) for the pseudo-header.
+    ``verify=False`` skips the checksum (and only the checksum), for segments whose integrity is already
+    proven: Linux's WireGuard marks a decrypted packet CHECKSUM_UNNECESSARY because its Poly1305 tag was
+    verified (receive.c, wg_packet_consume_data_done), and the checksum is a third of TCP's cost here.
     """
     size = len(data)
     if size < HEADER_LEN:
         return NetDrop.BAD_TCP
     # RFC 9293 3.1: the checksum covers the pseudo-header, the header and the data; the sum of a correct
     # segment, its checksum field included, is 0xffff (0 is impossible for anything but all zeros).
-    if ones_complement_sum(data, pseudo_header_sum(source, destination, PROTOCOL, size)) != 0xFFFF:
+    if verify and ones_complement_sum(data, _pseudo_sum(source, destination, size)) != 0xFFFF:
         return NetDrop.BAD_TCP
     source_port, destination_port, seq, ack, offset, flags, window, _, urgent = HEADER.unpack_from(data)
     header_len = (offset >> 4) << 2
