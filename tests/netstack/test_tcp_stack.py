@@ -272,3 +272,16 @@ def test_connections_are_told_apart_by_their_four_tuple():
     assert {by_remote[client.local] for client in clients} == {b"client %d" % n for n in range(6)}
     for n, client in enumerate(clients):
         assert by_remote[client.local] == b"client %d" % n
+
+
+def test_checksums_can_be_left_to_the_tunnel():
+    """verify_checksums=False: a segment or datagram with a wrong checksum is taken (a WireGuard tag proved
+    it); sent ones still carry correct checksums."""
+    trusting, checking = stack(verify_checksums=False), stack()
+    bad_syn = bytearray(segment_packet(PEER, US, tcp.Segment(40000, 81, 1000, 0, tcp.SYN, 65535)))
+    bad_syn[-1] ^= 0x5A
+    for s in (trusting, checking):
+        s.receive_packets([bytes(bad_syn)], 1.0)
+    assert trusting.drops == {NetDrop.NO_LISTENER: 1} and checking.drops == {NetDrop.BAD_TCP: 1}
+    ((parsed, reply),) = sent_segments(trusting)
+    assert reply.flags == tcp.RST | tcp.ACK    # parse checked the RST's checksum

@@ -38,7 +38,7 @@ class Stack:
 
     def __init__(self, addresses: Iterable[str], mtu: int = DEFAULT_MTU, rng: Callable[[int], bytes] | None = None,
                  icmp_rate: TokenBucket | None = None, tcp_config: TcpConfig | None = None,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 max_connections: int = MAX_CONNECTIONS, verify_checksums: bool = True) -> None:
         if rng is None:
             raise ValueError("a Stack needs an rng(n) -> bytes (os.urandom in a runtime, a seeded one in tests)")
         self.addresses: list[InterfaceAddress] = [interface_address(text) for text in addresses]
@@ -55,6 +55,10 @@ class Stack:
         self._udp: dict[tuple[bytes | None, int], UdpSocket] = {}
         self.tcp_config = tcp_config or TcpConfig()
         self.max_connections = max_connections
+        # False: TCP and UDP checksums are not checked (the IPv4 header's still is). For packets that come
+        # out of a WireGuard Device: their Poly1305 tag proved them, and Linux's WireGuard marks them
+        # CHECKSUM_UNNECESSARY likewise (receive.c, wg_packet_consume_data_done). Checksums are always sent.
+        self.verify_checksums = verify_checksums
         self._isn = IsnGenerator(rng)
         # Connections by four-tuple (local address, local port, remote address, remote port), all bytes/int.
         self._tcp: dict[tuple[bytes, int, bytes, int], TcpSocket] = {}
@@ -197,7 +201,7 @@ class Stack:
 
     def _receive_tcp(self, parsed: ip.Packet, now: float) -> NetDrop | None:
         source, destination = parsed.source, parsed.destination
-        segment = tcp_segment.parse(parsed.payload, source, destination)
+        segment = tcp_segment.parse(parsed.payload, source, destination, self.verify_checksums)
         if isinstance(segment, NetDrop):
             return segment
         sock = self._tcp.get((destination, segment.destination_port, source, segment.source_port))
@@ -303,7 +307,7 @@ class Stack:
         self._out.append(ip.build(source, destination, ip.UDP, udp.build(source, destination, sock.port, port, data)))
 
     def _receive_udp(self, packet: bytes, parsed: ip.Packet, now: float) -> NetDrop | None:
-        fields = udp.parse(parsed.source, parsed.destination, parsed.payload)
+        fields = udp.parse(parsed.source, parsed.destination, parsed.payload, self.verify_checksums)
         if isinstance(fields, NetDrop):
             return fields
         source_port, destination_port, data = fields
