@@ -8,6 +8,8 @@ raises on input from the network.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import Counter
 from typing import Callable, Iterable
 
@@ -65,6 +67,11 @@ class Stack:
         self._listeners: dict[tuple[bytes | None, int], TcpListener] = {}
         self._transparent: TcpListener | None = None
         self._dirty: dict[TcpSocket, None] = {}       # sockets whose connection may have segments or events
+        # The connections' deadlines, in a heap with stale entries left in it: an entry counts only while
+        # it is still its connection's next deadline. Every change of a deadline passes through _settle,
+        # which pushes the new one, so poll and next_deadline never look at every connection.
+        self._timers: list[tuple[float, int, TcpSocket]] = []
+        self._timer_order = itertools.count()
         self._out: list[bytes] = []
         self._events: dict[SocketEvent, None] = {}   # ordered, each event once until pulled
         self._now = 0.0
@@ -100,21 +107,29 @@ class Stack:
     def poll(self, now: float) -> None:
         """Run the timers that are due at ``now``."""
         self._now = now
-        for sock in self._tcp.values():
-            connection = sock.connection
-            deadline = connection.next_deadline()
-            if deadline is not None and deadline <= now:
-                connection.handle_timer(now)
-                self._dirty[sock] = None
-        if self._dirty:
+        timers, dirty = self._timers, self._dirty
+        while timers and timers[0][0] <= now:
+            deadline, _, sock = heapq.heappop(timers)
+            if sock not in dirty and self._current(deadline, sock):
+                sock.connection.handle_timer(now)
+                dirty[sock] = None
+        if dirty:
             self._settle(now)
 
     def next_deadline(self) -> float | None:
         """When ``poll`` must be called next; None when nothing is pending."""
         if self._dirty:
             return self._now
-        deadlines = [d for sock in self._tcp.values() if (d := sock.connection.next_deadline()) is not None]
-        return min(deadlines) if deadlines else None
+        timers = self._timers
+        while timers and not self._current(timers[0][0], timers[0][2]):
+            heapq.heappop(timers)
+        return timers[0][0] if timers else None
+
+    def _current(self, deadline: float, sock: TcpSocket) -> bool:
+        """Whether a timer entry is still its connection's next deadline (and the connection still held)."""
+        connection = sock.connection
+        return (connection.next_deadline() == deadline
+                and self._tcp.get((connection.local[0], connection.local[1], connection.remote[0], connection.remote[1])) is sock)
 
     def events(self) -> list[SocketEvent]:
         """What changed since the last call, each kind of change of each socket once."""
@@ -271,6 +286,13 @@ class Stack:
                 key = (local, connection.local[1], remote, connection.remote[1])
                 if self._tcp.get(key) is sock:
                     del self._tcp[key]
+            elif (deadline := connection.next_deadline()) is not None:
+                heapq.heappush(self._timers, (deadline, next(self._timer_order), sock))
+        if len(self._timers) > 4 * len(self._tcp) + 64:
+            # Mostly stale entries: keep one per connection.
+            self._timers = [(d, next(self._timer_order), sock) for sock in self._tcp.values()
+                            if (d := sock.connection.next_deadline()) is not None]
+            heapq.heapify(self._timers)
 
     # ------------------------------------------------------------------ UDP
 
