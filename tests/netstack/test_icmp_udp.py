@@ -57,7 +57,7 @@ def test_port_unreachable_is_linux_s_message():
         message = bytes(parsed.payload)
         assert icmp.parse(version, parsed.source, parsed.destination, parsed.payload) == (linux[len(error) - len(message)], 3 if version == 4 else 4)
         assert message[4:8] == bytes(4) and message[8:] == offending
-        assert icmp.quoted_flow(version, parsed.payload) == (ip.UDP, parsed.source, parsed.source, 40000, 5353)
+        assert icmp.quoted_flow(version, parsed.payload) == (ip.UDP, parsed.source, parsed.source, 40000, 5353, None)
     # Linux's datagrams as captured carry a partial checksum, wrong on the wire: refused.
     stack.receive_packets([OFFLOADED_V4, OFFLOADED_V6], 1.0)
     assert stack.drops[NetDrop.BAD_UDP] == 2

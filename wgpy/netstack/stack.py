@@ -354,10 +354,25 @@ class Stack:
             self._out.append(ip.build(parsed.destination, parsed.source, parsed.protocol, reply))
             return None
         if icmp.is_error(version, kind):
-            # RFC 1122 3.2.2.1, 4.1.3.3: an error could be handed to the socket it concerns; UDP sockets
-            # have no error to report in this API, so it is noted and dropped.
-            return NetDrop.ICMP_ERROR_RECEIVED
+            return self._icmp_error(parsed, kind, code)
         return NetDrop.ICMP_IGNORED
+
+    def _icmp_error(self, parsed: ip.Packet, kind: int, code: int) -> NetDrop | None:
+        """RFC 1122 3.2.2.1, 4.2.3.9: a destination unreachable for a connection attempt of ours ends it,
+        as Linux's tcp_v4_err/tcp_v6_err do in SYN-SENT, when the quoted sequence number is our ISS (RFC
+        5927 4.1: the check that makes a blind forgery guess 32 bits). Established connections treat such
+        errors as soft (Linux, RFC 5461): they are noted only; so is every error for UDP, whose sockets
+        have no error to report in this API."""
+        error = icmp.unreachable_error(parsed.version, kind, code)
+        flow = icmp.quoted_flow(parsed.version, parsed.payload) if error else None
+        if flow is None or flow[0] != ip.TCP:
+            return NetDrop.ICMP_ERROR_RECEIVED
+        _, source, destination, source_port, destination_port, seq = flow
+        sock = self._tcp.get((source, source_port, destination, destination_port))
+        if sock is None or sock.state is not TcpState.SYN_SENT or seq != sock.connection.iss:
+            return NetDrop.ICMP_ERROR_RECEIVED
+        sock.unreachable(error)
+        return None
 
     def _port_unreachable(self, packet: bytes, parsed: ip.Packet, now: float) -> NetDrop:
         """Answer a datagram to a closed port (RFC 1122 4.1.3.1, RFC 4443 3.1), within the rate limit."""
