@@ -262,3 +262,23 @@ def test_shutdown_before_the_handshake_completes_sends_fin_after_it():
     assert pair.run(until=lambda: pair.client.state is S.CLOSE_WAIT, max_steps=20)
     assert pair.client.recv(100) == b"hello" and pair.client.at_eof
     assert S.FIN_WAIT_1 in pair.states["server"]
+
+
+def test_time_wait_may_be_reopened_by_a_new_syn_beyond_it():
+    pair = advance_to(S.TIME_WAIT, "client")
+    client = pair.client
+    assert client.reopens_with(from_peer(pair, "client", SYN, seq_offset=100_000))
+    assert not client.reopens_with(from_peer(pair, "client", SYN, seq_offset=-1))  # an old duplicate
+    assert not client.reopens_with(from_peer(pair, "client", SYN | ACK, seq_offset=100_000))
+    assert not pair.server.reopens_with(from_peer(pair, "server", SYN, seq_offset=100_000))
+
+
+def test_out_of_order_data_in_fin_wait_2_gets_duplicate_acks():
+    pair = advance_to(S.FIN_WAIT_2, "client")
+    client = pair.client
+    for k in (1, 2, 3):
+        assert client.receive(from_peer(pair, "client", ACK, seq_offset=1000 * k, payload=b"d" * 100), pair.now) is None
+    acks = client.segments_to_send(pair.now)
+    assert [(s.flags, s.ack) for s in acks] == [(ACK, client.rcv_nxt & MASK)] * 3
+    assert client.receive(from_peer(pair, "client", ACK, payload=b"e" * 1000), pair.now) is None
+    assert client.readable == 1100
