@@ -315,3 +315,24 @@ def test_an_icmp_unreachable_does_not_end_an_established_connection():
     message = icmp.port_unreachable(4, PEER, US, packet, 1420)  # as if a router between said so
     link.alice.receive_packets([ip.build(US, PEER, ip.ICMP, message)], link.now)
     assert client.state is TcpState.ESTABLISHED and link.alice.drops == {NetDrop.ICMP_ERROR_RECEIVED: 1}
+
+
+def test_a_new_syn_reopens_a_four_tuple_in_time_wait():
+    link = Link(seed=9)
+    listener = link.bob.tcp_listen(port=80)
+    client = link.alice.tcp_connect(("10.0.0.2", 80), link.now, local=("10.0.0.1", 45000))
+    link.run(until=link.now + 1.0)
+    server = listener.accept()
+    server.close()                       # bob closes first: bob's side goes to TIME-WAIT
+    link.run(until=link.now + 0.5)
+    client.close()
+    link.run(until=link.now + 1.0)
+    assert server.state is TcpState.TIME_WAIT and link.bob.connections == 1
+    again = link.alice.tcp_connect(("10.0.0.2", 80), link.now, local=("10.0.0.1", 45000))
+    link.run(until=link.now + 1.0)
+    fresh = listener.accept()
+    assert again.state is TcpState.ESTABLISHED and fresh is not None and fresh is not server
+    assert fresh.remote == ("10.0.0.1", 45000) and link.bob.connections == 1
+    again.send(b"second life")
+    link.run(until=link.now + 1.0)
+    assert fresh.recv(100) == b"second life"

@@ -219,10 +219,17 @@ class Stack:
         segment = tcp_segment.parse(parsed.payload, source, destination, self.verify_checksums)
         if isinstance(segment, NetDrop):
             return segment
-        sock = self._tcp.get((destination, segment.destination_port, source, segment.source_port))
+        key = (destination, segment.destination_port, source, segment.source_port)
+        sock = self._tcp.get(key)
+        after = None    # the old incarnation's last sequence number, when a SYN reopens a TIME-WAIT
         if sock is not None:
-            self._dirty[sock] = None
-            return sock.connection.receive(segment, now)
+            connection = sock.connection
+            if not connection.reopens_with(segment):
+                self._dirty[sock] = None
+                return connection.receive(segment, now)
+            # RFC 1122 4.2.2.13, RFC 6191: a new SYN beyond the old incarnation ends its TIME-WAIT.
+            del self._tcp[key]
+            after = connection.snd_max & 0xFFFFFFFF
         flags = segment.flags
         if flags & RST:
             return NetDrop.STRAY_RST   # RFC 9293 3.10.7.1: an incoming RST is discarded
@@ -245,8 +252,10 @@ class Stack:
         if len(self._tcp) >= self.max_connections:
             return NetDrop.TOO_MANY_CONNECTIONS
         local_end, remote_end = (destination, segment.destination_port), (source, segment.source_port)
-        connection = TcpConnection.from_syn(local_end, remote_end, segment, self._isn.isn(local_end, remote_end, now),
-                                            now, self._mss(source), self.tcp_config)
+        iss = self._isn.isn(local_end, remote_end, now)
+        if after is not None and not 0 < (iss - after) & 0xFFFFFFFF < 1 << 31:
+            iss = (after + 64000) & 0xFFFFFFFF   # beyond every number the old incarnation used
+        connection = TcpConnection.from_syn(local_end, remote_end, segment, iss, now, self._mss(source), self.tcp_config)
         sock = TcpSocket(connection, self._touch, listener)
         listener.half_open.add(sock)
         self._tcp[(destination, segment.destination_port, source, segment.source_port)] = sock
