@@ -359,6 +359,8 @@ class Stack:
             return fields
         kind, code = fields
         if icmp.is_echo_request(version, kind, code):
+            if ip.header_overhead(version) + len(parsed.payload) > self.mtu:
+                return NetDrop.ECHO_TOO_BIG
             reply = icmp.echo_reply(version, parsed.destination, parsed.source, parsed.payload)
             self._out.append(ip.build(parsed.destination, parsed.source, parsed.protocol, reply))
             return None
