@@ -4,7 +4,8 @@ Only the messages a host on a point-to-point tunnel needs: an echo request to on
 is answered (RFC 1122 3.2.2.6, RFC 4443 4.2), a UDP datagram to a port with no socket earns a destination
 unreachable / port unreachable (RFC 1122 4.1.3.1, RFC 4443 3.1), errors are held to a token bucket (RFC
 4443 2.4(f); RFC 1812 4.3.2.8 for IPv4). Incoming errors are parsed far enough to say which of our flows
-they concern (``quoted_flow``) and whether they end a connection attempt (``unreachable_error``). Neighbour discovery has no place on a WireGuard tunnel (no link layer).
+they concern (``quoted_flow``) and whether they end a connection attempt (``unreachable_error``).
+Neighbour discovery has no place on a WireGuard tunnel (no link layer).
 
 The functions here return ICMP messages (no IP header); the stack wraps them with ``ip.build``.
 """

@@ -128,8 +128,8 @@ class Stack:
     def _current(self, deadline: float, sock: TcpSocket) -> bool:
         """Whether a timer entry is still its connection's next deadline (and the connection still held)."""
         connection = sock.connection
-        return (connection.next_deadline() == deadline
-                and self._tcp.get((connection.local[0], connection.local[1], connection.remote[0], connection.remote[1])) is sock)
+        (local, local_port), (remote, remote_port) = connection.local, connection.remote
+        return connection.next_deadline() == deadline and self._tcp.get((local, local_port, remote, remote_port)) is sock
 
     def events(self) -> list[SocketEvent]:
         """What changed since the last call, each kind of change of each socket once."""
@@ -255,7 +255,8 @@ class Stack:
         iss = self._isn.isn(local_end, remote_end, now)
         if after is not None and not 0 < (iss - after) & 0xFFFFFFFF < 1 << 31:
             iss = (after + 64000) & 0xFFFFFFFF   # beyond every number the old incarnation used
-        connection = TcpConnection.from_syn(local_end, remote_end, segment, iss, now, self._mss(source), self.tcp_config)
+        connection = TcpConnection.from_syn(local_end, remote_end, segment, iss, now, self._mss(source),
+                                            self.tcp_config)
         sock = TcpSocket(connection, self._touch, listener)
         listener.half_open.add(sock)
         self._tcp[(destination, segment.destination_port, source, segment.source_port)] = sock
@@ -267,9 +268,10 @@ class Stack:
         if segment.flags & ACK:
             reply = Segment(segment.destination_port, segment.source_port, segment.ack, 0, RST, 0)
         else:
-            reply = Segment(segment.destination_port, segment.source_port, 0, (segment.seq + segment.length) & 0xFFFFFFFF,
-                            RST | ACK, 0)
-        self._out.append(ip.build(parsed.destination, parsed.source, ip.TCP, reply.pack(parsed.destination, parsed.source)))
+            reply = Segment(segment.destination_port, segment.source_port, 0,
+                            (segment.seq + segment.length) & 0xFFFFFFFF, RST | ACK, 0)
+        ours, theirs = parsed.destination, parsed.source
+        self._out.append(ip.build(ours, theirs, ip.TCP, reply.pack(ours, theirs)))
 
     def _settle(self, now: float) -> None:
         """For every socket touched: send what its connection has, note its events, forget it when closed."""
