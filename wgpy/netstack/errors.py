@@ -22,9 +22,13 @@ class NetDrop(Enum):
     NOT_FOR_US = "destination is not one of the stack's addresses"
     BAD_SOURCE = "source address is a multicast, broadcast or unspecified address"
     UNKNOWN_PROTOCOL = "IP protocol is not ICMP, UDP or TCP"
+    UNSUPPORTED_OPTION = "IPv6 option or routing header that must not be skipped (RFC 8200 4.2, 4.4)"
     # ICMP (icmp.py)
     BAD_ICMP = "ICMP message is malformed or has a wrong checksum"
     ICMP_IGNORED = "ICMP message of a type the stack does not act on"
+    ICMP_ERROR_RECEIVED = "ICMP error that ends no connection attempt (soft, for UDP, or not matching)"
+    ICMP_RATE_LIMITED = "an ICMP error was due but the rate limit holds it back"
+    ECHO_TOO_BIG = "echo request whose reply would not fit the MTU (the stack does not fragment)"
     # UDP (udp.py)
     BAD_UDP = "UDP header is malformed or its checksum is wrong"
     PORT_UNREACHABLE = "no UDP socket is bound to the destination port"
@@ -34,6 +38,7 @@ class NetDrop(Enum):
     BAD_TCP_OPTIONS = "TCP options are malformed"
     # TCP state (stack.py, tcp/connection.py)
     NO_LISTENER = "no connection or listener for this segment: answered with RST"
+    STRAY_RST = "RST for no connection: ignored (RFC 9293 3.10.7.1)"
     SYN_BACKLOG_FULL = "the listener's backlog of half-open connections is full"
     TOO_MANY_CONNECTIONS = "the stack holds as many connections as it allows"
     UNACCEPTABLE_SEGMENT = "segment is outside the receive window (RFC 9293 3.10.7.4): answered with ACK"
