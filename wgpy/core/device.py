@@ -23,7 +23,7 @@ The parts the protocol code in send.py and receive.py works on are public attrib
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from . import send
 from .allowedips import AllowedIPs

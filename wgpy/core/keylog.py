@@ -18,7 +18,6 @@ does. A device makes an entry for each ephemeral key it generates, and only when
 
 from __future__ import annotations
 
-import base64
 import binascii
 from .constants import KEY_LEN
 from .encoding import key_to_base64
@@ -86,6 +85,8 @@ class Keylog:
 def parse_keylog(text: str) -> Keylog:
     """Read a key log; blank lines and ``#`` comments are skipped, anything else malformed raises
     ValueError naming the line."""
+    import base64   # here: it imports re, a cost for the daemon's start-up (bench_startup.py)
+
     keylog = Keylog()
     last_ephemeral: bytes | None = None
     for number, line in enumerate(text.splitlines(), 1):
