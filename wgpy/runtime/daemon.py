@@ -16,7 +16,6 @@ import time
 
 from ..core.constants import DEFAULT_MTU
 from ..core.device import Device
-from .keylog import KeylogFile
 from .log import CRITICAL, configure as configure_logging, log
 from .loop import Runtime
 from .tun import Tun, valid_interface_name
@@ -48,6 +47,8 @@ def main(interface: str, foreground: bool) -> int:
     runtime = Runtime(device, tun, Udp(), uapi)
     keylog_path = os.environ.get("WGPY_KEYLOG")
     if keylog_path:
+        from .keylog import KeylogFile
+
         try:
             runtime.keylog = KeylogFile(keylog_path)
         except OSError as err:

@@ -29,7 +29,6 @@ from itertools import islice
 from ..core.constants import KEY_LEN
 from ..core.crypto import PrivateKey, clamp, constant_time_equal
 from ..core.device import Device
-from ..core.peer import Peer
 from ..core.record import record
 from .errors import IPC_ERROR_INVALID, IPC_ERROR_IO, IPC_ERROR_PORT_IN_USE, IPC_ERROR_PROTOCOL, UapiError
 from .values import InterfaceIndex, expect_true, key_name, parse_endpoint, parse_key, parse_prefix, parse_uint
@@ -40,6 +39,10 @@ MAX_PEERS = 1 << 16             # wireguard-go device/constants.go MaxPeers; New
 Bind = Callable[[int, int], int]
 
 _ZERO_KEY = bytes(KEY_LEN)
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing at run time (bench_startup.py)
+if TYPE_CHECKING:
+    from ..core.peer import Peer
 
 
 @record(frozen=False)
