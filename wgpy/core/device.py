@@ -33,7 +33,6 @@ from .constants import (
     KEEPALIVE_TIMEOUT,
     MessageType,
 )
-from .crypto import PrivateKey, Rng
 from .errors import Drop, Rejected
 from .events import (EndpointChanged, Event, HandshakeGaveUp, KeysZeroed, PeerAdded, PeerRemoved, PrivateKeyChanged,
                      SessionExpired, UnderLoad)
@@ -47,6 +46,7 @@ from .constants import DEFAULT_MTU
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing at run time (bench_startup.py)
 if TYPE_CHECKING:
+    from .crypto import PrivateKey, Rng
     from .keylog import KeylogEntry
 
 # The protocol, send.py and receive.py with the peers, handshakes, messages and cookies they build on,

@@ -6,8 +6,6 @@ The decoders raise ValueError with a message that never quotes the text: it may 
 
 from __future__ import annotations
 
-import binascii
-
 from .constants import KEY_LEN
 
 KEY_BASE64_LEN = 44   # 43 characters and one '=' (WG_KEY_LEN_BASE64, less its NUL)
@@ -18,7 +16,9 @@ _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")   # Go's hex.DecodeString take
 
 def key_to_base64(key: bytes) -> str:
     """``key_to_base64``: what ``wg`` prints for a key."""
-    return binascii.b2a_base64(key, newline=False).decode()   # base64.b64encode, without base64's import of re
+    import binascii   # here: base64.b64encode's own call, without base64's import of re (bench_startup.py)
+
+    return binascii.b2a_base64(key, newline=False).decode()
 
 
 def key_from_base64(text: str) -> bytes:
@@ -30,7 +30,7 @@ def key_from_base64(text: str) -> bytes:
 
     try:
         raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+    except ValueError:   # binascii.Error is one
         raw = b""
     if len(raw) != KEY_LEN or key_to_base64(raw) != text:
         raise ValueError("not a base64 key of 32 bytes (44 characters ending in '=')")
