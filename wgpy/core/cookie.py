@@ -23,7 +23,6 @@ the device's path.
 
 from __future__ import annotations
 
-import ipaddress
 from enum import Enum
 
 from .constants import COOKIE_SECRET_LATENCY, COOKIE_SECRET_MAX_AGE, KEY_LEN, LABEL_COOKIE, LABEL_MAC1
@@ -65,6 +64,8 @@ def source_bytes(source: Endpoint) -> bytes:
             packed = b""
         if len(packed) == 4 and host.count(".") == 3:
             return packed + port
+    import ipaddress   # only here: its import costs the daemon's start-up (bench_startup.py)
+
     return ipaddress.ip_address(host).packed + port
 
 

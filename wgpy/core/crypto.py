@@ -14,7 +14,7 @@ This is the only module of the core that imports ``cryptography``.
 from __future__ import annotations
 
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 # BLAKE2s and the constant-time compare straight from the interpreter's own C modules, which is where
 # ``hashlib.blake2s`` and (without OpenSSL) ``hmac.compare_digest`` come from: importing ``hashlib`` or

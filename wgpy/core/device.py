@@ -23,9 +23,8 @@ The parts the protocol code in send.py and receive.py works on are public attrib
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from . import send
 from .allowedips import AllowedIPs
 from .constants import (
     HANDSHAKES_PER_CALL,
@@ -34,21 +33,26 @@ from .constants import (
     KEEPALIVE_TIMEOUT,
     MessageType,
 )
-from .cookie import CookieChecker
-from .crypto import PrivateKey, Rng
 from .errors import Drop, Rejected
 from .events import (EndpointChanged, Event, HandshakeGaveUp, KeysZeroed, PeerAdded, PeerRemoved, PrivateKeyChanged,
                      SessionExpired, UnderLoad)
 from .handshake_queue import HandshakeQueue
 from .index_table import IndexTable
-from .keylog import KeylogEntry
 from .output import Output
-from .peer import Peer
 from .ratelimiter import RateLimiter
-from .receive import receive_batch, receive_cookie_reply, receive_handshake
 from .timers import Schedule, Timer, jitter_source
 
 from .constants import DEFAULT_MTU
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing at run time (bench_startup.py)
+if TYPE_CHECKING:
+    from .crypto import PrivateKey, Rng
+    from .keylog import KeylogEntry
+
+# The protocol, send.py and receive.py with the peers, handshakes, messages and cookies they build on,
+# is loaded with the device's first key, peer or packet (_load_protocol), not with the device: an idle
+# daemon answers its UAPI socket sooner and holds less (benchmarks/bench_startup.py).
+send = receive = Peer = CookieChecker = None
 
 RATELIMITER_COLLECTION_PERIOD = 1.0  # seconds between sweeps of idle sources, while any are tracked
 
@@ -111,6 +115,8 @@ class Device:
             return
         self._private_key = private_key
         self.output.emit(PrivateKeyChanged(private_key.public if private_key is not None else None))
+        if private_key is not None and CookieChecker is None:
+            _load_protocol()
         self.cookie_checker = CookieChecker(private_key.public, self.rng) if private_key else None
         if private_key is not None and private_key.public in self.peers:
             self.remove_peer(private_key.public)
@@ -127,6 +133,8 @@ class Device:
             return None
         peer = self.peers.get(public_key)
         if peer is None:
+            if Peer is None:
+                _load_protocol()
             peer = self.peers[public_key] = Peer(public_key)
             self.output.emit(PeerAdded(public_key))
         return peer
@@ -170,7 +178,7 @@ class Device:
     def send_packet(self, packet: bytes, now: float) -> None:
         """Route an IP packet from the TUN side to its peer by destination address (cryptokey routing),
         stage it, and send it now or after a handshake."""
-        send.send_packets(self, [packet], now)
+        self.send_packets([packet], now)
 
     def receive_datagram(self, data: bytes, source: tuple, now: float, local: object = None) -> None:
         """Handle one datagram from ``source`` that reached us at ``local`` (the runtime's name for one of
@@ -180,15 +188,19 @@ class Device:
 
     def send_packets(self, packets: list[bytes], now: float) -> None:
         """``send_packet`` for a batch read from the TUN side in one go."""
+        if send is None:
+            _load_protocol()
         send.send_packets(self, packets, now)
 
     def receive_datagrams(self, datagrams: list[tuple[bytes, tuple, object]], now: float) -> None:
         """Datagrams ``(data, source, local)`` read in one go; never raises on network input. Transport
         data is handled at once; handshake messages that pass MAC1 join the handshake queue, and up to
         HANDSHAKES_PER_CALL of those waiting are handled after the batch (handshake_queue.py)."""
+        if receive is None:
+            _load_protocol()
         queue = self.handshake_queue
         waiting = len(queue)
-        receive_batch(self, datagrams, now)
+        receive.receive_batch(self, datagrams, now)
         if queue:
             if not waiting:
                 self._queued_since = now
@@ -231,9 +243,9 @@ class Device:
             data, kind, source, local = queue.pop()
             try:
                 if kind == MessageType.COOKIE_REPLY:
-                    receive_cookie_reply(self, data, now)
+                    receive.receive_cookie_reply(self, data, now)
                 else:
-                    receive_handshake(self, data, kind, source, local, now, under_load)
+                    receive.receive_handshake(self, data, kind, source, local, now, under_load)
             except Rejected as refused:
                 self.output.drop(refused.reason, refused.peer, source, refused.detail)
         if queue:
@@ -337,3 +349,10 @@ class Device:
     def forget_reply_source(self, endpoint: tuple) -> None:
         """The runtime could not send from the address ``reply_source`` gave (it is gone): forget it."""
         self._reply_sources.pop(endpoint, None)
+
+
+def _load_protocol() -> None:
+    global send, receive, Peer, CookieChecker
+    from . import receive, send
+    from .cookie import CookieChecker
+    from .peer import Peer

@@ -6,21 +6,19 @@ The decoders raise ValueError with a message that never quotes the text: it may 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-
 from .constants import KEY_LEN
 
 KEY_BASE64_LEN = 44   # 43 characters and one '=' (WG_KEY_LEN_BASE64, less its NUL)
 KEY_HEX_LEN = 2 * KEY_LEN
 
-_HEX_KEY = re.compile(r"[0-9a-fA-F]{%d}" % KEY_HEX_LEN)   # Go's hex.DecodeString takes either case
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")   # Go's hex.DecodeString takes either case
 
 
 def key_to_base64(key: bytes) -> str:
     """``key_to_base64``: what ``wg`` prints for a key."""
-    return base64.b64encode(key).decode()
+    import binascii   # here: base64.b64encode's own call, without base64's import of re (bench_startup.py)
+
+    return binascii.b2a_base64(key, newline=False).decode()
 
 
 def key_from_base64(text: str) -> bytes:
@@ -28,9 +26,11 @@ def key_from_base64(text: str) -> bytes:
     unused low bits of the 43rd character are zero)."""
     if len(text) != KEY_BASE64_LEN or text[-1] != "=" or not text.isascii():
         raise ValueError("not a base64 key of 32 bytes (44 characters ending in '=')")
+    import base64   # here: it imports re, a cost for the daemon's start-up (bench_startup.py)
+
     try:
         raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+    except ValueError:   # binascii.Error is one
         raw = b""
     if len(raw) != KEY_LEN or key_to_base64(raw) != text:
         raise ValueError("not a base64 key of 32 bytes (44 characters ending in '=')")
@@ -44,7 +44,7 @@ def key_to_hex(key: bytes) -> str:
 
 def key_from_hex(text: str) -> bytes:
     """64 hex digits, either case, exactly (``key_from_hex``; wireguard-go ``loadExactHex``)."""
-    if _HEX_KEY.fullmatch(text) is None:
+    if len(text) != KEY_HEX_LEN or not _HEX_DIGITS.issuperset(text):
         raise ValueError("not 64 hexadecimal digits")
     return bytes.fromhex(text)
 

@@ -6,13 +6,11 @@ reference into the device. None of them carries a secret.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Union
-
 from .errors import Drop
+from .record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HandshakeInitiated:
     """We sent a handshake initiation (``attempt`` counts retries, from 1)."""
 
@@ -20,7 +18,7 @@ class HandshakeInitiated:
     attempt: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HandshakeResponded:
     """We accepted a handshake initiation from ``peer`` and sent our response; the new session waits in
     ``next`` until the initiator's first data packet confirms it (then HandshakeCompleted follows)."""
@@ -28,7 +26,7 @@ class HandshakeResponded:
     peer: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HandshakeCompleted:
     """A new session exists with ``peer``; ``is_initiator`` says which side we were."""
 
@@ -36,35 +34,35 @@ class HandshakeCompleted:
     is_initiator: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HandshakeGaveUp:
     """No handshake with ``peer`` completed within REKEY_ATTEMPT_TIME; its staged packets were dropped."""
 
     peer: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CookieReceived:
     """``peer`` is under load and sent us a cookie: our next handshake message carries MAC2."""
 
     peer: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SessionExpired:
     """The current session with ``peer`` reached REJECT_AFTER_TIME and can no longer carry data."""
 
     peer: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class KeysZeroed:
     """All key material for ``peer`` was erased (3 x REJECT_AFTER_TIME without a new session)."""
 
     peer: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EndpointChanged:
     """``peer`` was last heard from a new address (roaming, section 2.1)."""
 
@@ -72,57 +70,57 @@ class EndpointChanged:
     endpoint: tuple
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeerAdded:
     """The configuration added ``peer`` (wireguard-go: "UAPI: Created")."""
 
     peer: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeerRemoved:
     """``peer`` was removed, with its sessions, allowed IPs and timers (wireguard-go: "UAPI: Removing")."""
 
     peer: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PrivateKeyChanged:
     """The device has a new identity: ``public`` is its new public key, None once the key is removed
     (wireguard-go: "UAPI: Updating private key"). The key itself is not here: events carry no secret."""
 
-    public: Optional[bytes]
+    public: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UnderLoad:
     """The device started (``True``) or stopped (``False``) answering handshakes with cookies."""
 
     active: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PacketDropped:
     """Something was refused. ``peer`` is set once the sender is known; ``source`` for datagrams."""
 
     reason: Drop
-    peer: Optional[bytes] = None
-    source: Optional[tuple] = None
+    peer: bytes | None = None
+    source: tuple | None = None
     detail: str = ""
 
 
-Event = Union[
-    HandshakeInitiated,
-    HandshakeResponded,
-    HandshakeCompleted,
-    HandshakeGaveUp,
-    CookieReceived,
-    SessionExpired,
-    KeysZeroed,
-    EndpointChanged,
-    PeerAdded,
-    PeerRemoved,
-    PrivateKeyChanged,
-    UnderLoad,
-    PacketDropped,
-]
+Event = (
+    HandshakeInitiated
+    | HandshakeResponded
+    | HandshakeCompleted
+    | HandshakeGaveUp
+    | CookieReceived
+    | SessionExpired
+    | KeysZeroed
+    | EndpointChanged
+    | PeerAdded
+    | PeerRemoved
+    | PrivateKeyChanged
+    | UnderLoad
+    | PacketDropped
+)

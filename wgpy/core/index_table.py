@@ -9,15 +9,15 @@ released only by its owner, so a keypair that outlived its slot cannot free an i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Union
-
-from .crypto import Rng
-
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing at run time (bench_startup.py)
 if TYPE_CHECKING:
+    from typing import Union
+
+    from .crypto import Rng
     from .keypairs import Keypair
     from .peer import InitiationSent, Peer
 
-Owner = Union["Keypair", "InitiationSent"]
+    Owner = Union[Keypair, InitiationSent]
 
 
 class IndexTable:

@@ -18,12 +18,10 @@ does. A device makes an entry for each ephemeral key it generates, and only when
 
 from __future__ import annotations
 
-import base64
 import binascii
-from dataclasses import dataclass, field
-
 from .constants import KEY_LEN
 from .encoding import key_to_base64
+from .record import record
 
 DSB_SECRETS_TYPE = 0x57474B4C  # "WGKL": pcapng Decryption Secrets Block, WireGuard Key Log
 
@@ -34,14 +32,14 @@ PRESHARED_KEY = "PRESHARED_KEY"
 KEY_TYPES = (LOCAL_STATIC_PRIVATE_KEY, REMOTE_STATIC_PUBLIC_KEY, LOCAL_EPHEMERAL_PRIVATE_KEY, PRESHARED_KEY)
 
 
-@dataclass(frozen=True, slots=True)
+@record(hidden=("local_static_private", "local_ephemeral_private", "preshared_key"))
 class KeylogEntry:
     """The keys of one side of one handshake, as that side knows them."""
 
-    local_static_private: bytes = field(repr=False)
+    local_static_private: bytes
     remote_static_public: bytes
-    local_ephemeral_private: bytes = field(repr=False)
-    preshared_key: bytes = field(repr=False)  # 32 zero bytes without a preshared key (Q, section 5.2)
+    local_ephemeral_private: bytes
+    preshared_key: bytes  # 32 zero bytes without a preshared key (Q, section 5.2)
 
     def text(self) -> str:
         """The four lines of the key log, each ending with a newline."""
@@ -54,14 +52,24 @@ class KeylogEntry:
         )
 
 
-@dataclass
 class Keylog:
     """What a key log file tells: every key by type, and the preshared key that goes with each ephemeral."""
 
-    static_private: list[bytes] = field(default_factory=list, repr=False)
-    static_public: list[bytes] = field(default_factory=list)
-    ephemeral_private: list[bytes] = field(default_factory=list, repr=False)
-    preshared: dict[bytes, list[bytes]] = field(default_factory=dict, repr=False)  # ephemeral private -> PSKs
+    def __init__(self) -> None:
+        self.static_private: list[bytes] = []
+        self.static_public: list[bytes] = []
+        self.ephemeral_private: list[bytes] = []
+        self.preshared: dict[bytes, list[bytes]] = {}  # ephemeral private -> PSKs
+
+    def __repr__(self) -> str:   # the public keys only: the rest are secrets
+        return f"Keylog(static_public={self.static_public!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is not Keylog:
+            return NotImplemented
+        return vars(self) == vars(other)
+
+    __hash__ = None
 
     def __len__(self) -> int:
         return len(self.static_private) + len(self.static_public) + len(self.ephemeral_private)
@@ -77,6 +85,8 @@ class Keylog:
 def parse_keylog(text: str) -> Keylog:
     """Read a key log; blank lines and ``#`` comments are skipped, anything else malformed raises
     ValueError naming the line."""
+    import base64   # here: it imports re, a cost for the daemon's start-up (bench_startup.py)
+
     keylog = Keylog()
     last_ephemeral: bytes | None = None
     for number, line in enumerate(text.splitlines(), 1):

@@ -3,7 +3,7 @@
 Each message is written out once, as a table of its fields (:data:`TABLES`): name, ``struct`` code and
 what the whitepaper calls the field or computes it as. Everything else is derived from the tables: the
 offsets (:data:`LAYOUTS`), one ``struct.Struct`` per message (:data:`INITIATION`, ...), one frozen
-dataclass per message with its checks and ``pack``/``parse`` (:class:`Initiation`, ...), and outside the
+record per message (record.py) with its checks and ``pack``/``parse`` (:class:`Initiation`, ...), and outside the
 core the labels of ``wgpy decode`` and the fields ``wgpy.craft`` mutates.
 
 Every message starts with a little-endian 32-bit word whose low byte is the type and whose three high
@@ -16,9 +16,7 @@ with a named :class:`~wgpy.core.errors.Drop` reason (``tests/test_messages.py`` 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field, make_dataclass, replace
 from operator import attrgetter
-from typing import ClassVar, Union
 
 from .constants import (
     COOKIE_NONCE_LEN,
@@ -34,6 +32,7 @@ from .constants import (
     MessageType,
 )
 from .errors import Drop, Rejected
+from .record import record, replace
 
 ZERO_MAC = bytes(MAC_LEN)
 
@@ -49,12 +48,12 @@ def _bytes(n: int) -> str:
     return f"{n}s"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WireField:
     """One field of a message: its name in the whitepaper, its ``struct`` code, what the whitepaper calls
     it or computes it as, and where it is (``size`` None: the encrypted packet, to the end). ``default``
-    is what the message's dataclass fills in when it is not given (the MACs: zeros until cookie.py adds
-    them); ``attribute`` the dataclass's name for the field, where it is shorter than the whitepaper's."""
+    is what the message's record fills in when it is not given (the MACs: zeros until cookie.py adds
+    them); ``attribute`` the record's name for the field, where it is shorter than the whitepaper's."""
 
     name: str
     code: str
@@ -145,10 +144,8 @@ class _Message:
     """What the four messages share: checks and ``pack``/``parse``, from the message's table."""
 
     __slots__ = ()
-    KIND: ClassVar[MessageType]
-    _STRUCT: ClassVar[struct.Struct]
-    _CHECKS: ClassVar[tuple[tuple[str, str, int], ...]]   # (attribute, struct code, size) after the type word
-    _VALUES: ClassVar[attrgetter]
+    # Set on each message's class: KIND (its MessageType), _STRUCT (its struct.Struct), _CHECKS ((attribute,
+    # struct code, size) after the type word) and _VALUES (an attrgetter of its fields, in order).
 
     def __post_init__(self) -> None:
         for name, code, size in self._CHECKS:
@@ -195,14 +192,13 @@ class _Transport(_Message):
 
 
 def _message_class(name: str, kind: MessageType, doc: str, base: type = _Message) -> type:
-    """The frozen dataclass of a message: one field per row of its table, in order."""
+    """The frozen record (record.py) of a message: one field per row of its table, in order."""
     rows = TABLES[kind]
     attributes = tuple(row.attribute or row.name for row in rows)
-    fields = [(attribute, int if row.code in (INDEX, COUNTER) else bytes)
-              + (() if row.default is None else (field(default=row.default),))
-              for attribute, row in zip(attributes, rows)]
-    cls = make_dataclass(name, fields, bases=(base,), namespace={"__doc__": doc, "KIND": kind}, frozen=True, slots=True)
-    cls.__module__ = __name__
+    namespace = {"__doc__": doc, "__module__": __name__, "KIND": kind,
+                 "__annotations__": {a: "int" if row.code in (INDEX, COUNTER) else "bytes" for a, row in zip(attributes, rows)},
+                 **{a: row.default for a, row in zip(attributes, rows) if row.default is not None}}
+    cls = record(type(name, (base,), namespace))
     cls._STRUCT = _struct(kind)
     cls._CHECKS = tuple((attribute, row.code, struct.calcsize(row.code) if row.code else 0)
                         for attribute, row in zip(attributes, rows))
@@ -219,7 +215,7 @@ Transport = _message_class(
     "Transport", MessageType.TRANSPORT, "Transport data, 32 bytes and up (section 5.4.6). An empty plaintext is a keepalive.",
     _Transport,
 )
-Message = Union[Initiation, Response, CookieReply, Transport]
+Message = Initiation | Response | CookieReply | Transport
 
 _BY_TYPE: dict[int, type] = {cls.KIND: cls for cls in (Initiation, Response, CookieReply, Transport)}
 

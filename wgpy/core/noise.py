@@ -22,11 +22,10 @@ Every function computes on local values and returns new immutable state, or rais
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .constants import CONSTRUCTION, IDENTIFIER, KEY_LEN, TIMESTAMP_LEN
 from .crypto import AEAD, AEAD_DECRYPT, HASH, KDF1, KDF2, KDF3, ZERO_KEY, PrivateKey, aead_nonce
 from .messages import Initiation, Response
+from .record import record
 from .trace import NULL_TRACE, NullTrace, Op
 
 
@@ -149,32 +148,32 @@ class Transcript:
 # ------------------------------------------------------------------------------------- handshake state
 
 
-@dataclass(frozen=True, slots=True)
+@record(hidden=("ephemeral", "chaining_key"))
 class InitiatorHandshake:
     """What the initiator keeps between sending message 1 and reading message 2."""
 
     responder_public: bytes
-    ephemeral: PrivateKey = field(repr=False)
-    chaining_key: bytes = field(repr=False)
+    ephemeral: PrivateKey
+    chaining_key: bytes
     hash: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record(hidden=("chaining_key",))
 class ResponderHandshake:
     """What the responder learned from a valid message 1: who sent it, its payload, and the transcript."""
 
     initiator_public: bytes
     payload: bytes
     remote_ephemeral: bytes
-    chaining_key: bytes = field(repr=False)
+    chaining_key: bytes
     hash: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record(hidden=("chaining_key",))
 class HandshakeResult:
     """The end of a handshake: the final chaining key (for the transport keys) and handshake hash."""
 
-    chaining_key: bytes = field(repr=False)
+    chaining_key: bytes
     hash: bytes
     payload: bytes = b""
 
@@ -310,12 +309,12 @@ TIMESTAMP = ("timestamp", "msg.encrypted_timestamp")  # the payload of the initi
 NOTHING = ("ε", "msg.encrypted_nothing")  # the response's empty payload ("msg.empty" in the whitepaper)
 
 
-@dataclass(frozen=True, slots=True)
+@record(hidden=("sending_key", "receiving_key"))
 class TransportKeys:
     """The symmetric keys of one session, seen from one side (section 5.4.5)."""
 
-    sending_key: bytes = field(repr=False)
-    receiving_key: bytes = field(repr=False)
+    sending_key: bytes
+    receiving_key: bytes
     is_initiator: bool
     handshake_hash: bytes
 

@@ -11,7 +11,10 @@ from collections import Counter, deque
 from .constants import MAX_EVENTS
 from .errors import Drop
 from .events import Event, PacketDropped
-from .keylog import KeylogEntry
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing at run time (bench_startup.py)
+if TYPE_CHECKING:
+    from .keylog import KeylogEntry
 
 
 class Output:

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
-
 from .constants import KEY_LEN, TIMESTAMP_LEN
 from .cookie import CookieGenerator
 from .crypto import ZERO_KEY, constant_time_equal
 from .keypairs import Keypairs
 from .noise import InitiatorHandshake
+from .record import record
 
 
-@dataclass(slots=True)
+@record(frozen=False, hidden=("state",))
 class InitiationSent:
     """We sent an initiation under ``local_index`` and wait for its response (kernel CREATED_INITIATION)."""
 
     local_index: int
-    state: InitiatorHandshake = field(repr=False)
+    state: InitiatorHandshake
 
 
 class Peer:

@@ -6,8 +6,6 @@ turns that into a counted drop, so nothing here changes state before the input h
 
 from __future__ import annotations
 
-import ipaddress
-from typing import TYPE_CHECKING
 
 from . import noise, tai64n
 from . import timers as on
@@ -28,6 +26,7 @@ from .messages import ZERO_MAC, CookieReply, Initiation, Response, check_size, m
 from .peer import InitiationSent, Peer
 from .send import send_handshake_initiation, send_handshake_response, send_keepalive, send_staged_packets
 
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing at run time (bench_startup.py)
 if TYPE_CHECKING:
     from .device import Device
 
@@ -233,6 +232,8 @@ def receive_batch(device: Device, datagrams: list, now: float) -> None:
             if inner_source != last_source:
                 last_source, last_owner = inner_source, lookup_source(inner_source)
             if last_owner is not peer:
+                import ipaddress   # only here: its import costs the daemon's start-up (bench_startup.py)
+
                 raise Rejected(Drop.UNALLOWED_SOURCE, str(ipaddress.ip_address(inner_source)))
         except Rejected as refused:
             device.output.drop(refused.reason, peer.public_key, source, refused.detail)

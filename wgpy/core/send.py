@@ -6,7 +6,6 @@ Functions here take the device and a peer and append datagrams to the device's o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from . import noise, tai64n
 from . import timers as on
@@ -18,6 +17,7 @@ from .keylog import KeylogEntry
 from .keypairs import Keypair
 from .peer import InitiationSent, Peer
 
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing at run time (bench_startup.py)
 if TYPE_CHECKING:
     from .device import Device
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 import heapq
 import itertools
 from enum import IntEnum
-from typing import TYPE_CHECKING, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from .constants import KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX
 
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing at run time (bench_startup.py)
 if TYPE_CHECKING:
     from .peer import Peer
 

@@ -15,10 +15,10 @@ value shown under its name the one after), or a constant the formula writes out 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
 
 from .constants import MAC_LEN
+from .record import record
 
 COUNTER_LEN = 8
 
@@ -48,7 +48,7 @@ class Op(Enum):
 LITERALS = {"0": bytes(COUNTER_LEN), "ε": b"", "0^16": bytes(MAC_LEN)}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Step:
     """One computation: what the whitepaper writes (``C = KDF1(C, E_pub_i)``), what it computes (``Op.KDF1``
     of inputs ``("C", "E_pub_i")`` to outputs ``("C",)``) and the values it shows, in order."""
@@ -75,12 +75,21 @@ class NullTrace:
 NULL_TRACE = NullTrace()
 
 
-@dataclass
 class Recorder:
     """Keeps every step, in order. It holds secrets: only explain mode and tests create one."""
 
-    steps: list[Step] = field(default_factory=list, repr=False)
     enabled = True
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+
+    def __repr__(self) -> str:
+        return "Recorder()"
+
+    def __eq__(self, other):
+        return self.steps == other.steps if other.__class__ is Recorder else NotImplemented
+
+    __hash__ = None
 
     def step(self, operation: Op, formula: str, section: str, inputs: tuple[str, ...], outputs: tuple[str, ...],
              **values: bytes) -> None:

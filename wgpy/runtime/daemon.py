@@ -10,52 +10,22 @@ Wireshark's WireGuard key log format (with a warning), so that captures of this 
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
 
 from ..core.constants import DEFAULT_MTU
 from ..core.device import Device
-from .keylog import KeylogFile
+from .log import CRITICAL, configure as configure_logging, log
 from .loop import Runtime
 from .tun import Tun, valid_interface_name
 from .uapi_socket import UapiServer
 from .udp import Udp
 
-LOG_LEVELS = {"verbose": logging.DEBUG, "debug": logging.DEBUG, "error": logging.WARNING, "silent": logging.CRITICAL + 1}
-
-
-class _Format(logging.Formatter):
-    """wireguard-go's log lines: ``DEBUG: (wg0) 2026/11/25 03:30:00 message``."""
-
-    def __init__(self, interface: str) -> None:
-        super().__init__()
-        self.interface = interface
-
-    def format(self, record: logging.LogRecord) -> str:
-        kind = "DEBUG" if record.levelno <= logging.DEBUG else "WARNING" if record.levelno == logging.WARNING else "ERROR"
-        stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(record.created))
-        return f"{kind}: ({self.interface}) {stamp} {record.getMessage()}"
-
-
-def configure_logging(interface: str, level_name: str | None) -> int:
-    level = LOG_LEVELS.get((level_name or "error").lower(), logging.ERROR)
-    logger = logging.getLogger("wgpy")
-    logger.handlers.clear()
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(_Format(interface))
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
-    return level
-
-
 def main(interface: str, foreground: bool) -> int:
     foreground = foreground or os.environ.get("WG_PROCESS_FOREGROUND") == "1"
     level_name = os.environ.get("LOG_LEVEL")
     level = configure_logging(interface, level_name)
-    log = logging.getLogger("wgpy")
     if not valid_interface_name(interface):
         print(f"wgpy: invalid interface name {interface!r}", file=sys.stderr)
         return 1
@@ -77,6 +47,8 @@ def main(interface: str, foreground: bool) -> int:
     runtime = Runtime(device, tun, Udp(), uapi)
     keylog_path = os.environ.get("WGPY_KEYLOG")
     if keylog_path:
+        from .keylog import KeylogFile
+
         try:
             runtime.keylog = KeylogFile(keylog_path)
         except OSError as err:
@@ -111,7 +83,7 @@ def main(interface: str, foreground: bool) -> int:
         os._exit(0 if status == b"1" else 1)
     os.close(ready_read)
     os.setsid()
-    _detach_stdio(keep_output=bool(level_name) and level <= logging.CRITICAL)
+    _detach_stdio(keep_output=bool(level_name) and level <= CRITICAL)
     os.write(ready_write, b"1")
     os.close(ready_write)
     log.debug("Device started")

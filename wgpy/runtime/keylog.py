@@ -13,9 +13,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Iterable
+from collections.abc import Iterable
 
-from ..core.keylog import KeylogEntry
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing at run time (bench_startup.py)
+if TYPE_CHECKING:
+    from ..core.keylog import KeylogEntry
 
 # O_NONBLOCK: opening a FIFO must not wait for a reader (it is refused once open); O_NOCTTY: a terminal given
 # as the path must not become ours.

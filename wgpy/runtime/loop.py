@@ -14,7 +14,6 @@ traceback, counted in :attr:`Runtime.bugs`, and what it was handling is dropped.
 from __future__ import annotations
 
 import collections
-import logging
 import os
 import select
 import signal
@@ -41,6 +40,7 @@ from ..core.events import (
 )
 from ..core.errors import Drop
 from ..uapi import IpcLock, UapiConnection, format_endpoint
+from .log import DEBUG, log
 from .tun import Tun
 from . import steering
 from .udp import Udp
@@ -56,9 +56,6 @@ BUG_LOG_PERIOD = 1.0  # seconds: at most one traceback per kind of input this of
 # about 3 us, a section that starts a handshake about 150 us.
 UAPI_SLICE = 256
 UAPI_SLICE_TIME = 0.004
-
-log = logging.getLogger("wgpy")
-
 
 class _Client:
     """One UAPI connection: its socket, its protocol state, and answers not yet taken."""
@@ -382,7 +379,7 @@ class Runtime:
 
     def _log(self, event) -> None:
         if isinstance(event, PacketDropped):
-            if log.isEnabledFor(logging.DEBUG):
+            if log.isEnabledFor(DEBUG):
                 if event.reason is Drop.HANDSHAKE_QUEUE_FULL:  # a flood: one line each HOUSEKEEPING_PERIOD says how many
                     self._queue_full_drops += 1
                     return
@@ -390,7 +387,7 @@ class Runtime:
                 detail = f" ({event.detail})" if event.detail else ""
                 log.debug("%s - Dropped: %s%s", who, event.reason.value, detail)
             return
-        if not log.isEnabledFor(logging.DEBUG):
+        if not log.isEnabledFor(DEBUG):
             return
         if isinstance(event, HandshakeInitiated):
             log.debug("%s - Sending handshake initiation (attempt %d)", peer_name(event.peer), event.attempt)

@@ -29,8 +29,19 @@ never quote a value.
 from .connection import MAX_OPERATION_SIZE, IpcLock, UapiConnection
 from .errors import IPC_ERROR_INVALID, IPC_ERROR_IO, IPC_ERROR_PORT_IN_USE, IPC_ERROR_PROTOCOL, UapiError
 from .get import get_lines, get_operation
-from .set import MAX_LINE_SIZE, MAX_PEERS, Bind, SetOperation
 from .values import InterfaceIndex, format_endpoint, join_host_port
+
+_FROM_SET = ("MAX_LINE_SIZE", "MAX_PEERS", "Bind", "SetOperation")
+
+
+def __getattr__(name: str):
+    """set.py's names, loaded when first asked for (PEP 562): a daemon needs set.py, and the core's crypto
+    with it, only with its first ``set`` (benchmarks/bench_startup.py)."""
+    if name in _FROM_SET:
+        from . import set as operation
+
+        return getattr(operation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "IPC_ERROR_INVALID", "IPC_ERROR_IO", "IPC_ERROR_PORT_IN_USE", "IPC_ERROR_PROTOCOL", "MAX_LINE_SIZE",

@@ -28,8 +28,11 @@ from itertools import islice
 from ..core.device import Device
 from .errors import IPC_ERROR_INVALID, IPC_ERROR_IO, UapiError
 from .get import get_lines
-from .set import Bind, SetOperation
 from .values import InterfaceIndex
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing at run time (bench_startup.py)
+if TYPE_CHECKING:
+    from .set import Bind, SetOperation
 
 MAX_OPERATION_SIZE = 16 * 1024 * 1024
 
@@ -239,6 +242,8 @@ class UapiConnection:
             self._state = self._read_operation
             out += self._answer_oversized()
             return True
+        from .set import SetOperation   # with the first set, not with the daemon (bench_startup.py)
+
         with memoryview(buffer) as view:
             self._set = SetOperation(self.device, view[:body_end], bind=self._bind,
                                      interface_index=self._interface_index)

@@ -24,13 +24,12 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from itertools import islice
 
 from ..core.constants import KEY_LEN
 from ..core.crypto import PrivateKey, clamp, constant_time_equal
 from ..core.device import Device
-from ..core.peer import Peer
+from ..core.record import record
 from .errors import IPC_ERROR_INVALID, IPC_ERROR_IO, IPC_ERROR_PORT_IN_USE, IPC_ERROR_PROTOCOL, UapiError
 from .values import InterfaceIndex, expect_true, key_name, parse_endpoint, parse_key, parse_prefix, parse_uint
 
@@ -41,8 +40,12 @@ Bind = Callable[[int, int], int]
 
 _ZERO_KEY = bytes(KEY_LEN)
 
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing at run time (bench_startup.py)
+if TYPE_CHECKING:
+    from ..core.peer import Peer
 
-@dataclass
+
+@record(frozen=False)
 class _Section:
     """The peer a ``set`` is configuring since its ``public_key`` line (wireguard-go ``ipcSetPeer``).
     ``peer`` is None for a placeholder: the device's own key, a peer just removed, or one not created

@@ -7,8 +7,6 @@ never quotes it: a key pasted on the wrong line must not reach a log.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Callable
 
 from ..core.encoding import key_from_hex
@@ -16,13 +14,13 @@ from .errors import IPC_ERROR_INVALID, UapiError
 
 InterfaceIndex = Callable[[str], int]
 
-_KEY_NAME = re.compile(r"[a-z0-9_]{1,32}")
+_KEY_NAME = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")   # a key name: 1 to 32 of these
 
 
 def key_name(key: str) -> str:
     """An unknown key, quoted for an error message only if it looks like a key name: a secret pasted on
     the wrong side of the '=' must not reach a log."""
-    return repr(key) if _KEY_NAME.fullmatch(key) else f"of {len(key)} characters"
+    return repr(key) if 0 < len(key) <= 32 and _KEY_NAME.issuperset(key) else f"of {len(key)} characters"
 
 
 def parse_key(value: str, what: str) -> bytes:
@@ -82,6 +80,8 @@ def parse_address(text: str) -> tuple[bytes, str] | None:
     address, percent, zone = text.partition("%")
     if percent and not zone:
         return None
+    import ipaddress   # here, not at the top: its import costs the daemon's start-up (bench_startup.py)
+
     try:
         return ipaddress.IPv6Address(address).packed, zone
     except ValueError:  # ipaddress.AddressValueError
@@ -110,6 +110,8 @@ def format_address(packed: bytes) -> str:
         return "%d.%d.%d.%d" % tuple(packed)
     if packed[:12] == b"\0" * 10 + b"\xff\xff":
         return "::ffff:%d.%d.%d.%d" % tuple(packed[12:])
+    import ipaddress
+
     return ipaddress.IPv6Address(packed).compressed
 
 
