@@ -34,6 +34,7 @@ _EXPORTS = {
     "InterfaceConfig": ("wgpy.config", "InterfaceConfig"),
     "parse_config": ("wgpy.config", "parse"),
     "load_config": ("wgpy.config", "load"),
+    "Tunnel": ("wgpy.runtime.tunnel", "Tunnel"),
     **{name: ("wgpy.core.events", name) for name in (
         "Event", "HandshakeInitiated", "HandshakeResponded", "HandshakeCompleted", "HandshakeGaveUp",
         "CookieReceived", "SessionExpired", "KeysZeroed", "EndpointChanged", "PeerAdded", "PeerRemoved", "PrivateKeyChanged", "UnderLoad",
