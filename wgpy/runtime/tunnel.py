@@ -19,6 +19,7 @@ docs/library.md has runnable examples. Modules: ``tunnel_engine.py`` drives the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -28,6 +29,7 @@ from typing import Callable
 
 from ..config import InterfaceConfig, load, parse, to_uapi_set
 from ..core.constants import DEFAULT_MTU
+from ..core.crypto import PrivateKey
 from ..core.device import Device
 from ..core.encoding import key_to_base64
 from ..netstack import dns
@@ -98,6 +100,37 @@ class Tunnel:
     def from_file(cls, path: str, **options) -> "Tunnel":
         """A tunnel for a wg-quick file (warns, as wg-quick does, when others can read it)."""
         return cls(config=load(path), **options)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def pair(cls, client: str = "10.0.0.1", server: str = "10.0.0.2", *, client_lines: str = "",
+                   timeout: float = 10.0):
+        """Two tunnels in this process, peers of each other over 127.0.0.1, handshake done: for tests and
+        examples without a network. The client routes every address to the server (``AllowedIPs =
+        0.0.0.0/0, ::/0``), the server only the client's address back. ``client_lines`` are added to the
+        client's ``[Interface]`` (``"DNS = 10.0.0.2"``, say)::
+
+            async with wgpy.Tunnel.pair() as (client, server): ...
+        """
+        rng = os.urandom
+        client_key, server_key = PrivateKey.generate(rng), PrivateKey.generate(rng)
+        first = cls(f"[Interface]\nPrivateKey = {key_to_base64(server_key.private_bytes())}\nAddress = {server}/24\n"
+                    f"[Peer]\nPublicKey = {key_to_base64(client_key.public)}\nAllowedIPs = {client}/32\n")
+        async with first:
+            second = cls(f"[Interface]\nPrivateKey = {key_to_base64(client_key.private_bytes())}\nAddress = {client}/24\n{client_lines}\n"
+                         f"[Peer]\nPublicKey = {key_to_base64(server_key.public)}\nAllowedIPs = 0.0.0.0/0, ::/0\n"
+                         f"Endpoint = 127.0.0.1:{first.listen_port}\nPersistentKeepalive = 25\n")
+            async with second:
+                # The keepalive PersistentKeepalive sends at once makes the handshake: the server learns
+                # where the client is, and can answer before the client says anything.
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + timeout
+                peer = first.device.peers[client_key.public]
+                while peer.endpoint is None or peer.keypairs.current is None:
+                    if loop.time() > deadline:
+                        raise TimeoutError("the two tunnels did not complete a handshake")
+                    await asyncio.sleep(0.005)
+                yield second, first
 
     # ------------------------------------------------------------------------------ what it is
 
