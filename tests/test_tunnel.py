@@ -193,7 +193,7 @@ def test_datagram_endpoints_both_ways():
         client_end.sendto(b"one")
         data, source = await asyncio.wait_for(at_server.queue.get(), 5)
         assert data == b"one" and source[0] == "10.0.0.1"
-        assert source == client_end.get_extra_info("sockname")
+        assert source[1] == client_end.get_extra_info("sockname")[1]
         server_end.sendto(b"two", source)
         assert await asyncio.wait_for(at_client.queue.get(), 5) == (b"two", ("10.0.0.2", 5000))
         with pytest.raises(ValueError):

@@ -4,7 +4,8 @@ As with a kernel socket made by ``loop.create_datagram_endpoint``: ``sendto(data
 left out, or must equal it, when ``remote_addr`` was given), ``datagram_received(data, addr)`` on the
 protocol, and with ``remote_addr`` only datagrams from that address are delivered (a connected UDP
 socket's filter). An address the tunnel cannot route is ``error_received(OSError(ENETUNREACH))``, as
-the kernel reports it on a connected socket, not an exception out of ``sendto``.
+the kernel reports it on a connected socket, not an exception out of ``sendto`` (EMSGSIZE for a
+datagram larger than the MTU allows: the stack does not fragment).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ class TunnelDatagramTransport(asyncio.DatagramTransport):
         self._remote = remote
         self._protocol: asyncio.DatagramProtocol | None = None
         self._closing = False
-        local = getattr(udp_socket, "local", None)
-        self._extra = {"sockname": tuple(local) if local is not None else None, "peername": remote, "socket": None}
+        host, port = udp_socket.local
+        if not host:   # bound to every address of the stack: named as the kernel names it
+            host = "::" if remote is not None and ":" in remote[0] else "0.0.0.0"
+        self._extra = {"sockname": (host, port), "peername": remote, "socket": None}
         engine.register(udp_socket, self)
 
     def attach(self, protocol: asyncio.DatagramProtocol) -> None:
@@ -63,8 +66,9 @@ class TunnelDatagramTransport(asyncio.DatagramTransport):
             return
         try:
             self._socket.sendto(bytes(data), (addr[0], addr[1]))
-        except ValueError:
-            self._protocol.error_received(OSError(errno.ENETUNREACH, f"no route through the tunnel to {addr[0]}"))
+        except ValueError as refused:   # too big for the MTU, or no address of that family
+            number = errno.EMSGSIZE if "MTU" in str(refused) else errno.ENETUNREACH
+            self._protocol.error_received(OSError(number, str(refused)))
             return
         self._engine.kick()
 
