@@ -131,7 +131,7 @@ def _nobody_can_run() -> bool:
 
 def test_echo_through_ncat(far):
     lines = far.client("echo", "10.77.0.1", "7")
-    assert lines[-2] == {"sent": 256 * 1024, "received": 256 * 1024, "same": True}
+    assert lines[-2] == {"sent": 256 * 1024, "received": 256 * 1024, "same": True, "after_fin": 0}
 
 
 def test_udp_echo(far):

@@ -4,7 +4,7 @@ user, in another namespace). Prints one JSON object per result line; exits non-z
     python tunnel_client.py CONFIG CHECK HOST [PORT ...]
 
 Checks: ``http`` (GET /blob with open_connection: the body's sha256), ``echo`` (256 KiB through an echo
-server and back), ``udp`` (datagrams to an echo server), ``socket`` (GET /blob with http.client on
+server and back, then FIN both ways), ``udp`` (datagrams to an echo server), ``socket`` (GET /blob with http.client on
 socket_connection), ``transparent`` (serve every destination; print ``ready``, then what each
 connection's sockname was, for ``--count`` connections).
 """
@@ -47,12 +47,15 @@ async def echo(tunnel, host: str, port: int) -> None:
     async def send() -> None:
         writer.write(data)
         await writer.drain()
-        writer.write_eof()
 
+    # All of it back before our FIN: ncat --exec drops what its child still writes once the network side
+    # has ended (a kernel client loses the tail the same way).
     sender = asyncio.create_task(send())
-    back = await reader.read()
+    back = await reader.readexactly(len(data))
     await sender
-    say(sent=len(data), received=len(back), same=back == data)
+    writer.write_eof()
+    after = await reader.read()   # ncat's FIN follows ours
+    say(sent=len(data), received=len(back), same=back == data, after_fin=len(after))
     writer.close()
 
 
