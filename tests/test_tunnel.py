@@ -9,6 +9,7 @@ No root, no TUN, no network namespace: asyncio's loop drives both.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import http.client
 import os
@@ -61,6 +62,25 @@ def test_open_connection_and_start_server_both_ways():
         await writer.wait_closed()
 
     run(test)
+
+
+def test_ipv6_inside_the_tunnel_streams_and_datagrams():
+    async def main():
+        async with wgpy.Tunnel.pair("10.0.0.1, fd00::1", "10.0.0.2, fd00::2") as (client, server):
+            listening = await server.start_server(echo, port=7)
+            assert {s.getsockname() for s in listening.sockets} == {("10.0.0.2", 7), ("fd00::2", 7)}
+            reader, writer = await client.open_connection("fd00::2", 7)
+            assert writer.get_extra_info("sockname")[0] == "fd00::1"
+            writer.write(b"six")
+            assert await reader.readexactly(3) == b"six"
+            writer.close()
+            server_end, at_server = await server.create_datagram_endpoint(Recorder, local_addr=("fd00::2", 53))
+            client_end, _ = await client.create_datagram_endpoint(Recorder, remote_addr=("fd00::2", 53))
+            client_end.sendto(b"v6")
+            data, source = await asyncio.wait_for(at_server.queue.get(), 5)
+            assert data == b"v6" and source[0] == "fd00::1"
+
+    asyncio.run(asyncio.wait_for(main(), LIMIT))
 
 
 def test_a_megabyte_each_way_with_a_slow_reader_matches_its_sha256():
@@ -287,6 +307,21 @@ def test_uapi_socket_is_owner_only_and_changes_peers_at_run_time(tmp_path):
             assert not os.path.exists(path)
 
     asyncio.run(asyncio.wait_for(main(), LIMIT))
+
+
+def test_the_hosts_keys_are_read_and_left_alone(tmp_path):
+    """FwMark, Table and the hooks concern the host's routing: a tunnel in a process ignores them (SO_MARK
+    would need CAP_NET_ADMIN), and runs no command."""
+    marker = tmp_path / "hook-ran"
+    key = base64.b64encode(wgpy.PrivateKey.generate(os.urandom).private_bytes()).decode()
+    text = f"[Interface]\nPrivateKey = {key}\nAddress = 10.9.0.1/24\nFwMark = 0x1234\nTable = off\nPostUp = touch {marker}\n"
+
+    async def main():
+        async with wgpy.Tunnel(text) as tunnel:
+            assert tunnel.device.fwmark == 0 and tunnel.listen_port
+
+    asyncio.run(asyncio.wait_for(main(), LIMIT))
+    assert not marker.exists()
 
 
 def test_closing_the_tunnel_aborts_its_connections():

@@ -26,6 +26,7 @@ import logging
 import os
 import socket
 import time
+from dataclasses import replace
 from typing import Callable
 
 from ..config import InterfaceConfig, load, parse, to_uapi_set
@@ -107,18 +108,28 @@ class Tunnel:
     async def pair(cls, client: str = "10.0.0.1", server: str = "10.0.0.2", *, client_lines: str = "",
                    timeout: float = 10.0):
         """Two tunnels in this process, peers of each other over 127.0.0.1, handshake done: for tests and
-        examples without a network. The client routes every address to the server (``AllowedIPs =
-        0.0.0.0/0, ::/0``), the server only the client's address back. ``client_lines`` are added to the
+        examples without a network. ``client`` and ``server`` are their addresses (one, or several with
+        commas: ``"10.0.0.1, fd00::1"``). The client routes every address to the server (``AllowedIPs =
+        0.0.0.0/0, ::/0``), the server only the client's addresses back. ``client_lines`` are added to the
         client's ``[Interface]`` (``"DNS = 10.0.0.2"``, say)::
 
             async with wgpy.Tunnel.pair() as (client, server): ...
         """
+        def split(addresses: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+            return [ipaddress.ip_address(text.strip()) for text in addresses.split(",")]
+
+        def subnets(addresses) -> str:
+            return ", ".join(f"{a}/{24 if a.version == 4 else 64}" for a in addresses)
+
         rng = os.urandom
         client_key, server_key = PrivateKey.generate(rng), PrivateKey.generate(rng)
-        first = cls(f"[Interface]\nPrivateKey = {key_to_base64(server_key.private_bytes())}\nAddress = {server}/24\n"
-                    f"[Peer]\nPublicKey = {key_to_base64(client_key.public)}\nAllowedIPs = {client}/32\n")
+        clients, servers = split(client), split(server)
+        first = cls(f"[Interface]\nPrivateKey = {key_to_base64(server_key.private_bytes())}\n"
+                    f"Address = {subnets(servers)}\n[Peer]\nPublicKey = {key_to_base64(client_key.public)}\n"
+                    f"AllowedIPs = {', '.join(f'{a}/{a.max_prefixlen}' for a in clients)}\n")
         async with first:
-            second = cls(f"[Interface]\nPrivateKey = {key_to_base64(client_key.private_bytes())}\nAddress = {client}/24\n{client_lines}\n"
+            second = cls(f"[Interface]\nPrivateKey = {key_to_base64(client_key.private_bytes())}\n"
+                         f"Address = {subnets(clients)}\n{client_lines}\n"
                          f"[Peer]\nPublicKey = {key_to_base64(server_key.public)}\nAllowedIPs = 0.0.0.0/0, ::/0\n"
                          f"Endpoint = 127.0.0.1:{first.listen_port}\nPersistentKeepalive = 25\n")
             async with second:
@@ -171,7 +182,9 @@ class Tunnel:
                 if endpoint is not None and endpoint.is_name:
                     infos = await loop.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_DGRAM)
                     resolved[endpoint.host, endpoint.port] = infos[0][4][0]
-            operation = to_uapi_set(self.config, resolve=lambda host, port: resolved[host, port])
+            # FwMark marks the host's packets for its routing rules: a tunnel in a process has none (and
+            # SO_MARK needs CAP_NET_ADMIN), so it is left out, as the other wg-quick keys are.
+            operation = to_uapi_set(replace(self.config, fwmark=None), resolve=lambda host, port: resolved[host, port])
             connection = UapiConnection(self.device, bind=self.engine.bind, lock=self._uapi_lock)
             answer = connection.feed(operation.encode(), loop.time())
             if answer != b"errno=0\n\n":
