@@ -4,6 +4,7 @@
       route 198.18.77.0/24 dev tnl0                            the Tunnel in a Python process, 10.77.0.2
       python3 -m http.server 10.77.0.1:8080 (a 3 MiB blob)     (tests/interop/tunnel_client.py)
       ncat echo 10.77.0.1:7, a UDP echo 10.77.0.1:9999
+      dnsmasq 10.77.0.1:53 (web.tnl is 10.77.0.1)
       veth 192.0.2.1  <--------------- UDP, WireGuard --------------->  veth 192.0.2.2
 
 One check per client run; the http one also as the unprivileged user ``nobody`` (setpriv), which proves
@@ -72,10 +73,12 @@ class Far:
                     str(self.work / "www"), "8080")
         hosts.spawn(a, "ncat", "-l", "-k", "10.77.0.1", "7", "--exec", "/bin/cat")
         hosts.spawn(a, sys.executable, "-c", UDP_ECHO)
-        for port in ("8080", "7"):
+        hosts.spawn(a, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                    "--pid-file=", "--bind-interfaces", "--listen-address=10.77.0.1", "--address=/web.tnl/10.77.0.1")
+        for port in ("8080", "7", "53"):
             wait_for(lambda: f"10.77.0.1:{port}" in hosts.run(a, "ss", "-ltn").stdout, f"a server on port {port}")
         self.config.write_text(
-            f"[Interface]\nPrivateKey = {b64(self.tunnel_key.private_bytes())}\nAddress = 10.77.0.2/24\n"
+            f"[Interface]\nPrivateKey = {b64(self.tunnel_key.private_bytes())}\nAddress = 10.77.0.2/24\nDNS = 10.77.0.1\n"
             f"[Peer]\nPublicKey = {b64(self.far_key.public)}\nEndpoint = 192.0.2.1:51877\n"
             f"AllowedIPs = 10.77.0.0/24\nPersistentKeepalive = 25\n")
         os.chown(self.config, 65534, 65534)   # nobody's own key file, readable by nobody else
@@ -91,7 +94,7 @@ class Far:
 
 @pytest.fixture(scope="module")
 def far():
-    require("ip", "wg", "wireguard-go", "ncat", "ss", "setpriv")
+    require("ip", "wg", "wireguard-go", "ncat", "ss", "setpriv", "dnsmasq")
     work = Path(tempfile.mkdtemp(prefix="tnl-"))
     work.chmod(0o755)   # nobody reads the client program's configuration from here
     hosts = Hosts("tnl")
@@ -109,6 +112,12 @@ def test_http_get_of_a_kernel_server_through_open_connection(far):
     lines = far.client("http", "10.77.0.1", "8080")
     assert lines[-2] == {"status": "200", "size": len(far.blob), "sha256": hashlib.sha256(far.blob).hexdigest()}
     assert lines[-1] == {"bugs": 0}
+
+
+def test_a_name_resolved_by_dnsmasq_through_the_tunnel(far):
+    lines = far.client("name", "web.tnl", "8080")
+    assert lines[1] == {"addresses": ["10.77.0.1"]}
+    assert lines[-2]["sha256"] == hashlib.sha256(far.blob).hexdigest()
 
 
 @pytest.mark.parametrize("check", ["udp", "http"])

@@ -3,7 +3,8 @@ user, in another namespace). Prints one JSON object per result line; exits non-z
 
     python tunnel_client.py CONFIG CHECK HOST [PORT ...]
 
-Checks: ``http`` (GET /blob with open_connection: the body's sha256), ``echo`` (256 KiB through an echo
+Checks: ``http`` (GET /blob with open_connection: the body's sha256), ``name`` (the same to a host name
+the tunnel's DNS server knows), ``echo`` (256 KiB through an echo
 server and back, then FIN both ways), ``udp`` (datagrams to an echo server), ``socket`` (GET /blob with http.client on
 socket_connection), ``transparent`` (serve every destination; print ``ready``, then what each
 connection's sockname was, for ``--count`` connections).
@@ -118,7 +119,14 @@ async def transparent(tunnel, count: str) -> None:
     say(seen=seen)
 
 
-CHECKS = {"http": http_get, "echo": echo, "udp": udp, "socket": socket_get, "transparent": transparent}
+async def name(tunnel, host: str, port: int) -> None:
+    """A name asked of the configuration's DNS server through the tunnel, then an HTTP GET to it."""
+    addresses = await tunnel.resolve(host)
+    say(addresses=addresses)
+    await http_get(tunnel, host, port)
+
+
+CHECKS = {"http": http_get, "name": name, "echo": echo, "udp": udp, "socket": socket_get, "transparent": transparent}
 
 
 async def main(config: str, check: str, *args: str) -> None:
