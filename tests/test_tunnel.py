@@ -324,6 +324,20 @@ def test_the_hosts_keys_are_read_and_left_alone(tmp_path):
     assert not marker.exists()
 
 
+def test_a_dns_server_no_peer_routes_fails_at_once():
+    key = base64.b64encode(wgpy.PrivateKey.generate(os.urandom).private_bytes()).decode()
+
+    async def main():
+        async with wgpy.Tunnel(f"[Interface]\nPrivateKey = {key}\nAddress = 10.9.0.1/24\nDNS = 10.9.0.53\n") as tunnel:
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            with pytest.raises(socket.gaierror, match="AllowedIPs"):
+                await tunnel.resolve("web.wg")
+            assert loop.time() - began < 0.5
+
+    asyncio.run(asyncio.wait_for(main(), LIMIT))
+
+
 def test_closing_the_tunnel_aborts_its_connections():
     async def main():
         async with wgpy.Tunnel.pair() as (client, server):

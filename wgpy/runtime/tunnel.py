@@ -333,6 +333,9 @@ class Tunnel:
             return [host]
         if not self.config.dns:
             raise socket.gaierror(socket.EAI_NONAME, f"{host}: not an address, and the configuration has no DNS =")
+        servers = [str(server) for server in self.config.dns if self.device.allowed_ips.lookup(server.packed)]
+        if not servers:
+            raise socket.gaierror(socket.EAI_NONAME, f"{host}: no peer's AllowedIPs hold a DNS = server")
         kinds = [dns.TYPE_A] if any(a.version == 4 for a in self.config.addresses) else []
         if any(a.version == 6 for a in self.config.addresses):
             kinds.append(dns.TYPE_AAAA)
@@ -344,7 +347,7 @@ class Tunnel:
             for name in names:
                 found: list[str] = []
                 for kind in kinds:
-                    answer = await self._ask(transport, collector, name, kind)
+                    answer = await self._ask(transport, collector, servers, name, kind)
                     if answer is None:
                         failure = failure or "no DNS server answered"
                         continue
@@ -358,7 +361,7 @@ class Tunnel:
         finally:
             transport.close()
 
-    async def _ask(self, transport, collector: _Collector, name: str, kind: int) -> dns.Answer | None:
+    async def _ask(self, transport, collector: _Collector, servers: list[str], name: str, kind: int) -> dns.Answer | None:
         self._dns_id = (self._dns_id + 1) & 0xFFFF
         ident = self._dns_id
         try:
@@ -367,16 +370,16 @@ class Tunnel:
             raise socket.gaierror(socket.EAI_NONAME, str(error)) from None
         loop = asyncio.get_running_loop()
         for _ in range(DNS_ATTEMPTS):
-            for server in self.config.dns:
-                transport.sendto(query, (str(server), DNS_PORT))
+            for server in servers:
+                transport.sendto(query, (server, DNS_PORT))
                 deadline = loop.time() + DNS_TIMEOUT
                 while (left := deadline - loop.time()) > 0:
                     try:
                         data, source = await asyncio.wait_for(collector.queue.get(), left)
                     except asyncio.TimeoutError:
                         break
-                    if source[1] != DNS_PORT:
-                        continue
+                    if source != (server, DNS_PORT):
+                        continue   # only the server asked may answer (RFC 5452 9.1)
                     answer = dns.parse_answer(data, ident, query, kind)
                     if answer.refused is not dns.DnsRefused.NOT_OURS:
                         return answer
