@@ -26,6 +26,8 @@ PEER4, PEER6 = bytes([10, 0, 0, 1]), bytes.fromhex("fd00" + "00" * 13 + "01")
 UDP_PORT = 5353
 TCP_PORT = 80
 CLIENT_PORT = 40001        # the peer's port of the connection established in build()
+OUR_PORT = 50505           # our port of the connection attempt (SYN-SENT) in build()
+PEER_TEXT = "10.0.0.1"
 START = 1000.0
 TIME_STEPS = (0.0, 0.001, 0.04, 0.2, 1.0, 3.0, 61.0)
 RAW, VALID, EDITED, RESIZED, TIME = range(5)
@@ -55,8 +57,18 @@ def _build() -> tuple[Stack, int]:
     assert connection is not None, "the fuzz world's handshake did not complete"
     connection.send(b"from the stack")
     stack.packets_to_send()
+    stack.tcp_connect((PEER_TEXT, 443), START, local=("10.0.0.2", OUR_PORT))   # left in SYN-SENT
+    stack.packets_to_send()
     stack.events()
     return stack, iss
+
+
+def _syn_sent() -> bytes:
+    """The SYN the world's connection attempt sent (the same in every fresh world: the rng is seeded)."""
+    stack = Stack(ADDRESSES, mtu=1420, rng=random.Random(7).randbytes, max_connections=16)
+    stack.tcp_connect((PEER_TEXT, 443), START, local=("10.0.0.2", OUR_PORT))
+    (syn,) = stack.packets_to_send()
+    return syn
 
 
 def _echo(version: int, source: bytes, destination: bytes, data: bytes) -> bytes:
@@ -92,6 +104,9 @@ def packets() -> tuple[bytes, ...]:
         _tcp(PEER4, US4, tcp.Segment(CLIENT_PORT, TCP_PORT, 2001, ours, tcp.ACK, 512, b"beyond a gap",
                                      sack_blocks=((1, 2),))),
     ]
+    # A port unreachable for the connection attempt: Stack's ISN secret is the world's first draw of its
+    # rng, so a fresh stack of the same seed sends the same SYN.
+    found.append(ip.build(PEER4, US4, ip.ICMP, icmp.port_unreachable(4, PEER4, US4, _syn_sent(), 1420)))
     return tuple(found)
 
 
@@ -123,4 +138,5 @@ def seeds() -> dict[str, bytes]:
     found["ipv6-cut"] = step_resized(3, -10) + step_resized(4, 5)
     found["syn-flood"] = b"".join(step_edited(3, [(21, n)]) for n in range(8))   # SYNs from 8 source ports
     found["close-and-time-wait"] = step_valid(9) + step_time(4) + step_time(6) + step_time(6)
+    found["refused-attempt"] = step_valid(12) + step_time(5)
     return found

@@ -6,7 +6,8 @@
 
 The TUN device is made here and moved into the namespace; its descriptor stays with the stack's thread.
 Linux pings the stack, meets its port unreachable and its RST, sends to and receives from its TCP
-listener, and takes a connection the stack opens: 1 MiB each time, checked by SHA-256.
+listener (also with 3 % of the packets lost each way), and takes a connection the stack opens: 1 MiB
+each time, checked by SHA-256.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class StackThread:
 
     def __init__(self, tun, stack: Stack) -> None:
         self.tun, self.stack = tun, stack
+        self.loss = 0.0                 # the share of packets lost each way (seeded), set by a test
+        self.lost = 0
+        self.random = random.Random(5)
         self.jobs: list = []            # callables (stack, now) -> bool (True: done, drop it)
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -70,6 +74,9 @@ class StackThread:
                 select.select([tun.fd], [], [], wait)
                 packets = []
                 while (packet := tun.read()) is not None and len(packets) < 256:
+                    if self.loss and self.random.random() < self.loss:
+                        self.lost += 1
+                        continue
                     packets.append(packet)
                 now = time.monotonic()
                 if packets:
@@ -78,6 +85,9 @@ class StackThread:
                 with self.lock:
                     self.jobs = [job for job in self.jobs if not job(stack, now)]
                 for packet in stack.packets_to_send():
+                    if self.loss and self.random.random() < self.loss:
+                        self.lost += 1
+                        continue
                     tun.write(packet)
                 stack.events()
         except BaseException as error:   # the test reports it
@@ -165,9 +175,10 @@ def _serve_once(port: int, received: dict, send: bytes | None = None):
     return job
 
 
-@pytest.mark.parametrize("address", [STACK4, STACK6])
-def test_linux_tcp_sends_a_mib_to_the_stack_and_receives_one(address, linux):
+@pytest.mark.parametrize("address, loss", [(STACK4, 0.0), (STACK6, 0.0), (STACK4, 0.03)])
+def test_linux_tcp_sends_a_mib_to_the_stack_and_receives_one(address, loss, linux):
     ns, runner = linux
+    runner.loss = loss
     received: dict = {}
     runner.add(_serve_once(8080, received))
     start = time.monotonic()
@@ -183,7 +194,9 @@ def test_linux_tcp_sends_a_mib_to_the_stack_and_receives_one(address, linux):
     start = time.monotonic()
     download = in_ns(ns, "ncat", "--recv-only", "-w", "10", address, "8081")
     assert hashlib.sha256(download.stdout).hexdigest() == DIGEST, (len(download.stdout), download.stderr)
-    print(f"\n{address}: 1 MiB Linux -> stack in {upload_seconds:.2f} s, stack -> Linux in {time.monotonic() - start:.2f} s")
+    print(f"\n{address}, {loss:.0%} loss each way: 1 MiB Linux -> stack in {upload_seconds:.2f} s, "
+          f"stack -> Linux in {time.monotonic() - start:.2f} s ({runner.lost} packets lost)")
+    assert (runner.lost > 0) == (loss > 0)
 
 
 def test_the_stack_connects_to_linux_and_sends_a_mib(linux):

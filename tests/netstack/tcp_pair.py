@@ -19,8 +19,10 @@ from collections import Counter
 from wgpy.netstack.errors import NetDrop
 from wgpy.netstack.tcp.config import TcpConfig, TcpState
 from wgpy.netstack.tcp.connection import TcpConnection
-from wgpy.netstack.tcp.segment import ACK, RST, SYN, Segment, parse
+from wgpy.netstack.tcp.segment import ACK, FIN, RST, SYN, Segment, parse
 
+S = TcpState
+MASK = 0xFFFFFFFF
 CLIENT = (bytes([10, 0, 0, 1]), 40000)
 SERVER = (bytes([10, 0, 0, 2]), 80)
 MSS = 1380  # a 1420-byte tunnel MTU less 40
@@ -189,3 +191,63 @@ class Transfer:
     def done(self) -> bool:
         return (len(self.received["server"]) == len(self.outgoing["client"])
                 and len(self.received["client"]) == len(self.outgoing["server"]))
+
+
+def established(**options) -> Pair:
+    pair = Pair(**options)
+    assert pair.run(until=pair.established, max_steps=20)
+    return pair
+
+
+def from_peer(pair: Pair, side: str, flags: int, seq_offset: int = 0, ack: int | None = None,
+              payload: bytes = b"") -> Segment:
+    """A segment to ``side`` from its peer: seq at RCV.NXT + offset, ack at the receiver's SND.NXT."""
+    target = pair.client if side == "client" else pair.server
+    ports = (target.remote[1], target.local[1])
+    ack_value = (target.snd_max if ack is None else ack) & MASK
+    return Segment(*ports, (target.rcv_nxt + seq_offset) & MASK, ack_value, flags, 1000, payload)
+
+
+def advance_to(state: TcpState, side: str, config: TcpConfig = TcpConfig()) -> Pair:
+    """A pair with ``side`` in ``state`` (the peer's segments held where the state needs it)."""
+    if state is S.SYN_SENT:
+        pair = Pair(config=config)
+        pair.hold.add("c>s")
+        pair.flush()
+        return pair
+    if state is S.SYN_RECEIVED:
+        pair = Pair(config=config)
+        pair.hold.add("s>c")
+        pair.run(until=lambda: pair.server is not None, max_steps=5)
+        pair.flush()
+        return pair
+    pair = established(config=config)
+    me, peer = (pair.client, pair.server) if side == "client" else (pair.server, pair.client)
+    towards_peer = "c>s" if side == "client" else "s>c"
+    if state is S.ESTABLISHED:
+        return pair
+    if state is S.CLOSE_WAIT:
+        peer.shutdown_write()
+    elif state is S.FIN_WAIT_1:
+        pair.hold.add(towards_peer)
+        me.shutdown_write()
+    elif state in (S.FIN_WAIT_2, S.TIME_WAIT):
+        me.shutdown_write()
+        if state is S.TIME_WAIT:
+            pair.run(until=lambda: me.state is S.FIN_WAIT_2, max_steps=20)
+            peer.shutdown_write()
+    elif state is S.CLOSING:
+        pair.hold = {"c>s", "s>c"}
+        me.shutdown_write()
+        peer.shutdown_write()
+        pair.flush()
+        pair.hold = {"s>c"} if side == "client" else {"c>s"}  # only my FIN reaches the peer... not its ACK
+        pair.inject.append((side, from_peer(pair, side, FIN | ACK, ack=me.snd_una)))
+    elif state is S.LAST_ACK:
+        peer.shutdown_write()
+        pair.run(until=lambda: me.state is S.CLOSE_WAIT, max_steps=20)
+        pair.hold.add(towards_peer)
+        me.shutdown_write()
+    assert pair.run(until=lambda: me.state is state, max_steps=30), (me, state)
+    pair.flush()
+    return pair

@@ -57,7 +57,7 @@ def test_port_unreachable_is_linux_s_message():
         message = bytes(parsed.payload)
         assert icmp.parse(version, parsed.source, parsed.destination, parsed.payload) == (linux[len(error) - len(message)], 3 if version == 4 else 4)
         assert message[4:8] == bytes(4) and message[8:] == offending
-        assert icmp.quoted_flow(version, parsed.payload) == (ip.UDP, parsed.source, parsed.source, 40000, 5353)
+        assert icmp.quoted_flow(version, parsed.payload) == (ip.UDP, parsed.source, parsed.source, 40000, 5353, None)
     # Linux's datagrams as captured carry a partial checksum, wrong on the wire: refused.
     stack.receive_packets([OFFLOADED_V4, OFFLOADED_V6], 1.0)
     assert stack.drops[NetDrop.BAD_UDP] == 2
@@ -222,3 +222,16 @@ def test_a_fragment_gets_no_answer():
     packet[10:12] = checksum(packet[:20]).to_bytes(2, "big")
     stack.receive_packets([bytes(packet)], 1.0)
     assert stack.drops == {NetDrop.FRAGMENT: 1} and stack.packets_to_send() == []
+
+
+def test_an_echo_request_too_big_for_the_mtu_is_not_answered():
+    from .test_sim import _echo_request
+    stack = linux_stack()
+    stack.receive_packets([_echo_request(PEER4, ADDRESS_V4, 1)], 1.0)
+    assert len(stack.packets_to_send()) == 1
+    big = bytearray(_echo_request(PEER4, ADDRESS_V4, 2))
+    message = bytearray(big[20:]) + bytes(1420 - len(big) + 1)
+    message[2:4] = b"\0\0"
+    message[2:4] = checksum(message).to_bytes(2, "big")
+    stack.receive_packets([ip.build(PEER4, ADDRESS_V4, ip.ICMP, bytes(message))], 1.0)
+    assert stack.packets_to_send() == [] and stack.drops == {NetDrop.ECHO_TOO_BIG: 1}

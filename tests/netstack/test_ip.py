@@ -3,6 +3,8 @@
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wgpy.netstack import ip
 from wgpy.netstack.checksum import checksum
@@ -127,3 +129,23 @@ def test_ipv6_unacceptable_extension_headers():
     assert ip.parse(_v6(ip.HOP_BY_HOP, bytes([ip.UDP, 1, 1, 4, 0, 0, 0, 0]))) is NetDrop.TRUNCATED   # says 16 bytes
     assert ip.parse(_v6(ip.NO_NEXT_HEADER, b"")) is NetDrop.UNKNOWN_PROTOCOL
     assert ip.parse(_v6(ip.HOP_BY_HOP, bytes([ip.UDP, 0, 1, 9, 0, 0, 0, 0]))) is NetDrop.UNSUPPORTED_OPTION  # PadN overruns
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.sampled_from([4, 16]).flatmap(lambda n: st.tuples(st.binary(min_size=n, max_size=n), st.binary(min_size=n, max_size=n))),
+       st.sampled_from([ip.ICMP, ip.TCP, ip.UDP, ip.ICMPV6, 250]), st.integers(0, 255), st.binary(max_size=1400))
+def test_parse_gives_back_what_build_put_in(addresses, protocol, ttl, payload):
+    source, destination = addresses
+    parsed = ip.parse(ip.build(source, destination, protocol, payload, ttl))
+    assert parsed == (6 if len(source) == 16 else 4, source, destination, protocol, ttl, memoryview(payload))
+    assert bytes(parsed.payload) == payload
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(st.binary(max_size=120))
+def test_parse_never_raises_and_a_packet_is_inside_what_it_was_given(data):
+    parsed = ip.parse(data)
+    if isinstance(parsed, ip.Packet):
+        assert len(parsed.payload) <= len(data) - (20 if parsed.version == 4 else 40)
+    else:
+        assert isinstance(parsed, NetDrop)

@@ -59,7 +59,14 @@ def test_the_valid_packets_are_taken_each_in_a_fresh_stack():
             assert stack.taken == before + 1 and not stack.drops, (packet.hex(), stack.drops)
         answers.append(len(stack.packets_to_send()))
     # Echo replies, port unreachables, SYN,ACKs, the ACK for data beyond a gap: answered at once.
-    assert answers == [1, 0, 1, 1] * 2 + [0, 1, 0, 1]
+    assert answers == [1, 0, 1, 1] * 2 + [0, 1, 0, 1, 0]
+
+
+def test_the_port_unreachable_seed_ends_the_world_s_connection_attempt():
+    stack = netstack_world.build()
+    attempts = stack.connections
+    stack.receive_packets([VALID[-1]], netstack_world.START)
+    assert not stack.drops and stack.connections == attempts - 1
 
 
 def test_the_corpus_seeds_pass():

@@ -10,15 +10,9 @@ from wgpy.netstack.tcp.config import TcpConfig, TcpState
 from wgpy.netstack.tcp.connection import TcpConnection
 from wgpy.netstack.tcp.segment import ACK, FIN, SYN, Segment
 
-from .tcp_pair import CLIENT, SERVER, Pair, Transfer
+from .tcp_pair import CLIENT, SERVER, Pair, Transfer, established
 
 S = TcpState
-
-
-def established(**options) -> Pair:
-    pair = Pair(**options)
-    assert pair.run(until=pair.established, max_steps=20)
-    return pair
 
 
 def data_segments(pair: Pair, direction: str, since: int = 0) -> list[tuple[float, Segment]]:

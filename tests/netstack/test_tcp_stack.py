@@ -285,3 +285,54 @@ def test_checksums_can_be_left_to_the_tunnel():
     assert trusting.drops == {NetDrop.NO_LISTENER: 1} and checking.drops == {NetDrop.BAD_TCP: 1}
     ((parsed, reply),) = sent_segments(trusting)
     assert reply.flags == tcp.RST | tcp.ACK    # parse checked the RST's checksum
+
+
+@pytest.mark.parametrize("family", ["10.0.0.1", "fd00::1"])
+def test_an_icmp_unreachable_ends_a_connection_attempt_only_when_it_quotes_the_syn(family):
+    from wgpy.netstack import icmp
+    s = stack()
+    ours, peer = (US, PEER) if "." in family else (US6, PEER6)
+    version = 4 if len(ours) == 4 else 6
+    client = s.tcp_connect((family, 80), 1.0)
+    (syn_packet,) = s.packets_to_send()
+    forged = bytearray(syn_packet)
+    forged[(20 if version == 4 else 40) + 4] ^= 0x80          # another sequence number: a blind guess
+    for quoted in (bytes(forged), syn_packet):
+        message = icmp.port_unreachable(version, peer, ours, quoted, 1420)
+        s.receive_packets([ip.build(peer, ours, icmp.protocol(version), message)], 1.1)
+        if quoted is not syn_packet:
+            assert client.state is TcpState.SYN_SENT and s.drops == {NetDrop.ICMP_ERROR_RECEIVED: 1}
+    assert client.state is TcpState.CLOSED and client.error == "connection refused"
+    assert Closed(client) in s.events() and s.connections == 0 and s.packets_to_send() == []
+
+
+def test_an_icmp_unreachable_does_not_end_an_established_connection():
+    from wgpy.netstack import icmp
+    link = Link(seed=8)
+    client, server, _ = _connect(link)
+    client.send(b"x")
+    (packet,) = link.alice.packets_to_send()
+    message = icmp.port_unreachable(4, PEER, US, packet, 1420)  # as if a router between said so
+    link.alice.receive_packets([ip.build(US, PEER, ip.ICMP, message)], link.now)
+    assert client.state is TcpState.ESTABLISHED and link.alice.drops == {NetDrop.ICMP_ERROR_RECEIVED: 1}
+
+
+def test_a_new_syn_reopens_a_four_tuple_in_time_wait():
+    link = Link(seed=9)
+    listener = link.bob.tcp_listen(port=80)
+    client = link.alice.tcp_connect(("10.0.0.2", 80), link.now, local=("10.0.0.1", 45000))
+    link.run(until=link.now + 1.0)
+    server = listener.accept()
+    server.close()                       # bob closes first: bob's side goes to TIME-WAIT
+    link.run(until=link.now + 0.5)
+    client.close()
+    link.run(until=link.now + 1.0)
+    assert server.state is TcpState.TIME_WAIT and link.bob.connections == 1
+    again = link.alice.tcp_connect(("10.0.0.2", 80), link.now, local=("10.0.0.1", 45000))
+    link.run(until=link.now + 1.0)
+    fresh = listener.accept()
+    assert again.state is TcpState.ESTABLISHED and fresh is not None and fresh is not server
+    assert fresh.remote == ("10.0.0.1", 45000) and link.bob.connections == 1
+    again.send(b"second life")
+    link.run(until=link.now + 1.0)
+    assert fresh.recv(100) == b"second life"

@@ -7,25 +7,10 @@ from wgpy.netstack.tcp.config import TcpConfig, TcpState
 from wgpy.netstack.tcp.connection import TcpConnection
 from wgpy.netstack.tcp.segment import ACK, FIN, RST, SYN, Segment
 
-from .tcp_pair import CLIENT, SERVER, Pair, Transfer
+from .tcp_pair import CLIENT, SERVER, Pair, Transfer, advance_to, established, from_peer
 
 S = TcpState
 MASK = 0xFFFFFFFF
-
-
-def established(**options) -> Pair:
-    pair = Pair(**options)
-    assert pair.run(until=pair.established, max_steps=20)
-    return pair
-
-
-def from_peer(pair: Pair, side: str, flags: int, seq_offset: int = 0, ack: int | None = None,
-              payload: bytes = b"") -> Segment:
-    """A segment to ``side`` from its peer: seq at RCV.NXT + offset, ack at the receiver's SND.NXT."""
-    target = pair.client if side == "client" else pair.server
-    ports = (target.remote[1], target.local[1])
-    ack_value = (target.snd_max if ack is None else ack) & MASK
-    return Segment(*ports, (target.rcv_nxt + seq_offset) & MASK, ack_value, flags, 1000, payload)
 
 
 def sent_by(pair: Pair, direction: str, since: int = 0) -> list[Segment]:
@@ -115,51 +100,6 @@ def test_time_wait_lasts_two_msl_and_a_retransmitted_fin_restarts_it():
     assert pair.run(until=lambda: pair.client.state is S.CLOSED, max_steps=50, max_time=100)
     assert pair.now == pytest.approx(entered + 70.0)
     assert pair.client.error is None
-
-
-def advance_to(state: TcpState, side: str) -> Pair:
-    """A pair with ``side`` in ``state`` (the peer's segments held where the state needs it)."""
-    if state is S.SYN_SENT:
-        pair = Pair()
-        pair.hold.add("c>s")
-        pair.flush()
-        return pair
-    if state is S.SYN_RECEIVED:
-        pair = Pair()
-        pair.hold.add("s>c")
-        pair.run(until=lambda: pair.server is not None, max_steps=5)
-        pair.flush()
-        return pair
-    pair = established()
-    me, peer = (pair.client, pair.server) if side == "client" else (pair.server, pair.client)
-    towards_peer = "c>s" if side == "client" else "s>c"
-    if state is S.ESTABLISHED:
-        return pair
-    if state is S.CLOSE_WAIT:
-        peer.shutdown_write()
-    elif state is S.FIN_WAIT_1:
-        pair.hold.add(towards_peer)
-        me.shutdown_write()
-    elif state in (S.FIN_WAIT_2, S.TIME_WAIT):
-        me.shutdown_write()
-        if state is S.TIME_WAIT:
-            pair.run(until=lambda: me.state is S.FIN_WAIT_2, max_steps=20)
-            peer.shutdown_write()
-    elif state is S.CLOSING:
-        pair.hold = {"c>s", "s>c"}
-        me.shutdown_write()
-        peer.shutdown_write()
-        pair.flush()
-        pair.hold = {"s>c"} if side == "client" else {"c>s"}  # only my FIN reaches the peer... not its ACK
-        pair.inject.append((side, from_peer(pair, side, FIN | ACK, ack=me.snd_una)))
-    elif state is S.LAST_ACK:
-        peer.shutdown_write()
-        pair.run(until=lambda: me.state is S.CLOSE_WAIT, max_steps=20)
-        pair.hold.add(towards_peer)
-        me.shutdown_write()
-    assert pair.run(until=lambda: me.state is state, max_steps=30), (me, state)
-    pair.flush()
-    return pair
 
 
 RST_CASES = [
@@ -322,3 +262,23 @@ def test_shutdown_before_the_handshake_completes_sends_fin_after_it():
     assert pair.run(until=lambda: pair.client.state is S.CLOSE_WAIT, max_steps=20)
     assert pair.client.recv(100) == b"hello" and pair.client.at_eof
     assert S.FIN_WAIT_1 in pair.states["server"]
+
+
+def test_time_wait_may_be_reopened_by_a_new_syn_beyond_it():
+    pair = advance_to(S.TIME_WAIT, "client")
+    client = pair.client
+    assert client.reopens_with(from_peer(pair, "client", SYN, seq_offset=100_000))
+    assert not client.reopens_with(from_peer(pair, "client", SYN, seq_offset=-1))  # an old duplicate
+    assert not client.reopens_with(from_peer(pair, "client", SYN | ACK, seq_offset=100_000))
+    assert not pair.server.reopens_with(from_peer(pair, "server", SYN, seq_offset=100_000))
+
+
+def test_out_of_order_data_in_fin_wait_2_gets_duplicate_acks():
+    pair = advance_to(S.FIN_WAIT_2, "client")
+    client = pair.client
+    for k in (1, 2, 3):
+        assert client.receive(from_peer(pair, "client", ACK, seq_offset=1000 * k, payload=b"d" * 100), pair.now) is None
+    acks = client.segments_to_send(pair.now)
+    assert [(s.flags, s.ack) for s in acks] == [(ACK, client.rcv_nxt & MASK)] * 3
+    assert client.receive(from_peer(pair, "client", ACK, payload=b"e" * 1000), pair.now) is None
+    assert client.readable == 1100

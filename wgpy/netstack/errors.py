@@ -26,8 +26,9 @@ class NetDrop(Enum):
     # ICMP (icmp.py)
     BAD_ICMP = "ICMP message is malformed or has a wrong checksum"
     ICMP_IGNORED = "ICMP message of a type the stack does not act on"
-    ICMP_ERROR_RECEIVED = "ICMP error message: noted on the socket it concerns, if any"
+    ICMP_ERROR_RECEIVED = "ICMP error that ends no connection attempt (soft, for UDP, or not matching)"
     ICMP_RATE_LIMITED = "an ICMP error was due but the rate limit holds it back"
+    ECHO_TOO_BIG = "echo request whose reply would not fit the MTU (the stack does not fragment)"
     # UDP (udp.py)
     BAD_UDP = "UDP header is malformed or its checksum is wrong"
     PORT_UNREACHABLE = "no UDP socket is bound to the destination port"

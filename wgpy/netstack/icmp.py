@@ -4,7 +4,8 @@ Only the messages a host on a point-to-point tunnel needs: an echo request to on
 is answered (RFC 1122 3.2.2.6, RFC 4443 4.2), a UDP datagram to a port with no socket earns a destination
 unreachable / port unreachable (RFC 1122 4.1.3.1, RFC 4443 3.1), errors are held to a token bucket (RFC
 4443 2.4(f); RFC 1812 4.3.2.8 for IPv4). Incoming errors are parsed far enough to say which of our flows
-they concern (``quoted_flow``). Neighbour discovery has no place on a WireGuard tunnel (no link layer).
+they concern (``quoted_flow``) and whether they end a connection attempt (``unreachable_error``).
+Neighbour discovery has no place on a WireGuard tunnel (no link layer).
 
 The functions here return ICMP messages (no IP header); the stack wraps them with ``ip.build``.
 """
@@ -15,7 +16,7 @@ import struct
 
 from .checksum import checksum, ones_complement_sum, pseudo_header_sum
 from .errors import NetDrop
-from .ip import ICMP, ICMPV6, IPV4_HEADER_LEN, IPV6_HEADER_LEN
+from .ip import ICMP, ICMPV6, IPV4_HEADER_LEN, IPV6_HEADER_LEN, TCP
 
 HEADER = struct.Struct("!BBHI")  # type, code, checksum, the four bytes of "rest of header"
 HEADER_LEN = 8
@@ -113,9 +114,10 @@ def is_echo_request(version: int, kind: int, code: int) -> bool:
     return code == 0 and kind == (ECHO_REQUEST if version == 4 else V6_ECHO_REQUEST)
 
 
-def quoted_flow(version: int, message: memoryview) -> tuple[int, bytes, bytes, int, int] | None:
-    """``(protocol, source, destination, source port, destination port)`` of the packet an ICMP error
-    quotes (the packet we sent), when enough of it is there; None otherwise."""
+def quoted_flow(version: int, message: memoryview) -> tuple[int, bytes, bytes, int, int, int | None] | None:
+    """``(protocol, source, destination, source port, destination port, TCP sequence number or None)`` of
+    the packet an ICMP error quotes (a packet we sent), when enough of it is there; None otherwise. RFC 792
+    promises the IP header and 8 bytes of data: the ports, and TCP's sequence number."""
     quoted = message[HEADER_LEN:]
     if version == 4:
         if len(quoted) < IPV4_HEADER_LEN + 4 or quoted[0] >> 4 != 4:
@@ -130,8 +132,23 @@ def quoted_flow(version: int, message: memoryview) -> tuple[int, bytes, bytes, i
         if len(quoted) < header_len + 4 or quoted[0] >> 4 != 6:
             return None
         proto, source, destination = quoted[6], bytes(quoted[8:24]), bytes(quoted[24:40])
-    ports = quoted[header_len : header_len + 4]
-    return proto, source, destination, (ports[0] << 8) | ports[1], (ports[2] << 8) | ports[3]
+    transport = quoted[header_len : header_len + 8]
+    seq = int.from_bytes(transport[4:8], "big") if proto == TCP and len(transport) == 8 else None
+    return proto, source, destination, (transport[0] << 8) | transport[1], (transport[2] << 8) | transport[3], seq
+
+
+def unreachable_error(version: int, kind: int, code: int) -> str | None:
+    """The error a connection attempt ends with on this ICMP message, as Linux's icmp_err_convert and
+    icmpv6_err_convert name them; None for messages that do not end one (not a destination unreachable,
+    or IPv4's "fragmentation needed", which is path MTU discovery's)."""
+    if version == 4:
+        if kind != DESTINATION_UNREACHABLE or code == 4 or code > 15:
+            return None
+        return {PORT_UNREACHABLE: "connection refused", 2: "connection refused", 0: "network unreachable",
+                6: "network unreachable"}.get(code, "host unreachable")
+    if kind != V6_DESTINATION_UNREACHABLE:
+        return None
+    return {V6_PORT_UNREACHABLE: "connection refused", 0: "network unreachable"}.get(code, "host unreachable")
 
 
 class TokenBucket:

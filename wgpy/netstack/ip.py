@@ -29,8 +29,11 @@ FRAGMENT_HEADER = 44
 DESTINATION_OPTIONS = 60
 NO_NEXT_HEADER = 59
 
-IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")  # version/IHL, TOS, total length, id, flags/offset, TTL, protocol, checksum, addresses
-IPV6_HEADER = struct.Struct("!IHBB16s16s")    # version/class/flow label, payload length, next header, hop limit, addresses
+# RFC 791 3.1: version/IHL, TOS, total length, identification, flags/fragment offset, TTL, protocol,
+# header checksum, addresses.
+IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")
+# RFC 8200 3: version/traffic class/flow label, payload length, next header, hop limit, addresses.
+IPV6_HEADER = struct.Struct("!IHBB16s16s")
 IPV4_HEADER_LEN = 20
 IPV6_HEADER_LEN = 40
 DEFAULT_TTL = 64  # Linux's net.ipv4.ip_default_ttl and net.ipv6.conf.*.hop_limit

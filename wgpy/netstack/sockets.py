@@ -39,6 +39,7 @@ class TcpSocket:
         self._seen_writable = connection.writable
         self._seen_eof = False
         self._finished = False
+        self._unreachable: str | None = None
 
     # ---------------------------------------------------------------- the user's side (docs/netstack.md)
 
@@ -91,7 +92,14 @@ class TcpSocket:
 
     @property
     def error(self) -> str | None:
-        return self.connection.error
+        return self.connection.error or self._unreachable
+
+    def unreachable(self, error: str) -> None:
+        """An ICMP destination unreachable ended the connection attempt (called by the stack, in SYN-SENT
+        only, as Linux's tcp_v4_err): the connection is closed with ``error`` ("connection refused"...)."""
+        self._unreachable = error
+        self.connection.abort()   # in SYN-SENT: CLOSED, nothing sent
+        self._touch(self)
 
     # ---------------------------------------------------------------- the stack's side
 

@@ -128,8 +128,8 @@ class Stack:
     def _current(self, deadline: float, sock: TcpSocket) -> bool:
         """Whether a timer entry is still its connection's next deadline (and the connection still held)."""
         connection = sock.connection
-        return (connection.next_deadline() == deadline
-                and self._tcp.get((connection.local[0], connection.local[1], connection.remote[0], connection.remote[1])) is sock)
+        (local, local_port), (remote, remote_port) = connection.local, connection.remote
+        return connection.next_deadline() == deadline and self._tcp.get((local, local_port, remote, remote_port)) is sock
 
     def events(self) -> list[SocketEvent]:
         """What changed since the last call, each kind of change of each socket once."""
@@ -219,10 +219,17 @@ class Stack:
         segment = tcp_segment.parse(parsed.payload, source, destination, self.verify_checksums)
         if isinstance(segment, NetDrop):
             return segment
-        sock = self._tcp.get((destination, segment.destination_port, source, segment.source_port))
+        key = (destination, segment.destination_port, source, segment.source_port)
+        sock = self._tcp.get(key)
+        after = None    # the old incarnation's last sequence number, when a SYN reopens a TIME-WAIT
         if sock is not None:
-            self._dirty[sock] = None
-            return sock.connection.receive(segment, now)
+            connection = sock.connection
+            if not connection.reopens_with(segment):
+                self._dirty[sock] = None
+                return connection.receive(segment, now)
+            # RFC 1122 4.2.2.13, RFC 6191: a new SYN beyond the old incarnation ends its TIME-WAIT.
+            del self._tcp[key]
+            after = connection.snd_max & 0xFFFFFFFF
         flags = segment.flags
         if flags & RST:
             return NetDrop.STRAY_RST   # RFC 9293 3.10.7.1: an incoming RST is discarded
@@ -245,8 +252,11 @@ class Stack:
         if len(self._tcp) >= self.max_connections:
             return NetDrop.TOO_MANY_CONNECTIONS
         local_end, remote_end = (destination, segment.destination_port), (source, segment.source_port)
-        connection = TcpConnection.from_syn(local_end, remote_end, segment, self._isn.isn(local_end, remote_end, now),
-                                            now, self._mss(source), self.tcp_config)
+        iss = self._isn.isn(local_end, remote_end, now)
+        if after is not None and not 0 < (iss - after) & 0xFFFFFFFF < 1 << 31:
+            iss = (after + 64000) & 0xFFFFFFFF   # beyond every number the old incarnation used
+        connection = TcpConnection.from_syn(local_end, remote_end, segment, iss, now, self._mss(source),
+                                            self.tcp_config)
         sock = TcpSocket(connection, self._touch, listener)
         listener.half_open.add(sock)
         self._tcp[(destination, segment.destination_port, source, segment.source_port)] = sock
@@ -258,9 +268,10 @@ class Stack:
         if segment.flags & ACK:
             reply = Segment(segment.destination_port, segment.source_port, segment.ack, 0, RST, 0)
         else:
-            reply = Segment(segment.destination_port, segment.source_port, 0, (segment.seq + segment.length) & 0xFFFFFFFF,
-                            RST | ACK, 0)
-        self._out.append(ip.build(parsed.destination, parsed.source, ip.TCP, reply.pack(parsed.destination, parsed.source)))
+            reply = Segment(segment.destination_port, segment.source_port, 0,
+                            (segment.seq + segment.length) & 0xFFFFFFFF, RST | ACK, 0)
+        ours, theirs = parsed.destination, parsed.source
+        self._out.append(ip.build(ours, theirs, ip.TCP, reply.pack(ours, theirs)))
 
     def _settle(self, now: float) -> None:
         """For every socket touched: send what its connection has, note its events, forget it when closed."""
@@ -350,14 +361,31 @@ class Stack:
             return fields
         kind, code = fields
         if icmp.is_echo_request(version, kind, code):
+            if ip.header_overhead(version) + len(parsed.payload) > self.mtu:
+                return NetDrop.ECHO_TOO_BIG
             reply = icmp.echo_reply(version, parsed.destination, parsed.source, parsed.payload)
             self._out.append(ip.build(parsed.destination, parsed.source, parsed.protocol, reply))
             return None
         if icmp.is_error(version, kind):
-            # RFC 1122 3.2.2.1, 4.1.3.3: an error could be handed to the socket it concerns; UDP sockets
-            # have no error to report in this API, so it is noted and dropped.
-            return NetDrop.ICMP_ERROR_RECEIVED
+            return self._icmp_error(parsed, kind, code)
         return NetDrop.ICMP_IGNORED
+
+    def _icmp_error(self, parsed: ip.Packet, kind: int, code: int) -> NetDrop | None:
+        """RFC 1122 3.2.2.1, 4.2.3.9: a destination unreachable for a connection attempt of ours ends it,
+        as Linux's tcp_v4_err/tcp_v6_err do in SYN-SENT, when the quoted sequence number is our ISS (RFC
+        5927 4.1: the check that makes a blind forgery guess 32 bits). Established connections treat such
+        errors as soft (Linux, RFC 5461): they are noted only; so is every error for UDP, whose sockets
+        have no error to report in this API."""
+        error = icmp.unreachable_error(parsed.version, kind, code)
+        flow = icmp.quoted_flow(parsed.version, parsed.payload) if error else None
+        if flow is None or flow[0] != ip.TCP:
+            return NetDrop.ICMP_ERROR_RECEIVED
+        _, source, destination, source_port, destination_port, seq = flow
+        sock = self._tcp.get((source, source_port, destination, destination_port))
+        if sock is None or sock.state is not TcpState.SYN_SENT or seq != sock.connection.iss:
+            return NetDrop.ICMP_ERROR_RECEIVED
+        sock.unreachable(error)
+        return None
 
     def _port_unreachable(self, packet: bytes, parsed: ip.Packet, now: float) -> NetDrop:
         """Answer a datagram to a closed port (RFC 1122 4.1.3.1, RFC 4443 3.1), within the rate limit."""

@@ -24,7 +24,8 @@ HEADER_LEN = 8
 RECEIVE_BUFFER = 212992
 
 
-def parse(source: bytes, destination: bytes, datagram: memoryview, verify: bool = True) -> tuple[int, int, memoryview] | NetDrop:
+def parse(source: bytes, destination: bytes, datagram: memoryview,
+          verify: bool = True) -> tuple[int, int, memoryview] | NetDrop:
     """``(source port, destination port, data)`` of a checked datagram, or why it is refused.
     ``verify=False`` skips the checksum (only the checksum): see ``Stack(verify_checksums=...)``."""
     size = len(datagram)

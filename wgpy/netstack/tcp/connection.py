@@ -141,6 +141,13 @@ class TcpConnection:
         self.snd_wl1 = seq
         self.rcv_adv = self.rcv_nxt + min(self.receive_buffer.window, 0xFFFF << self.rcv_wscale)
 
+    def reopens_with(self, segment: Segment) -> bool:
+        """Whether a SYN to this connection in TIME-WAIT may open a new one (RFC 1122 4.2.2.13, RFC 6191):
+        a bare SYN beyond RCV.NXT. The stack then forgets this connection and passes the SYN to
+        ``from_syn`` with an ISN beyond ``snd_max`` (RFC 6528 ISNs, 4 us ticks, normally are)."""
+        return (self.state is TIME_WAIT and segment.flags & (SYN | ACK | RST | FIN) == SYN
+                and unwrap(segment.seq, self.rcv_nxt) > self.rcv_nxt)
+
     # -- the user's calls (RFC 9293 3.10.2 - 3.10.6) ---------------------------------------------------
 
     @property
@@ -550,7 +557,8 @@ class TcpConnection:
 
     def _window(self) -> int:
         """The window field to send, moving the advertised right edge only by useful amounts (RFC 9293
-        3.8.6.2.2, receiver SWS avoidance); never shrinking it."""
+        3.8.6.2.2, receiver SWS avoidance); never shrinking it, so a scaled window is rounded up (as
+        Linux's tcp_select_window: the few bytes beyond the buffer, if sent, are trimmed and ACKed)."""
         rcv_nxt = self.rcv_nxt
         free = self.receive_buffer.window
         limit = 0xFFFF << self.rcv_wscale
@@ -558,7 +566,11 @@ class TcpConnection:
         if edge >= self.rcv_adv + min(self.mss_offered, self.receive_buffer.capacity >> 1) or (
                 edge > self.rcv_adv and free == self.receive_buffer.capacity):
             self.rcv_adv = edge
-        return max(self.rcv_adv - rcv_nxt, 0) >> self.rcv_wscale
+        offered = self.rcv_adv - rcv_nxt
+        if offered <= 0:
+            return 0
+        window = (offered + (1 << self.rcv_wscale) - 1) >> self.rcv_wscale
+        return window if window < 0xFFFF else 0xFFFF
 
     def _ack_seq(self) -> int:
         """The sequence number of an ACK or RST carrying no data: SND.NXT in RFC 9293 terms. Ours goes
@@ -587,10 +599,21 @@ class TcpConnection:
         elif state is SYN_SENT or state is SYN_RECEIVED:
             self._send_syn(out, now)
         elif state is TIME_WAIT or state is FIN_WAIT_2:
-            if self.ack_pending:
-                out.append(self._segment(self._ack_seq(), ACK))
-                self._acked()
+            self._send_acks(out, False)
         return out
+
+    def _send_acks(self, out: list, carried: bool) -> None:
+        """The ACKs owed: one pure ACK per out-of-order segment (a segment with data is no duplicate ACK),
+        else one if an ACK is due and no segment ``carried`` it."""
+        owed = self.duplicate_acks_owed
+        if owed:
+            ack = self._segment(self._ack_seq(), ACK)
+            out.extend([ack] * owed)
+        elif self.ack_pending and not carried:
+            out.append(self._segment(self._ack_seq(), ACK))
+        elif not carried:
+            return
+        self._acked()
 
     def _acked(self) -> None:
         self.ack_pending = False
@@ -687,17 +710,7 @@ class TcpConnection:
             else:
                 self.rtt.on_retransmit()
         self.snd_nxt = snd_nxt
-        owed = self.duplicate_acks_owed
-        if owed:  # pure ACKs, whatever else leaves: a segment with data is no duplicate ACK
-            self.duplicate_acks_owed = 0
-            ack = self._segment(self._ack_seq(), ACK)
-            out.extend([ack] * owed)
-            self._acked()
-        elif len(out) > sent:
-            self._acked()
-        elif self.ack_pending:
-            out.append(self._segment(self._ack_seq(), ACK))
-            self._acked()
+        self._send_acks(out, len(out) > sent)
         # The one timer: running while anything is outstanding, or data waits behind a zero window.
         if self.rtx_deadline is None and (self.snd_max > self.snd_una or (snd_nxt < data_end and self.snd_wnd == 0)):
             self.rtx_deadline = now + self.rtt.timeout

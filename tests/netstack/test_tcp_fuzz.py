@@ -1,0 +1,82 @@
+"""Any segment, in any state: ``receive`` never raises, every refusal is a named NetDrop, the buffers stay
+within their bounds, and what the connection sends still packs (Hypothesis)."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from wgpy.netstack.errors import NetDrop
+from wgpy.netstack.tcp.config import TcpConfig, TcpState
+from wgpy.netstack.tcp.segment import Segment, parse
+
+from .tcp_pair import CLIENT, SERVER, Pair, advance_to
+
+S = TcpState
+MASK = 0xFFFFFFFF
+SMALL = TcpConfig(send_buffer=8192, receive_buffer=8192, out_of_order_limit=4096)
+
+SETUPS = [("client", state) for state in (S.SYN_SENT, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSING,
+                                          S.TIME_WAIT)] + \
+         [("server", state) for state in (S.SYN_RECEIVED, S.ESTABLISHED, S.CLOSE_WAIT, S.LAST_ACK)]
+
+near = st.one_of(st.integers(-70_000, 70_000), st.integers(-3, 3), st.integers(0, MASK).map(lambda v: ("abs", v)))
+segments = st.lists(st.tuples(
+    st.integers(0, 255),                      # flags: any combination
+    near,                                     # seq: near RCV.NXT, or anywhere
+    near,                                     # ack: near SND.MAX, or anywhere
+    st.integers(0, 0xFFFF),                   # window
+    st.binary(max_size=3000),                 # payload
+    st.sampled_from([{}, {"mss": 0}, {"mss": 100}, {"window_scale": 14}, {"sack_permitted": True},
+                     {"sack_blocks": ((1, 2),)}, {"timestamps": (1, 2)}]),
+    st.floats(0, 3.0),                        # time passing before it arrives
+    st.booleans(),                            # through pack and parse, or handed over as built
+), min_size=1, max_size=12)
+
+
+def number(value, base: int) -> int:
+    if isinstance(value, tuple):
+        return value[1]
+    return (base + value) & MASK
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(SETUPS), segments, st.booleans())
+def test_any_segment_in_any_state_is_taken_or_refused_by_name(setup, segments, small):
+    side, state = setup
+    # small: the same state with tiny buffers, data waiting in them, so the bounds are reached
+    pair = advance_to(state, side, SMALL if small else TcpConfig())
+    me = pair.client if side == "client" else pair.server
+    if small and me.writable:
+        me.send(b"w" * 5000)
+    config = me.config
+    for flags, seq, ack, window, payload, options, delay, through_wire in segments:
+        pair.now += delay
+        segment = Segment(me.remote[1], me.local[1], number(seq, me.rcv_nxt), number(ack, me.snd_max), flags,
+                          window, payload, **options)
+        if through_wire:
+            segment = parse(segment.pack(CLIENT[0], SERVER[0]), CLIENT[0], SERVER[0])
+            assert isinstance(segment, Segment)
+        result = me.receive(segment, pair.now)
+        assert result is None or isinstance(result, NetDrop)
+        deadline = me.next_deadline()
+        assert deadline is None or isinstance(deadline, float)
+        if deadline is not None and deadline <= pair.now:
+            me.handle_timer(pair.now)
+        for out in me.segments_to_send(pair.now):
+            wire = out.pack(SERVER[0], CLIENT[0])  # every field within its width
+            assert isinstance(parse(wire, SERVER[0], CLIENT[0]), Segment)
+        assert me.readable <= config.receive_buffer
+        assert me.receive_buffer.out_of_order_bytes <= config.out_of_order_limit
+        assert len(me.send_buffer) <= config.send_buffer
+        assert me.snd_una <= me.snd_nxt <= me.snd_max
+        assert me.state in TcpState
+        if me.state is S.CLOSED:
+            assert me.next_deadline() is None
+        if me.readable:
+            me.recv(1000)
+
+
+@pytest.mark.parametrize("setup", SETUPS, ids=[f"{side}-{state.name}" for side, state in SETUPS])
+def test_the_setups_reach_their_states(setup):
+    side, state = setup
+    pair = advance_to(state, side)
+    assert (pair.client if side == "client" else pair.server).state is state
