@@ -10,10 +10,11 @@ reference (RCV.NXT for SEG.SEQ, SND.UNA for SEG.ACK); one on the wire is the low
 
 One timer does retransmission (RFC 6298) and, while the peer's window is zero, persistence (RFC 9293
 3.8.6.1): when it expires, sending goes back to SND.UNA (go-back-N, as Linux after a timeout), with one
-octet allowed beyond a zero window as the probe. SACK (RFC 2018) is half done: as a receiver we send SACK
-blocks in pure ACKs, so a Linux sender recovers several losses per window in one round trip instead of
-one per RTT (without them, 2 % loss put Linux in RTO backoff for seconds); as a sender we ignore the
-peer's blocks (allowed: RFC 2018 5, the sender then recovers as NewReno). Timestamps are not offered, so
+octet allowed beyond a zero window as the probe. SACK (RFC 2018): as a receiver we send SACK blocks in
+pure ACKs, so a Linux sender recovers several losses per window in one round trip instead of one per RTT
+(without them, 2 % loss put Linux in RTO backoff for seconds); as a sender we keep a scoreboard of the
+peer's blocks and, in NewReno's fast recovery, retransmit each hole they show once (sack.py), instead of
+one hole per round trip. Timestamps are not offered, so
 the peer sends none (no RTTM, no PAWS). Urgent data (the pointer is ignored, the data delivered in line, RFC 9293 3.8.5's
 recommendation to applications).
 """
@@ -25,6 +26,7 @@ from .buffers import ReceiveBuffer, SendBuffer
 from .config import TcpConfig, TcpState
 from .congestion import NewReno
 from .rtt import RttEstimator
+from .sack import Scoreboard
 from .segment import ACK, FIN, PSH, RST, SYN, Segment
 
 MASK = 0xFFFFFFFF
@@ -59,7 +61,7 @@ class TcpConnection:
                  "fin_seq", "fin_received", "rcv_fin_seq", "orphaned", "write_shut",
                  "ack_pending", "unacked_bytes", "delack_deadline", "rtx_deadline", "retransmissions",
                  "first_timeout", "heard", "probe_due", "retransmit_now", "time_wait_deadline",
-                 "fin_wait_2_deadline", "control", "challenge_second", "challenge_count", "now", "duplicate_acks_owed", "sack_ok", "last_out_of_order")
+                 "fin_wait_2_deadline", "control", "challenge_second", "challenge_count", "now", "duplicate_acks_owed", "sack_ok", "last_out_of_order", "scoreboard")
 
     def __init__(self, local: tuple[bytes, int], remote: tuple[bytes, int], iss: int, mss: int,
                  config: TcpConfig, state: TcpState) -> None:
@@ -103,6 +105,7 @@ class TcpConnection:
         self.now = 0.0  # the latest ``now`` given, for calls that take none (close)
         self.sack_ok = False  # the peer's SYN allowed SACK blocks (RFC 2018 2)
         self.last_out_of_order = 0  # where the latest segment beyond a gap began: the first SACK block
+        self.scoreboard = Scoreboard()  # what the peer's SACK blocks say it holds beyond SND.UNA
 
     # -- opening -------------------------------------------------------------------------------------
 
@@ -247,7 +250,7 @@ class TcpConnection:
                 ack = snd_una + ((segment.ack - snd_una) & MASK)
                 buffer = self.receive_buffer
                 if (segment.seq == rcv_nxt & MASK and ack <= self.snd_max and (size or ack > snd_una)
-                        and size <= buffer.window and not buffer.has_out_of_order):
+                        and size <= buffer.window and not buffer.has_out_of_order and not segment.sack_blocks):
                     if ack > snd_una:
                         self._acknowledge(ack, now)
                     self.snd_wnd = window = segment.window << self.snd_wscale
@@ -398,14 +401,21 @@ class TcpConnection:
                 self._challenge_ack(now)
                 return NetDrop.OLD_ACK
             window_field = segment.window << self.snd_wscale
+            news = self._take_sack_blocks(segment.sack_blocks, ack) if segment.sack_blocks else False
             if ack > snd_una:
                 self._acknowledge(ack, now)
-            elif (ack == snd_una and seg_len == 0 and window_field == self.snd_wnd and self.snd_max > snd_una
-                  and window_field and state in SENDING):
-                # A duplicate ACK (RFC 5681 2): count it towards fast retransmit (3.2).
-                if self.congestion.on_duplicate_ack(self.snd_max - snd_una, self.snd_max, snd_una):
+            elif (ack == snd_una and seg_len == 0 and self.snd_max > snd_una and window_field
+                  and (window_field == self.snd_wnd or news) and state in SENDING):
+                # A duplicate ACK (RFC 5681 2); with SACK, one that SACKs something new (RFC 6675 2),
+                # whatever its window: Linux's grows while it receives. It counts towards fast
+                # retransmit (3.2); in recovery, news of a hole retransmits it.
+                congestion = self.congestion
+                if congestion.on_duplicate_ack(self.snd_max - snd_una, self.snd_max, snd_una):
                     self.retransmit_now = True
+                    self.scoreboard.rexmit_next = snd_una
                     self.rtt.on_retransmit()
+                elif news and congestion.in_recovery:
+                    self.retransmit_now = True
             # SND.WND from the newest segment (SND.WL1, SND.WL2 of 3.10.7.4).
             if self.snd_wl1 < seq or (self.snd_wl1 == seq and self.snd_wl2 <= ack):
                 if not self.snd_wnd and window_field and self.snd_max > self.snd_una:
@@ -519,6 +529,18 @@ class TcpConnection:
         elif state is FIN_WAIT_2:
             self._enter_time_wait(now)
 
+    def _take_sack_blocks(self, blocks: tuple, ack: int) -> bool:
+        """The peer's SACK blocks into the scoreboard; ``True`` if they SACK something new."""
+        if not self.sack_ok:
+            return False
+        news = False
+        low, high = max(ack, self.snd_una), self.snd_max
+        for left, right in blocks:
+            left, right = unwrap(left, low), unwrap(right, low)
+            if low < right <= high and left < right:  # RFC 2018 4: blocks beyond SND.UNA, within what was sent
+                news |= self.scoreboard.add(max(left, low), right)
+        return news
+
     def _acknowledge(self, ack: int, now: float) -> None:
         """SND.UNA < ack <= SND.MAX: release what is acknowledged, time, open cwnd, rearm the timer."""
         acked = ack - self.snd_una
@@ -527,6 +549,8 @@ class TcpConnection:
         if self.snd_nxt < ack:
             self.snd_nxt = ack
         self.send_buffer.release(ack)
+        if self.scoreboard:
+            self.scoreboard.acknowledge(ack)
         self.rtt.on_ack(ack, now)
         self.retransmissions = 0
         self.first_timeout = None
@@ -672,9 +696,18 @@ class TcpConnection:
         snd_una = self.snd_una
         mss = self.mss
         fin_seq = self.fin_seq
-        if self.retransmit_now:  # fast retransmit (RFC 5681 3.2) or a NewReno partial ACK: one segment
+        if self.retransmit_now:  # fast retransmit (RFC 5681 3.2) or a NewReno partial ACK
             self.retransmit_now = False
-            if snd_una < data_end:
+            board = self.scoreboard
+            if board and self.congestion.in_recovery:
+                # The holes the peer's SACK blocks show, each once per recovery (sack.py).
+                for seq, n in board.holes(max(board.rexmit_next, snd_una), self.congestion.cwnd, mss):
+                    n = min(n, data_end - seq)
+                    if n <= 0:
+                        break
+                    out.append(self._segment(seq, ACK, buffer.read(seq, n)))
+                    board.rexmit_next = seq + n
+            elif snd_una < data_end:  # NewReno: the first unacknowledged segment
                 n = min(mss, data_end - snd_una)
                 flags = ACK | FIN if fin_seq == snd_una + n else ACK
                 out.append(self._segment(snd_una, flags, buffer.read(snd_una, n)))
@@ -780,6 +813,7 @@ class TcpConnection:
             self.congestion.on_timeout(self.snd_max - self.snd_una, self.snd_max)
         self.rtt.on_timeout()
         self.snd_nxt = self.snd_una  # go back N: everything outstanding is sent again, within cwnd
+        self.scoreboard.clear()  # RFC 2018 8: what was SACKed may have been discarded since
         if state is SYN_RECEIVED:
             self.ack_pending = True
         self.rtx_deadline = now + self.rtt.timeout
