@@ -210,3 +210,14 @@ def test_sack_recovers_several_losses_of_one_window_in_one_round_trip():
     assert {seq for _, seq in retransmissions} == lost and len(retransmissions) == 3
     assert max(t for t, _ in retransmissions) - min(t for t, _ in retransmissions) < 0.015  # one round trip
     assert client.rtt.backoff == 0 and pair.now - 1000.0 < 0.2  # no timeout
+
+
+def test_after_a_syn_timeout_data_starts_with_a_three_second_rto():
+    """RFC 6298 5.7: the SYN was retransmitted, so no RTT sample (Karn): the RTO for data is 3 s."""
+    pair = Pair()
+    pair.hold.add("c>s")
+    assert pair.run(until=lambda: sum(1 for _, _, s in pair.carried if s.flags == SYN) == 2, max_steps=20)
+    pair.hold.clear()
+    assert pair.run(until=pair.established, max_steps=20)
+    assert pair.client.rtt.srtt is None and pair.client.rtt.timeout == 3.0
+    assert pair.server.rtt.srtt is not None  # the server timed its SYN,ACK: it has a sample

@@ -61,7 +61,7 @@ class TcpConnection:
                  "fin_seq", "fin_received", "rcv_fin_seq", "orphaned", "write_shut",
                  "ack_pending", "unacked_bytes", "delack_deadline", "rtx_deadline", "retransmissions",
                  "first_timeout", "heard", "probe_due", "retransmit_now", "time_wait_deadline",
-                 "fin_wait_2_deadline", "control", "challenge_second", "challenge_count", "now", "duplicate_acks_owed", "sack_ok", "last_out_of_order", "scoreboard")
+                 "fin_wait_2_deadline", "control", "challenge_second", "challenge_count", "now", "duplicate_acks_owed", "sack_ok", "last_out_of_order", "scoreboard", "syn_timed_out")
 
     def __init__(self, local: tuple[bytes, int], remote: tuple[bytes, int], iss: int, mss: int,
                  config: TcpConfig, state: TcpState) -> None:
@@ -106,6 +106,7 @@ class TcpConnection:
         self.sack_ok = False  # the peer's SYN allowed SACK blocks (RFC 2018 2)
         self.last_out_of_order = 0  # where the latest segment beyond a gap began: the first SACK block
         self.scoreboard = Scoreboard()  # what the peer's SACK blocks say it holds beyond SND.UNA
+        self.syn_timed_out = False
 
     # -- opening -------------------------------------------------------------------------------------
 
@@ -324,6 +325,11 @@ class TcpConnection:
         self.state = ESTABLISHED
         self.retransmissions = 0
         self.first_timeout = None
+        if self.syn_timed_out and self.rtt.srtt is None:
+            # RFC 6298 5.7: a SYN timed out and no RTT is known: data starts with a 3 s RTO (Linux's
+            # TCP_TIMEOUT_FALLBACK), not with the backed-off handshake timer.
+            self.rtt.rto = min(3.0, self.config.max_rto)
+            self.rtt.backoff = 0
         if self.write_shut:  # a shutdown_write while in SYN-RECEIVED
             self.state = FIN_WAIT_1
 
@@ -809,7 +815,9 @@ class TcpConnection:
             return
         if probing:
             self.probe_due = True
-        elif state not in (SYN_SENT, SYN_RECEIVED):
+        elif state in (SYN_SENT, SYN_RECEIVED):
+            self.syn_timed_out = True
+        else:
             self.congestion.on_timeout(self.snd_max - self.snd_una, self.snd_max)
         self.rtt.on_timeout()
         self.snd_nxt = self.snd_una  # go back N: everything outstanding is sent again, within cwnd
