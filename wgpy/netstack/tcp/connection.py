@@ -243,7 +243,7 @@ class TcpConnection:
         if state is ESTABLISHED:
             # The fast path ("header prediction", Van Jacobson's, as in every kernel): in-order data or an
             # ACK of new data, nothing else. What it takes, the full path would do the same way.
-            if segment.flags & ~PSH == ACK and self.snd_wnd:
+            if segment.flags & ~PSH == ACK and self.snd_wnd and self.rcv_fin_seq is None:
                 payload = segment.payload
                 size = len(payload)
                 rcv_nxt = self.rcv_nxt
