@@ -77,15 +77,19 @@ class Link:
         self.name = f"nstcp{os.getpid() % 100000}"
         self.namespace = f"{self.name}ns"
         self.tun = Tun(self.name, mtu=MTU, vnet_hdr=False)
-        subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
-        sh("ip", "netns", "add", self.namespace)
-        sh("ip", "link", "set", self.name, "netns", self.namespace)
-        sh("ip", "-n", self.namespace, "addr", "add", "10.77.0.1/24", "dev", self.name)
-        sh("ip", "-n", self.namespace, "link", "set", self.name, "up")
-        sh("ip", "-n", self.namespace, "link", "set", "lo", "up")
         self.process: subprocess.Popen | None = None
         self.drops: dict[NetDrop, int] = {}
         self.received_segments: list[Segment] = []
+        try:
+            subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
+            sh("ip", "netns", "add", self.namespace)
+            sh("ip", "link", "set", self.name, "netns", self.namespace)
+            sh("ip", "-n", self.namespace, "addr", "add", "10.77.0.1/24", "dev", self.name)
+            sh("ip", "-n", self.namespace, "link", "set", self.name, "up")
+            sh("ip", "-n", self.namespace, "link", "set", "lo", "up")
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
