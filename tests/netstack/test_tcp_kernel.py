@@ -1,10 +1,11 @@
 """Our TcpConnection against the Linux kernel's TCP, through a TUN device, with and without loss.
 
-    this process                                        namespace nstcp<pid>ns
-    TcpConnection 10.77.0.2 ── fd of TUN nstcp<pid> ──► nstcp<pid>: 10.77.0.1/24, a Python socket (the kernel's TCP)
+    this process                                   namespace nstcp<pid>ns
+    TcpConnection 10.77.0.2 ── fd of TUN nstcp<pid> ──► nstcp<pid>: 10.77.0.1/24, fd77::1/64,
+                  fd77::2                                           a Python socket (the kernel's TCP)
 
-The TUN device is made here and moved into the namespace; its descriptor keeps working. IPv4 headers are
-built and read by a few lines below (the stack's ip.py is another branch's). Needs root: fails in CI
+The TUN device is made here and moved into the namespace; its descriptor keeps working. IPv4 and IPv6
+headers are built and read by a few lines below (the stack's ip.py is another branch's). Needs root: fails in CI
 without it, skips elsewhere (tests/netns.py's ``require``). Everything is removed at the end.
 """
 
@@ -28,23 +29,27 @@ from wgpy.netstack.tcp.segment import SYN, Segment
 
 from ..netns import require, sh
 
-OURS, KERNEL = bytes([10, 77, 0, 2]), bytes([10, 77, 0, 1])
+ADDRESSES = {4: (bytes([10, 77, 0, 2]), bytes([10, 77, 0, 1])),  # (ours, the kernel's)
+             6: (bytes.fromhex("fd770000000000000000000000000002"), bytes.fromhex("fd770000000000000000000000000001"))}
+KERNEL_TEXT = {4: ("10.77.0.1", "10.77.0.2"), 6: ("fd77::1", "fd77::2")}  # (the kernel's, ours)
 MTU = 1420
+MSS = {4: MTU - 40, 6: MTU - 60}  # docs/netstack.md: the tunnel MTU less the IP and TCP headers
 IPV4 = struct.Struct("!BBHHHBBH4s4s")
+IPV6 = struct.Struct("!IHBB16s16s")
 WALL_LIMIT = 60.0
 
 # The kernel's side: serve (read all, answer with the digest, then send SIZE bytes) or connect (the same,
 # other way round). The bytes sent are seeded, so both sides know their digest.
 KERNEL_PEER = """
 import hashlib, random, socket, sys
-mode, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+mode, port, size, mine, yours = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 data = random.Random(7).randbytes(size)
 if mode == "serve":
-    server = socket.create_server(("10.77.0.1", port))
+    server = socket.create_server((mine, port), family=socket.AF_INET6 if ":" in mine else socket.AF_INET)
     print("listening", flush=True)
     connection, _ = server.accept()
 else:
-    connection = socket.create_connection(("10.77.0.2", port), timeout=30)
+    connection = socket.create_connection((yours, port), timeout=30)
 connection.settimeout(30)
 digest, total = hashlib.sha256(), 0
 if mode == "serve":
@@ -64,7 +69,9 @@ print("done", hashlib.sha256(data).hexdigest(), flush=True)
 """
 
 
-def ipv4(source: bytes, destination: bytes, payload: bytes) -> bytes:
+def ip_packet(source: bytes, destination: bytes, payload: bytes) -> bytes:
+    if len(source) == 16:
+        return IPV6.pack(6 << 28, len(payload), 6, 64, source, destination) + payload
     header = IPV4.pack(0x45, 0, 20 + len(payload), 0, 0x4000, 64, 6, 0, source, destination)
     return header[:10] + struct.pack("!H", checksum(header)) + header[12:] + payload
 
@@ -72,8 +79,10 @@ def ipv4(source: bytes, destination: bytes, payload: bytes) -> bytes:
 class Link:
     """The TUN device in its namespace, and a loop moving packets between it and one connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, family: int) -> None:
         from wgpy.runtime.tun import Tun
+        self.family = family
+        self.ours, self.theirs = ADDRESSES[family]
         self.name = f"nstcp{os.getpid() % 100000}"
         self.namespace = f"{self.name}ns"
         self.tun = Tun(self.name, mtu=MTU, vnet_hdr=False)
@@ -85,6 +94,7 @@ class Link:
             sh("ip", "netns", "add", self.namespace)
             sh("ip", "link", "set", self.name, "netns", self.namespace)
             sh("ip", "-n", self.namespace, "addr", "add", "10.77.0.1/24", "dev", self.name)
+            sh("ip", "-n", self.namespace, "addr", "add", "fd77::1/64", "dev", self.name, "nodad")
             sh("ip", "-n", self.namespace, "link", "set", self.name, "up")
             sh("ip", "-n", self.namespace, "link", "set", "lo", "up")
         except BaseException:
@@ -100,14 +110,15 @@ class Link:
 
     def kernel(self, mode: str, port: int, size: int) -> subprocess.Popen:
         self.process = subprocess.Popen(["ip", "netns", "exec", self.namespace, sys.executable, "-c", KERNEL_PEER,
-                                         mode, str(port), str(size)], stdout=subprocess.PIPE, text=True)
+                                         mode, str(port), str(size), *KERNEL_TEXT[self.family]],
+                                        stdout=subprocess.PIPE, text=True)
         return self.process
 
     def send(self, connection: TcpConnection, now: float, loss: random.Random | None, rate: float) -> None:
         for segment in connection.segments_to_send(now):
             if loss is not None and loss.random() < rate:
                 continue
-            self.tun.write(ipv4(OURS, KERNEL, segment.pack(OURS, KERNEL)))
+            self.tun.write(ip_packet(self.ours, self.theirs, segment.pack(self.ours, self.theirs)))
 
     def receive(self, timeout: float) -> list[Segment]:
         """The TCP segments from the kernel waiting now (after at most ``timeout`` seconds)."""
@@ -117,10 +128,13 @@ class Link:
             packet = self.tun.read()
             if packet is None:
                 break
-            if packet[0] >> 4 != 4 or packet[9] != 6 or packet[16:20] != OURS:
-                continue  # IPv6 router solicitations and the like
-            header_len = (packet[0] & 0xF) * 4
-            segment = parse(packet[header_len:], packet[12:16], packet[16:20])
+            if packet[0] >> 4 == 4 and packet[9] == 6 and packet[16:20] == self.ours:
+                source, payload = packet[12:16], packet[(packet[0] & 0xF) * 4:]
+            elif packet[0] >> 4 == 6 and packet[6] == 6 and packet[24:40] == self.ours:
+                source, payload = packet[8:24], packet[40:]
+            else:
+                continue  # router solicitations and the like
+            segment = parse(payload, source, self.ours)
             if isinstance(segment, NetDrop):
                 self.drops[segment] = self.drops.get(segment, 0) + 1
                 continue
@@ -129,10 +143,10 @@ class Link:
         return segments
 
 
-@pytest.fixture
-def link():
+@pytest.fixture(params=[4, 6], ids=["ipv4", "ipv6"])
+def link(request):
     require("ip")
-    link = Link()
+    link = Link(request.param)
     try:
         yield link
     finally:
@@ -183,7 +197,8 @@ def test_we_connect_to_the_kernel_and_move_data_both_ways(link, loss_rate):
     server = link.kernel("serve", 5001, size)
     assert server.stdout.readline().strip() == "listening"
     ours = random.Random(1).randbytes(size)
-    connection = TcpConnection.open((OURS, 40001), (KERNEL, 5001), 0x12345678, time.monotonic(), MTU - 40,
+    mss = MSS[link.family]
+    connection = TcpConnection.open((link.ours, 40001), (link.theirs, 5001), 0x12345678, time.monotonic(), mss,
                                     TcpConfig())
     connection, reply = run(link, connection, ours, loss_rate, seed=3)
     assert connection.error is None, connection.error
@@ -192,7 +207,7 @@ def test_we_connect_to_the_kernel_and_move_data_both_ways(link, loss_rate):
     assert rest == random.Random(7).randbytes(size)
     assert server.wait(10) == 0
     syn_ack = next(s for s in link.received_segments if s.flags & SYN)
-    assert syn_ack.mss == MTU - 40 and syn_ack.window_scale is not None  # Linux answered our options
+    assert syn_ack.mss == mss and syn_ack.window_scale is not None  # Linux answered our options
     assert syn_ack.timestamps is None  # not offered, so not used
     assert syn_ack.sack_permitted  # offered by us: Linux will read the SACK blocks of our ACKs
     assert link.drops == {}  # every segment from the kernel passed parse, checksum included
@@ -204,9 +219,11 @@ def test_the_kernel_connects_to_us(link, loss_rate):
     client = link.kernel("connect", 8080, size)
     ours = random.Random(2).randbytes(size // 2)
 
+    mss = MSS[link.family]
+
     def accept(syn: Segment, now: float) -> TcpConnection:
-        assert syn.mss == MTU - 40 and syn.window_scale is not None and syn.sack_permitted
-        return TcpConnection.from_syn((OURS, 8080), (KERNEL, syn.source_port), syn, 0x9ABCDEF0, now, MTU - 40)
+        assert syn.mss == mss and syn.window_scale is not None and syn.sack_permitted
+        return TcpConnection.from_syn((link.ours, 8080), (link.theirs, syn.source_port), syn, 0x9ABCDEF0, now, mss)
 
     # Both directions at once: the kernel reads our bytes only after sending its own, its buffer holds them.
     connection, received = run(link, accept, ours, loss_rate, seed=4)

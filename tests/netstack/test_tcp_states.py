@@ -291,3 +291,15 @@ def test_a_fin_beyond_a_gap_is_taken_when_the_gap_fills():
     assert server.receive(fin, pair.now) is None and server.state is S.ESTABLISHED
     assert server.receive(from_peer(pair, "server", ACK, payload=b"12345"), pair.now) is None
     assert server.state is S.CLOSE_WAIT and server.recv(10) == b"12345" and server.at_eof
+
+
+def test_linux_keepalive_and_window_probes_are_answered_with_an_ack():
+    """Linux probes with SEG.SEQ = RCV.NXT - 1 and no data (tcp_xmit_probe_skb), or one old byte: both are
+    unacceptable (RFC 9293 3.10.7.4) and answered with an ACK carrying RCV.NXT and the window."""
+    pair = established()
+    server = pair.server
+    for probe in (from_peer(pair, "server", ACK, seq_offset=-1), from_peer(pair, "server", ACK, seq_offset=-1, payload=b"x")):
+        assert server.receive(probe, pair.now) is NetDrop.UNACCEPTABLE_SEGMENT
+        [answer] = server.segments_to_send(pair.now)
+        assert answer.flags == ACK and answer.ack == server.rcv_nxt & MASK and answer.window > 0
+    assert server.state is S.ESTABLISHED and server.readable == 0
