@@ -25,7 +25,7 @@ import pytest
 from wgpy.netstack.checksum import checksum
 from wgpy.netstack.errors import NetDrop
 from wgpy.netstack.tcp import TcpConfig, TcpConnection, TcpState, parse
-from wgpy.netstack.tcp.segment import SYN, Segment
+from wgpy.netstack.tcp.segment import FIN, SYN, Segment
 
 from ..netns import require, sh
 
@@ -153,9 +153,12 @@ def link(request):
         link.close()
 
 
-def run(link: Link, connection_or_factory, outgoing: bytes, loss_rate: float, seed: int) -> tuple[TcpConnection, bytes]:
-    """Drive one connection against the kernel until it is closed both ways; returns it and what it read."""
+def run(link: Link, connection_or_factory, outgoing: bytes, loss_rate: float, seed: int,
+        read_after: float = 0.0) -> tuple[TcpConnection, bytes]:
+    """Drive one connection against the kernel until it is closed both ways; returns it and what it read
+    (reading only ``read_after`` seconds after the start: until then the receive window fills and closes)."""
     loss = random.Random(seed) if loss_rate else None
+    start = time.monotonic()
     connection = connection_or_factory if isinstance(connection_or_factory, TcpConnection) else None
     received = bytearray()
     sent = 0
@@ -167,7 +170,7 @@ def run(link: Link, connection_or_factory, outgoing: bytes, loss_rate: float, se
                 sent += connection.send(outgoing[sent:sent + 65536])
             elif sent == len(outgoing) and connection.state in (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT):
                 connection.shutdown_write()
-            while connection.readable:
+            while connection.readable and now - start >= read_after:
                 received += connection.recv(1 << 20)
             if connection.next_deadline() is not None and connection.next_deadline() <= now:
                 connection.handle_timer(now)
@@ -235,3 +238,29 @@ def test_the_kernel_connects_to_us(link, loss_rate):
     assert reply == f"{len(ours)} {hashlib.sha256(ours).hexdigest()}"
     assert done == f"done {hashlib.sha256(received).hexdigest()}"
     assert link.drops == {}
+
+
+def test_our_zero_window_holds_the_kernel_back_until_we_read(link):
+    """We read nothing for 1.5 s: our 256 KiB window closes, the kernel probes it (RFC 9293 3.8.6.1; Linux
+    sends SEG.SEQ = RCV.NXT - 1), we answer each with an ACK, and when we read, the window update lets the
+    rest flow, intact."""
+    size = 2 << 20
+    server = link.kernel("serve", 5001, size)
+    assert server.stdout.readline().strip() == "listening"
+    connection = TcpConnection.open((link.ours, 40001), (link.theirs, 5001), 0x2468ACE0, time.monotonic(),
+                                    MSS[link.family], TcpConfig())
+    connection, reply = run(link, connection, b"", 0.0, seed=5, read_after=1.5)
+    assert connection.error is None
+    line, rest = reply.split(b"\n", 1)
+    assert line.decode() == f"0 {hashlib.sha256(b'').hexdigest()}" and rest == random.Random(7).randbytes(size)
+    # The window closed when 256 KiB of the stream had come: Linux's probes sit one byte before it.
+    probes = [s for s in link.received_segments if not s.payload and not s.flags & (SYN | FIN)
+              and s.seq == (connection.irs + 256 * 1024) & 0xFFFFFFFF]
+    assert len(probes) >= 2, "the kernel did not probe the zero window"
+
+
+def test_a_closed_port_on_the_kernel_refuses_the_connection(link):
+    connection = TcpConnection.open((link.ours, 40002), (link.theirs, 5999), 0x13579BDF, time.monotonic(),
+                                    MSS[link.family], TcpConfig())
+    connection, received = run(link, connection, b"", 0.0, seed=6)
+    assert connection.state is TcpState.CLOSED and connection.error == "connection refused"
