@@ -80,3 +80,28 @@ def test_the_setups_reach_their_states(setup):
     side, state = setup
     pair = advance_to(state, side)
     assert (pair.client if side == "client" else pair.server).state is state
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32 - 1), st.floats(0, 0.15), st.floats(0, 0.15), st.floats(0, 0.3),
+       st.integers(0, 200_000), st.integers(0, 200_000), st.booleans(), st.integers(0, MASK), st.integers(0, MASK))
+def test_any_channel_delivers_both_streams_intact_and_closes(seed, loss, duplicate, reorder, up, down, small,
+                                                             client_iss, server_iss):
+    """Whatever the channel does (within reason: below 15 % loss), both byte streams arrive intact and
+    both ends close, no error, in bounded steps and simulated time."""
+    import random as random_module
+
+    from .tcp_pair import Transfer
+    rng = random_module.Random(seed)
+    config = SMALL if small else TcpConfig()
+    pair = Pair(seed=seed, loss=loss, duplicate=duplicate, reorder=reorder, config=config,
+                client_iss=client_iss, server_iss=server_iss)
+    to_server, to_client = rng.randbytes(up), rng.randbytes(down)
+    transfer = Transfer(pair, to_server, to_client, shutdown=True)
+    done = pair.run(until=lambda: transfer.done() and pair.client.at_eof and pair.server is not None
+                    and pair.server.at_eof and pair.client.state in (S.TIME_WAIT, S.CLOSED)
+                    and pair.server.state in (S.TIME_WAIT, S.CLOSED),
+                    pump=transfer.pump, max_steps=50_000, max_time=900.0)
+    assert done, (pair.client, pair.server, pair.steps, pair.now)
+    assert bytes(transfer.received["server"]) == to_server and bytes(transfer.received["client"]) == to_client
+    assert pair.client.error is None and pair.server.error is None
