@@ -120,6 +120,34 @@ def test_a_name_resolved_by_dnsmasq_through_the_tunnel(far):
     assert lines[-2]["sha256"] == hashlib.sha256(far.blob).hexdigest()
 
 
+def test_the_wg_tool_shows_and_changes_a_running_tunnel(far):
+    """``uapi_path`` in /var/run/wireguard: the real ``wg`` finds the tunnel as an interface ``tnlu``."""
+    hosts, path = far.hosts, "/var/run/wireguard/tnlu.sock"
+    hosts.interfaces.append("tnlu")   # the socket is removed whatever happens
+    command = ["ip", "netns", "exec", hosts.b, sys.executable, str(CLIENT), str(far.config), "uapi", "10.77.0.1", "8080"]
+    client = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=dict(os.environ, PYTHONPATH=str(ROOT), TNL_UAPI=path))
+    hosts.processes.append(client)
+    try:
+        for _ in range(3):   # started, the fetch, ready
+            last = json.loads(client.stdout.readline())
+        assert last == {"ready": True}
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        dump = hosts.wg(hosts.b, "show", "tnlu", "dump").stdout.splitlines()
+        peer = dump[1].split("\t")
+        assert peer[0] == b64(far.far_key.public) and peer[2] == "192.0.2.1:51877" and int(peer[4]) > 0
+        hosts.wg(hosts.b, "set", "tnlu", "peer", b64(far.far_key.public), "remove")
+        assert hosts.wg(hosts.b, "show", "tnlu", "peers").stdout.strip() == ""
+        out, err = client.communicate("done\n", timeout=30)
+        assert client.returncode == 0, err
+        assert [json.loads(line) for line in out.splitlines()] == [{"peers": 0}, {"bugs": 0}]
+        assert not os.path.exists(path)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+
+
 @pytest.mark.parametrize("check", ["udp", "http"])
 def test_as_nobody_without_root(far, check):
     if not _nobody_can_run():

@@ -6,7 +6,8 @@ user, in another namespace). Prints one JSON object per result line; exits non-z
 Checks: ``http`` (GET /blob with open_connection: the body's sha256), ``name`` (the same to a host name
 the tunnel's DNS server knows), ``echo`` (256 KiB through an echo
 server and back, then FIN both ways), ``udp`` (datagrams to an echo server), ``socket`` (GET /blob with http.client on
-socket_connection), ``transparent`` (serve every destination; print ``ready``, then what each
+socket_connection), ``uapi`` (serve the UAPI socket named by $TNL_UAPI until a line on stdin),
+``transparent`` (serve every destination; print ``ready``, then what each
 connection's sockname was, for ``--count`` connections).
 """
 
@@ -126,11 +127,19 @@ async def name(tunnel, host: str, port: int) -> None:
     await http_get(tunnel, host, port)
 
 
-CHECKS = {"http": http_get, "name": name, "echo": echo, "udp": udp, "socket": socket_get, "transparent": transparent}
+async def uapi(tunnel, host: str, port: int) -> None:
+    """Fetch once (a handshake), say ready, then serve the UAPI socket until a line comes on stdin."""
+    await http_get(tunnel, host, port)
+    say(ready=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    say(peers=len(tunnel.device.peers))
+
+
+CHECKS = {"http": http_get, "name": name, "uapi": uapi, "echo": echo, "udp": udp, "socket": socket_get, "transparent": transparent}
 
 
 async def main(config: str, check: str, *args: str) -> None:
-    async with wgpy.Tunnel.from_file(config) as tunnel:
+    async with wgpy.Tunnel.from_file(config, uapi_path=os.environ.get("TNL_UAPI")) as tunnel:
         say(started=True, uid=os.getuid(), listen_port=tunnel.listen_port)
         arguments = [int(a) if a.isdigit() and i else a for i, a in enumerate(args)]
         await asyncio.wait_for(CHECKS[check](tunnel, *arguments), LIMIT)
