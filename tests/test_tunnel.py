@@ -338,6 +338,31 @@ def test_a_dns_server_no_peer_routes_fails_at_once():
     asyncio.run(asyncio.wait_for(main(), LIMIT))
 
 
+def test_an_exception_in_the_applications_protocol_is_the_applications():
+    """It goes to the loop's exception handler, resets that connection, and is no bug of the tunnel's."""
+    async def test(client, server):
+        loop = asyncio.get_running_loop()
+        reported, lost = [], loop.create_future()
+
+        class Faulty(asyncio.Protocol):
+            def data_received(self, data):
+                raise ZeroDivisionError("the application's own bug")
+
+            def connection_lost(self, exc):
+                lost.set_result(exc)
+
+        loop.set_exception_handler(lambda loop, context: reported.append(context["exception"]))
+        await server.create_server(Faulty, port=7)
+        reader, writer = await client.open_connection("10.0.0.2", 7)
+        writer.write(b"boom")
+        assert isinstance(await lost, ZeroDivisionError)
+        assert [type(e) for e in reported] == [ZeroDivisionError]
+        with pytest.raises(ConnectionResetError):
+            await reader.read()
+
+    run(test)
+
+
 def test_closing_the_tunnel_aborts_its_connections():
     async def main():
         async with wgpy.Tunnel.pair() as (client, server):

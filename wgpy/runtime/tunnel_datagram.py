@@ -49,7 +49,13 @@ class TunnelDatagramTransport(asyncio.DatagramTransport):
             data, address = item
             if self._remote is not None and tuple(address[:2]) != self._remote:
                 continue   # a connected socket hears only its peer
-            self._protocol.datagram_received(data, tuple(address))
+            try:
+                self._protocol.datagram_received(data, tuple(address))
+            except Exception as error:   # the application's: to the loop's handler, as asyncio's transports do
+                self._loop.call_exception_handler({"message": "Fatal error: protocol.datagram_received() call failed.",
+                                                   "exception": error, "transport": self, "protocol": self._protocol})
+                self.close()
+                return
 
     # ------------------------------------------------------------------------------ asyncio.DatagramTransport
 

@@ -117,6 +117,22 @@ class TcpTransport(asyncio.Transport):
         self._extra["peername"] = _name(self._socket, "remote")
 
     def _deliver(self) -> None:
+        """Hand what the stack received to the protocol. An exception out of the protocol is the
+        application's, not the tunnel's: as asyncio's own transports do (``_fatal_error``), it goes to the
+        loop's exception handler and the connection is reset, with the exception for ``connection_lost``."""
+        try:
+            self._deliver_to_protocol()
+        except Exception as error:
+            if self._lost:
+                raise
+            self._loop.call_exception_handler({"message": "Fatal error: protocol.data_received() call failed.",
+                                               "exception": error, "transport": self, "protocol": self._protocol})
+            self._closing = True
+            self._socket.abort()
+            self._engine.kick()
+            self._lose(error)
+
+    def _deliver_to_protocol(self) -> None:
         protocol = self._protocol
         if protocol is None or self._lost:
             return
