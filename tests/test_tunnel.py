@@ -314,7 +314,8 @@ def test_the_hosts_keys_are_read_and_left_alone(tmp_path):
     would need CAP_NET_ADMIN), and runs no command."""
     marker = tmp_path / "hook-ran"
     key = base64.b64encode(wgpy.PrivateKey.generate(os.urandom).private_bytes()).decode()
-    text = f"[Interface]\nPrivateKey = {key}\nAddress = 10.9.0.1/24\nFwMark = 0x1234\nTable = off\nPostUp = touch {marker}\n"
+    text = (f"[Interface]\nPrivateKey = {key}\nAddress = 10.9.0.1/24\nFwMark = 0x1234\nTable = off\n"
+            f"PostUp = touch {marker}\n")
 
     async def main():
         async with wgpy.Tunnel(text) as tunnel:

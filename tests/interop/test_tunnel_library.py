@@ -78,7 +78,8 @@ class Far:
         for port in ("8080", "7", "53"):
             wait_for(lambda: f"10.77.0.1:{port}" in hosts.run(a, "ss", "-ltn").stdout, f"a server on port {port}")
         self.config.write_text(
-            f"[Interface]\nPrivateKey = {b64(self.tunnel_key.private_bytes())}\nAddress = 10.77.0.2/24\nDNS = 10.77.0.1\n"
+            f"[Interface]\nPrivateKey = {b64(self.tunnel_key.private_bytes())}\n"
+            f"Address = 10.77.0.2/24\nDNS = 10.77.0.1\n"
             f"[Peer]\nPublicKey = {b64(self.far_key.public)}\nEndpoint = 192.0.2.1:51877\n"
             f"AllowedIPs = 10.77.0.0/24\nPersistentKeepalive = 25\n")
         os.chown(self.config, 65534, 65534)   # nobody's own key file, readable by nobody else
@@ -124,7 +125,8 @@ def test_the_wg_tool_shows_and_changes_a_running_tunnel(far):
     """``uapi_path`` in /var/run/wireguard: the real ``wg`` finds the tunnel as an interface ``tnlu``."""
     hosts, path = far.hosts, "/var/run/wireguard/tnlu.sock"
     hosts.interfaces.append("tnlu")   # the socket is removed whatever happens
-    command = ["ip", "netns", "exec", hosts.b, sys.executable, str(CLIENT), str(far.config), "uapi", "10.77.0.1", "8080"]
+    command = ["ip", "netns", "exec", hosts.b, sys.executable, str(CLIENT), str(far.config), "uapi", "10.77.0.1",
+               "8080"]
     client = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env=dict(os.environ, PYTHONPATH=str(ROOT), TNL_UAPI=path))
     hosts.processes.append(client)

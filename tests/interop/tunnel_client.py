@@ -135,7 +135,8 @@ async def uapi(tunnel, host: str, port: int) -> None:
     say(peers=len(tunnel.device.peers))
 
 
-CHECKS = {"http": http_get, "name": name, "uapi": uapi, "echo": echo, "udp": udp, "socket": socket_get, "transparent": transparent}
+CHECKS = {"http": http_get, "name": name, "uapi": uapi, "echo": echo, "udp": udp, "socket": socket_get,
+          "transparent": transparent}
 
 
 async def main(config: str, check: str, *args: str) -> None:

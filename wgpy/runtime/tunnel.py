@@ -298,7 +298,8 @@ class Tunnel:
     # ------------------------------------------------------------------------------ UDP
 
     async def create_datagram_endpoint(self, protocol_factory, local_addr: tuple | None = None,
-                                       remote_addr: tuple | None = None) -> tuple[TunnelDatagramTransport, asyncio.BaseProtocol]:
+                                       remote_addr: tuple | None = None
+                                       ) -> tuple[TunnelDatagramTransport, asyncio.BaseProtocol]:
         """As ``loop.create_datagram_endpoint``, on the tunnel's stack. ``local_addr`` is (address or
         None, port or 0); without it an ephemeral port. ``remote_addr`` may be a host name."""
         engine = self._running()
@@ -361,7 +362,8 @@ class Tunnel:
         finally:
             transport.close()
 
-    async def _ask(self, transport, collector: _Collector, servers: list[str], name: str, kind: int) -> dns.Answer | None:
+    async def _ask(self, transport, collector: _Collector, servers: list[str], name: str,
+                   kind: int) -> dns.Answer | None:
         self._dns_id = (self._dns_id + 1) & 0xFFFF
         ident = self._dns_id
         try:

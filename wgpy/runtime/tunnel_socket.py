@@ -30,7 +30,8 @@ async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.transport.abort()
 
 
-async def bridge(tunnel_reader: asyncio.StreamReader, tunnel_writer: asyncio.StreamWriter) -> tuple[socket.socket, asyncio.Task]:
+async def bridge(tunnel_reader: asyncio.StreamReader,
+                 tunnel_writer: asyncio.StreamWriter) -> tuple[socket.socket, asyncio.Task]:
     """The application's end of a socket pair whose other end is copied to and from a tunnel
     connection; and the task that copies (done when both directions have ended)."""
     theirs, ours = socket.socketpair()
