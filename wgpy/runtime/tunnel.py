@@ -235,11 +235,15 @@ class Tunnel:
         loop = engine.loop
         errors: list[OSError] = []
         for address in await self.resolve(host):
-            self._check_route(address)
             try:
-                tcp_socket = self.stack.tcp_connect((address, port), loop.time(), local=local_addr)
-            except ValueError as refused:   # no address of that family, the port taken, the stack full
-                raise OSError(errno.EADDRNOTAVAIL, str(refused)) from None
+                self._check_route(address)
+                try:
+                    tcp_socket = self.stack.tcp_connect((address, port), loop.time(), local=local_addr)
+                except ValueError as refused:   # no address of that family, the port taken, the stack full
+                    raise OSError(errno.EADDRNOTAVAIL, str(refused)) from None
+            except OSError as error:
+                errors.append(error)
+                continue
             transport = TcpTransport(engine, tcp_socket, loop)
             try:
                 await transport.wait_connected()
