@@ -20,6 +20,7 @@ import pytest
 
 import wgpy
 from wgpy.netstack import dns
+from wgpy.netstack.tcp.config import TcpConfig
 from wgpy.runtime.uapi_socket import request
 
 LIMIT = 60.0   # seconds any one test may take
@@ -160,6 +161,23 @@ def test_errors_are_asyncios():
                 pass
 
     run(test)
+
+
+def test_a_peer_that_never_answers_is_a_timeout_error():
+    """The server's tunnel is gone: the SYN and its retransmissions (one, with this TcpConfig) go
+    unanswered, and the connection fails as asyncio's would, with TimeoutError."""
+    async def main():
+        async with wgpy.Tunnel.pair() as (client, server):
+            await server.close()
+            quick = wgpy.Tunnel(config=client.config, tcp_config=TcpConfig(initial_rto=0.3, max_syn_retransmissions=1))
+            async with quick:
+                loop = asyncio.get_running_loop()
+                began = loop.time()
+                with pytest.raises(TimeoutError):
+                    await quick.open_connection("10.0.0.2", 80)
+                assert 0.8 < loop.time() - began < 5      # 0.3 s, then 0.6 s backed off
+
+    asyncio.run(asyncio.wait_for(main(), LIMIT))
 
 
 def test_a_closed_server_refuses_new_connections():

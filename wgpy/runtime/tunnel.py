@@ -75,11 +75,12 @@ class Tunnel:
     ``Tunnel(config_text=...)``, ``Tunnel(config=InterfaceConfig)`` or ``Tunnel.from_file(path)``; then
     ``async with`` it (or ``await start()`` ... ``await close()``). ``uapi_path`` serves the ``wg`` text
     protocol (wireguard.com/xplatform) on a Unix socket of that name, mode 0600, so peers can be changed
-    while it runs. ``rng`` is for tests; keys and ISNs come from ``os.urandom`` otherwise.
+    while it runs. ``tcp_config`` (a ``wgpy.netstack.tcp.config.TcpConfig``) sets the stack's TCP buffers,
+    retries and timers. ``rng`` is for tests; keys and ISNs come from ``os.urandom`` otherwise.
     """
 
     def __init__(self, config_text: str | None = None, *, config: InterfaceConfig | None = None,
-                 uapi_path: str | None = None, rng: Callable[[int], bytes] = os.urandom) -> None:
+                 uapi_path: str | None = None, tcp_config=None, rng: Callable[[int], bytes] = os.urandom) -> None:
         if (config_text is None) == (config is None):
             raise TypeError("give either config_text or config")
         self.config = parse(config_text) if config is None else config
@@ -89,6 +90,7 @@ class Tunnel:
             raise ValueError("the configuration has no Address: the tunnel's stack needs its own addresses")
         self.mtu = self.config.mtu or DEFAULT_MTU
         self.uapi_path = uapi_path
+        self.tcp_config = tcp_config
         self._rng = rng
         self.device: Device | None = None
         self.stack = None
@@ -173,7 +175,7 @@ class Tunnel:
         # Checksums inside the tunnel are not checked: each packet's Poly1305 tag proved it, as the kernel's
         # WireGuard marks decrypted packets CHECKSUM_UNNECESSARY (receive.c). They are still sent.
         self.stack = Stack(addresses=[str(interface) for interface in self.config.addresses], mtu=self.mtu,
-                           rng=self._rng, verify_checksums=False)
+                           rng=self._rng, verify_checksums=False, tcp_config=self.tcp_config)
         self.engine = Engine(self.device, self.stack, Udp(), loop)
         try:
             resolved = {}
