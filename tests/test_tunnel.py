@@ -84,6 +84,31 @@ def test_ipv6_inside_the_tunnel_streams_and_datagrams():
     asyncio.run(asyncio.wait_for(main(), LIMIT))
 
 
+def test_fifty_connections_at_once_and_nothing_left_behind():
+    async def test(client, server):
+        await server.start_server(echo, port=7)
+        baseline = client.engine.registered, server.engine.registered
+
+        async def one(n: int) -> bytes:
+            reader, writer = await client.open_connection("10.0.0.2", 7)
+            message = b"connection %d " % n + os.urandom(5000)
+            writer.write(message)
+            writer.write_eof()
+            back = await reader.read()
+            writer.close()
+            await writer.wait_closed()
+            return back == message
+
+        assert await asyncio.gather(*(one(n) for n in range(50))) == [True] * 50
+        for _ in range(100):   # the server's side closes once it has echoed our FIN
+            if (client.engine.registered, server.engine.registered) == baseline:
+                break
+            await asyncio.sleep(0.01)
+        assert (client.engine.registered, server.engine.registered) == baseline == (0, 1)
+
+    run(test)
+
+
 def test_a_megabyte_each_way_with_a_slow_reader_matches_its_sha256():
     """The reader sleeps before reading: the stack's window closes and drain() waits, nothing is lost."""
     data = os.urandom(1 << 20)

@@ -89,6 +89,11 @@ class Engine:
     def forget(self, stack_socket: object) -> None:
         self._owners.pop(id(stack_socket), None)
 
+    @property
+    def registered(self) -> int:
+        """How many stack sockets have an owner (connections, servers, endpoints not yet closed)."""
+        return len(self._owners)
+
     def shutdown(self) -> None:
         """The tunnel is closing: every owner hears it (``on_tunnel_closed``: connections are reset,
         servers and endpoints closed), and what that sends (RSTs) leaves before the sockets close."""
