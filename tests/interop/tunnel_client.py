@@ -18,6 +18,7 @@ import hashlib
 import http.client
 import json
 import os
+import platform
 import sys
 from pathlib import Path
 
@@ -141,7 +142,7 @@ CHECKS = {"http": http_get, "name": name, "uapi": uapi, "echo": echo, "udp": udp
 
 async def main(config: str, check: str, *args: str) -> None:
     async with wgpy.Tunnel.from_file(config, uapi_path=os.environ.get("TNL_UAPI")) as tunnel:
-        say(started=True, uid=os.getuid(), listen_port=tunnel.listen_port)
+        say(started=True, uid=os.getuid(), listen_port=tunnel.listen_port, python=platform.python_version())
         arguments = [int(a) if a.isdigit() and i else a for i, a in enumerate(args)]
         await asyncio.wait_for(CHECKS[check](tunnel, *arguments), LIMIT)
         say(bugs=sum(tunnel.engine.bugs.values()))
