@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import hashlib
 import http.client
 import os
 import socket
+import ssl
 import struct
 
 import pytest
@@ -293,6 +295,65 @@ def test_socket_connection_serves_http_client_in_a_thread():
         with sock:
             status, got = await asyncio.to_thread(get)
         assert status == 200 and hashlib.sha256(got).digest() == hashlib.sha256(body).digest()
+
+    run(test)
+
+
+def certificate(tmp_path, name: str = "web.wg") -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A self-signed certificate for ``name``: the server's context and a client's that trusts it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    return server, ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+
+
+def test_tls_on_both_paths_asyncios_start_tls_and_ssl_over_socket_connection(tmp_path):
+    server_context, client_context = certificate(tmp_path)
+
+    async def test(client, server):
+        async def hello(reader, writer):
+            line = await reader.readline()
+            writer.write(b"over TLS: " + line)
+            await writer.drain()
+            writer.close()
+
+        await server.start_server(hello, port=443, ssl=server_context)
+        reader, writer = await client.open_connection("10.0.0.2", 443, ssl=client_context, server_hostname="web.wg")
+        assert writer.get_extra_info("ssl_object").version() == "TLSv1.3"
+        writer.write(b"asyncio\n")
+        assert await reader.read() == b"over TLS: asyncio\n"
+        writer.close()
+
+        sock = await client.socket_connection(("10.0.0.2", 443))
+
+        def blocking():
+            with client_context.wrap_socket(sock, server_hostname="web.wg") as tls:
+                tls.sendall(b"ssl module\n")
+                data = b""
+                while chunk := tls.recv(100):
+                    data += chunk
+                return data
+
+        assert await asyncio.to_thread(blocking) == b"over TLS: ssl module\n"
+
+        with pytest.raises(ssl.SSLCertVerificationError):   # the name is checked
+            await client.open_connection("10.0.0.2", 443, ssl=client_context, server_hostname="other.wg")
 
     run(test)
 

@@ -25,6 +25,7 @@ import ipaddress
 import logging
 import os
 import socket
+import ssl as ssl_module
 import time
 from dataclasses import replace
 from typing import Callable
@@ -260,13 +261,25 @@ class Tunnel:
         raise OSError(f"Multiple exceptions: {', '.join(str(e) for e in errors)}")
 
     async def open_connection(self, host: str, port: int, *, limit: int = STREAM_LIMIT,
-                              local_addr: tuple | None = None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """As ``asyncio.open_connection``: a TCP connection through the tunnel as a reader and a writer."""
+                              local_addr: tuple | None = None, ssl: ssl_module.SSLContext | bool | None = None,
+                              server_hostname: str | None = None
+                              ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """As ``asyncio.open_connection``: a TCP connection through the tunnel as a reader and a writer.
+        ``ssl`` (a context, or True for the default one) speaks TLS over it (``StreamWriter.start_tls``),
+        checking the certificate against ``server_hostname`` or ``host``."""
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=limit, loop=loop)
         protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         transport, _ = await self.create_connection(lambda: protocol, host, port, local_addr=local_addr)
-        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        if ssl:
+            context = ssl_module.create_default_context() if ssl is True else ssl
+            try:
+                await writer.start_tls(context, server_hostname=server_hostname or host)
+            except BaseException:
+                transport.abort()
+                raise
+        return reader, writer
 
     async def create_server(self, protocol_factory, host: str | None = None, port: int | None = None, *,
                             transparent: bool = False, backlog: int = 128) -> TunnelServer:
@@ -290,14 +303,27 @@ class Tunnel:
         return TunnelServer(engine, listener, protocol_factory, engine.loop, names)
 
     async def start_server(self, client_connected_cb, host: str | None = None, port: int | None = None, *,
-                           transparent: bool = False, limit: int = STREAM_LIMIT, backlog: int = 128) -> TunnelServer:
+                           transparent: bool = False, limit: int = STREAM_LIMIT, backlog: int = 128,
+                           ssl: ssl_module.SSLContext | None = None) -> TunnelServer:
         """As ``asyncio.start_server``: ``client_connected_cb(reader, writer)`` for each connection (a
-        coroutine function is run as a task)."""
+        coroutine function is run as a task). With ``ssl`` each connection's TLS handshake comes first
+        (one that fails is closed without calling back)."""
         loop = asyncio.get_running_loop()
+        callback = client_connected_cb
+        if ssl is not None:
+            async def callback(reader, writer):
+                try:
+                    await writer.start_tls(ssl)
+                except (OSError, ssl_module.SSLError):
+                    writer.transport.abort()
+                    return
+                result = client_connected_cb(reader, writer)
+                if asyncio.iscoroutine(result):
+                    await result
 
         def factory() -> asyncio.StreamReaderProtocol:
             reader = asyncio.StreamReader(limit=limit, loop=loop)
-            return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, callback, loop=loop)
 
         return await self.create_server(factory, host, port, transparent=transparent, backlog=backlog)
 

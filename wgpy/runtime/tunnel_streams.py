@@ -43,6 +43,10 @@ class TcpTransport(asyncio.Transport):
     """One TCP connection through the tunnel. Created by the tunnel; the protocol comes with
     :meth:`attach` (``connection_made``)."""
 
+    # loop.start_tls (StreamWriter.start_tls) may layer TLS on it: it needs set_protocol, pause_reading
+    # and resume_reading, which this transport has, and asks for this flag as for asyncio's own.
+    _start_tls_compatible = True
+
     def __init__(self, engine, tcp_socket, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._engine = engine
@@ -138,11 +142,21 @@ class TcpTransport(asyncio.Transport):
             return
         taken = False
         while self._reading and not self._lost:
-            data = self._socket.recv(READ_CHUNK)
-            if not data:
-                break
-            taken = True
-            protocol.data_received(data)
+            if isinstance(protocol, asyncio.BufferedProtocol):   # TLS (sslproto) reads into its own buffer
+                buffer = memoryview(protocol.get_buffer(-1)).cast("B")
+                data = self._socket.recv(len(buffer))
+                if not data:
+                    break
+                buffer[:len(data)] = data
+                taken = True
+                protocol.buffer_updated(len(data))
+            else:
+                data = self._socket.recv(READ_CHUNK)
+                if not data:
+                    break
+                taken = True
+                protocol.data_received(data)
+            protocol = self._protocol   # start_tls may have put another in its place
         if taken:
             self._engine.kick()   # the window opened: the stack may have an ACK to send
         if self._reading and not self._lost and not self._eof_received and self._socket.at_eof:
@@ -224,11 +238,16 @@ class TcpTransport(asyncio.Transport):
             self._finish_close()
 
     def abort(self) -> None:
+        self._force_close(None)
+
+    def _force_close(self, exc: Exception | None) -> None:
+        """RST now; ``connection_lost(exc)``. asyncio's TLS layer (sslproto) calls it by this name on a fatal
+        error, as it does on asyncio's own transports."""
         self._closing = True
         if not self._lost:
             self._socket.abort()
             self._engine.kick()
-            self._lose(None)
+            self._lose(exc)
 
     def set_protocol(self, protocol) -> None:
         self._protocol = protocol
