@@ -13,6 +13,7 @@ import pytest
 
 from wgpy.core.device import Device
 from wgpy.netstack.events import Closed, Connected, Incoming, Readable, Writable
+from wgpy.netstack.tcp.config import TcpState
 from wgpy.runtime.tunnel_engine import Engine
 from wgpy.runtime.tunnel_streams import ListeningSocket, TcpTransport, TunnelServer
 from wgpy.runtime.udp import Udp
@@ -32,6 +33,10 @@ class Joined:
         self.sent_fin = False
         self.error: str | None = None
         self.gone = False
+
+    @property
+    def state(self) -> TcpState:
+        return TcpState.CLOSED if self.gone else TcpState.ESTABLISHED
 
     @property
     def readable(self) -> int:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import errno
 
+from ..netstack.events import DatagramReceived
+
 
 class TunnelDatagramTransport(asyncio.DatagramTransport):
     def __init__(self, engine, udp_socket, loop: asyncio.AbstractEventLoop, remote: tuple | None) -> None:
@@ -35,7 +37,7 @@ class TunnelDatagramTransport(asyncio.DatagramTransport):
         self._deliver()
 
     def on_stack_event(self, event) -> None:
-        if type(event).__name__ == "DatagramReceived":
+        if type(event) is DatagramReceived:
             self._deliver()
 
     def on_tunnel_closed(self) -> None:

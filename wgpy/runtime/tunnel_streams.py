@@ -20,6 +20,9 @@ from __future__ import annotations
 import asyncio
 import errno
 
+from ..netstack.events import Closed, Connected, Incoming, Readable, Writable
+from ..netstack.tcp.config import TcpState
+
 READ_CHUNK = 65536
 HIGH_WATER = 64 * 1024    # asyncio's default write-buffer limits
 _ERRORS = (("refused", ConnectionRefusedError, errno.ECONNREFUSED), ("reset", ConnectionResetError, errno.ECONNRESET),
@@ -96,16 +99,16 @@ class TcpTransport(asyncio.Transport):
             self._on_closed()
 
     def on_stack_event(self, event) -> None:
-        kind = type(event).__name__
-        if kind == "Connected":
+        kind = type(event)
+        if kind is Readable:
+            self._deliver()
+        elif kind is Writable:
+            self._push()
+        elif kind is Connected:
             self._update_names()
             if self._connected is not None and not self._connected.done():
                 self._connected.set_result(None)
-        elif kind == "Readable":
-            self._deliver()
-        elif kind == "Writable":
-            self._push()
-        elif kind == "Closed":
+        elif kind is Closed:
             self._on_closed()
 
     def on_tunnel_closed(self) -> None:
@@ -318,8 +321,7 @@ class TcpTransport(asyncio.Transport):
 
 
 def _closed_state(tcp_socket) -> bool:
-    state = getattr(tcp_socket, "state", None)
-    return state is not None and getattr(state, "name", "") == "CLOSED"
+    return tcp_socket.state is TcpState.CLOSED
 
 
 class ListeningSocket:
@@ -353,7 +355,7 @@ class TunnelServer:
         engine.register(listener, self)
 
     def on_stack_event(self, event) -> None:
-        if type(event).__name__ == "Incoming":
+        if type(event) is Incoming:
             self._accept()
 
     def on_tunnel_closed(self) -> None:
