@@ -225,6 +225,7 @@ def test_a_paused_reader_leaves_data_in_the_stack():
         got = await server_reader.readexactly(10 * BUFFER)      # reading resumes the transport
         assert len(got) == 10 * BUFFER
         writer.close()
+        server_writer.close()
 
     with_engine(test)
 
