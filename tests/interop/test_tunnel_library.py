@@ -185,8 +185,9 @@ def test_socket_connection_with_http_client(far):
 
 def test_transparent_server_reached_by_the_kernel_at_any_routed_address(far):
     """The kernel in tnl-a connects to addresses of 198.18.77.0/24, which route into tnl0 and to the
-    Tunnel's peer; the Tunnel accepts them all and sees each original destination. The kernel's ping to
-    the Tunnel's own address is answered by the stack meanwhile."""
+    Tunnel's peer; the Tunnel accepts them all and sees each original destination, except its own port
+    8000, where a plain server listens and comes first. The kernel's ping to the Tunnel's own address is
+    answered by the stack meanwhile."""
     hosts = far.hosts
     command = ["ip", "netns", "exec", hosts.b, sys.executable, str(CLIENT), str(far.config), "transparent", "3"]
     client = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -196,6 +197,8 @@ def test_transparent_server_reached_by_the_kernel_at_any_routed_address(far):
         assert json.loads(client.stdout.readline())["started"]
         assert json.loads(client.stdout.readline())["ready"]
         assert hosts.ping(hosts.a, "10.77.0.2", count=2)
+        plain = hosts.run(hosts.a, "ncat", "-w", "10", "10.77.0.2", "8000", input="hello\n", timeout=30)
+        assert plain.stdout == "the plain server on port 8000\n"   # before the client stops after 3 others
         answers = []
         for destination, port in (("198.18.77.5", "4444"), ("198.18.77.200", "80"), ("10.77.0.2", "22")):
             result = hosts.run(hosts.a, "ncat", "-w", "10", destination, port, input="hello from the kernel\n",
@@ -203,6 +206,7 @@ def test_transparent_server_reached_by_the_kernel_at_any_routed_address(far):
             answers.append(result.stdout.strip())
         assert answers == [f"tunnel saw {d} {p} hello from the kernel" for d, p in
                            (("198.18.77.5", 4444), ("198.18.77.200", 80), ("10.77.0.2", 22))]
+
         out, err = client.communicate(timeout=30)
         assert client.returncode == 0, err
         lines = [json.loads(line) for line in out.splitlines()]

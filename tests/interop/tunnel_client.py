@@ -7,8 +7,8 @@ Checks: ``http`` (GET /blob with open_connection: the body's sha256), ``name`` (
 the tunnel's DNS server knows), ``echo`` (256 KiB through an echo
 server and back, then FIN both ways), ``udp`` (datagrams to an echo server), ``socket`` (GET /blob with http.client on
 socket_connection), ``uapi`` (serve the UAPI socket named by $TNL_UAPI until a line on stdin),
-``transparent`` (serve every destination; print ``ready``, then what each
-connection's sockname was, for ``--count`` connections).
+``transparent`` (serve every destination, and port 8000 plainly; print ``ready``, then what each
+transparent connection's sockname was, for COUNT connections).
 """
 
 from __future__ import annotations
@@ -115,7 +115,13 @@ async def transparent(tunnel, count: str) -> None:
         if len(seen) == int(count) and not done.done():
             done.set_result(None)
 
-    async with await tunnel.start_server(handle, port=None, transparent=True):
+    async def plain(reader, writer):
+        await reader.readline()
+        writer.write(b"the plain server on port 8000\n")
+        writer.close()
+
+    async with await tunnel.start_server(handle, port=None, transparent=True), \
+            await tunnel.start_server(plain, port=8000):   # a listener's port comes before the transparent one
         say(ready=True, public_key=tunnel.public_key)
         await done
     say(seen=seen)
