@@ -210,6 +210,15 @@ def from_peer(pair: Pair, side: str, flags: int, seq_offset: int = 0, ack: int |
 
 def advance_to(state: TcpState, side: str, config: TcpConfig = TcpConfig()) -> Pair:
     """A pair with ``side`` in ``state`` (the peer's segments held where the state needs it)."""
+    if state is S.LISTEN:  # the server listens (a fully specified passive open); nothing sent yet
+        pair = Pair(config=config, server_listens=True)
+        pair.hold.add("c>s")
+        return pair
+    if state is S.CLOSED:  # the client aborted an established connection
+        pair = established(config=config)
+        (pair.client if side == "client" else pair.server).abort()
+        pair.flush()
+        return pair
     if state is S.SYN_SENT:
         pair = Pair(config=config)
         pair.hold.add("c>s")

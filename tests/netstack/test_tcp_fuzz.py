@@ -16,7 +16,8 @@ SMALL = TcpConfig(send_buffer=8192, receive_buffer=8192, out_of_order_limit=4096
 
 SETUPS = [("client", state) for state in (S.SYN_SENT, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSING,
                                           S.TIME_WAIT)] + \
-         [("server", state) for state in (S.SYN_RECEIVED, S.ESTABLISHED, S.CLOSE_WAIT, S.LAST_ACK)]
+         [("server", state) for state in (S.LISTEN, S.SYN_RECEIVED, S.ESTABLISHED, S.CLOSE_WAIT, S.LAST_ACK,
+                                          S.CLOSED)]
 
 near = st.one_of(st.integers(-70_000, 70_000), st.integers(-3, 3), st.integers(0, MASK).map(lambda v: ("abs", v)))
 segments = st.lists(st.tuples(
