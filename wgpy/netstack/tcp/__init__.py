@@ -2,10 +2,10 @@
 
 | module | what | spec |
 |---|---|---|
-| `segment.py` | `Segment`, `parse` (checksum, data offset, options checked), `Segment.pack` | RFC 9293 3.1, RFC 7323, RFC 2018 |
+| `segment.py` | `Segment`, `parse` (checksum, offset, options checked), `pack` | RFC 9293 3.1, 7323, 2018 |
 | `isn.py` | `IsnGenerator`: a 4 us clock plus BLAKE2s of the four-tuple, keyed | RFC 6528 |
 | `rtt.py` | `RttEstimator`: SRTT, RTTVAR, Karn's rule, backoff | RFC 6298 |
-| `congestion.py` | `NewReno`: slow start, congestion avoidance, fast retransmit and recovery | RFC 5681, RFC 6582, RFC 6928 |
+| `congestion.py` | `NewReno`: slow start, avoidance, fast retransmit and recovery | RFC 5681, 6582, 6928 |
 | `sack.py` | `Scoreboard`: the peer's SACK blocks, the holes to retransmit | RFC 2018, RFC 6675 |
 | `buffers.py` | `SendBuffer`, `ReceiveBuffer` (out-of-order pieces kept, bounded) | RFC 9293 3.10 |
 | `config.py` | `TcpState`, `TcpConfig` (frozen: limits and timings) | RFC 9293 3.3.2 |
