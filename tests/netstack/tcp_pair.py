@@ -107,6 +107,17 @@ class Pair:
             self._note_states()
             return None
         connection = self.client if side == "client" else self.server
+        if connection.state is TcpState.CLOSED:
+            # What the stack does for a segment to no connection (RFC 9293 3.10.7.1): RST, unless it is one.
+            self.drops[side][NetDrop.NO_LISTENER] += 1
+            if not segment.flags & RST:
+                if segment.flags & ACK:
+                    answer = Segment(segment.destination_port, segment.source_port, segment.ack, 0, RST, 0)
+                else:
+                    answer = Segment(segment.destination_port, segment.source_port, 0,
+                                     (segment.seq + segment.length) & MASK, RST | ACK, 0)
+                self.transmit(side, answer)
+            return NetDrop.NO_LISTENER
         result = connection.receive(segment, self.now)
         if result is not None:
             assert isinstance(result, NetDrop), result

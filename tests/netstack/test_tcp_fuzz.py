@@ -89,7 +89,9 @@ def test_the_setups_reach_their_states(setup):
 def test_any_channel_delivers_both_streams_intact_and_closes(seed, loss, duplicate, reorder, up, down, small,
                                                              client_iss, server_iss):
     """Whatever the channel does (within reason: below 15 % loss), both byte streams arrive intact and
-    both ends close, no error, in bounded steps and simulated time."""
+    both ends close, in bounded steps and simulated time. Without an error, except one case TCP cannot
+    avoid: the last ACKs lost until the other end's TIME-WAIT is over, the retransmission is answered
+    with RST (as the stack answers a segment for no connection), so that end ends "connection reset"."""
     import random as random_module
 
     from .tcp_pair import Transfer
@@ -105,4 +107,8 @@ def test_any_channel_delivers_both_streams_intact_and_closes(seed, loss, duplica
                     pump=transfer.pump, max_steps=50_000, max_time=900.0)
     assert done, (pair.client, pair.server, pair.steps, pair.now)
     assert bytes(transfer.received["server"]) == to_server and bytes(transfer.received["client"]) == to_client
-    assert pair.client.error is None and pair.server.error is None
+    errors = [pair.client.error, pair.server.error]
+    assert errors.count(None) >= 1 and set(errors) <= {None, "connection reset"}, errors
+    if "connection reset" in errors:
+        other = pair.server if errors[0] else pair.client
+        assert other.error is None and S.TIME_WAIT in pair.states["server" if errors[0] else "client"]

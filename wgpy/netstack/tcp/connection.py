@@ -726,7 +726,10 @@ class TcpConnection:
             if edge <= snd_una:
                 edge = snd_una + 1
         snd_nxt = self.snd_nxt
-        in_flight = self.snd_max > snd_una
+        # Outstanding in the sense of SWS avoidance and Nagle: sent since SND.UNA by this pointer. After a
+        # timeout SND.NXT is back at SND.UNA, so the retransmission is never held back by them.
+        in_flight = snd_nxt > snd_una
+        snd_max = self.snd_max
         window = self._window()
         ports = self.local[1], self.remote[1]
         ack_field = self.rcv_nxt & MASK
@@ -734,8 +737,8 @@ class TcpConnection:
             n = min(mss, data_end - snd_nxt, edge - snd_nxt)
             if n <= 0:
                 break
-            if probing:
-                pass
+            if probing or snd_nxt < snd_max:
+                pass  # a probe or a retransmission: whatever the window allows
             elif n < mss and n < data_end - snd_nxt and in_flight:
                 # Sender SWS avoidance (RFC 9293 3.8.6.2.1): no small segment while one is outstanding,
                 # unless it is at least half the largest window the peer offered.
