@@ -41,18 +41,22 @@ WALL_LIMIT = 60.0
 # The kernel's side: serve (read all, answer with the digest, then send SIZE bytes) or connect (the same,
 # other way round). The bytes sent are seeded, so both sides know their digest.
 KERNEL_PEER = """
-import hashlib, random, socket, sys
+import hashlib, random, socket, sys, time
 mode, port, size, mine, yours = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 data = random.Random(7).randbytes(size)
-if mode == "serve":
+if mode in ("serve", "slow"):
     server = socket.create_server((mine, port), family=socket.AF_INET6 if ":" in mine else socket.AF_INET)
+    if mode == "slow":  # a small buffer, read only after 2 s: the window closes
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     print("listening", flush=True)
     connection, _ = server.accept()
+    if mode == "slow":
+        time.sleep(2)
 else:
     connection = socket.create_connection((yours, port), timeout=30)
 connection.settimeout(30)
 digest, total = hashlib.sha256(), 0
-if mode == "serve":
+if mode in ("serve", "slow"):
     while chunk := connection.recv(1 << 20):
         digest.update(chunk)
         total += len(chunk)
@@ -89,6 +93,7 @@ class Link:
         self.process: subprocess.Popen | None = None
         self.drops: dict[NetDrop, int] = {}
         self.received_segments: list[Segment] = []
+        self.sent_segments: list[tuple[float, Segment]] = []
         try:
             subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
             sh("ip", "netns", "add", self.namespace)
@@ -116,6 +121,7 @@ class Link:
 
     def send(self, connection: TcpConnection, now: float, loss: random.Random | None, rate: float) -> None:
         for segment in connection.segments_to_send(now):
+            self.sent_segments.append((now, segment))
             if loss is not None and loss.random() < rate:
                 continue
             self.tun.write(ip_packet(self.ours, self.theirs, segment.pack(self.ours, self.theirs)))
@@ -264,3 +270,23 @@ def test_a_closed_port_on_the_kernel_refuses_the_connection(link):
                                     MSS[link.family], TcpConfig())
     connection, received = run(link, connection, b"", 0.0, seed=6)
     assert connection.state is TcpState.CLOSED and connection.error == "connection refused"
+
+
+def test_we_probe_the_kernels_zero_window(link):
+    """The kernel's application reads nothing for 2 s through a 4 KiB buffer: its window closes; we probe
+    it with one octet (RFC 9293 3.8.6.1) at growing intervals, and the transfer ends intact, in time."""
+    size = 1 << 20
+    server = link.kernel("slow", 5002, 0)
+    assert server.stdout.readline().strip() == "listening"
+    ours = random.Random(8).randbytes(size)
+    connection = TcpConnection.open((link.ours, 40003), (link.theirs, 5002), 0x0BADCAFE, time.monotonic(),
+                                    MSS[link.family], TcpConfig())
+    connection, reply = run(link, connection, ours, 0.0, seed=7)
+    assert connection.error is None
+    assert reply.split(b"\n", 1)[0].decode() == f"{size} {hashlib.sha256(ours).hexdigest()}"
+    zero = [s for s in link.received_segments if s.window == 0 and not s.flags & SYN]
+    assert zero, "the kernel's window never closed"
+    probes = [t for t, s in link.sent_segments if len(s.payload) == 1]
+    assert len(probes) >= 2
+    gaps = [b - a for a, b in zip(probes, probes[1:])]
+    assert all(later >= earlier * 0.9 for earlier, later in zip(gaps, gaps[1:]))  # backing off

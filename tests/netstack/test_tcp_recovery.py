@@ -8,7 +8,7 @@ import pytest
 
 from wgpy.netstack.tcp.config import TcpConfig, TcpState
 from wgpy.netstack.tcp.connection import TcpConnection
-from wgpy.netstack.tcp.segment import ACK, FIN, SYN, Segment
+from wgpy.netstack.tcp.segment import ACK, SYN, Segment
 
 from .tcp_pair import CLIENT, SERVER, Pair, Transfer, established
 

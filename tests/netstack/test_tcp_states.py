@@ -298,7 +298,8 @@ def test_linux_keepalive_and_window_probes_are_answered_with_an_ack():
     unacceptable (RFC 9293 3.10.7.4) and answered with an ACK carrying RCV.NXT and the window."""
     pair = established()
     server = pair.server
-    for probe in (from_peer(pair, "server", ACK, seq_offset=-1), from_peer(pair, "server", ACK, seq_offset=-1, payload=b"x")):
+    for probe in (from_peer(pair, "server", ACK, seq_offset=-1),
+                  from_peer(pair, "server", ACK, seq_offset=-1, payload=b"x")):
         assert server.receive(probe, pair.now) is NetDrop.UNACCEPTABLE_SEGMENT
         [answer] = server.segments_to_send(pair.now)
         assert answer.flags == ACK and answer.ack == server.rcv_nxt & MASK and answer.window > 0

@@ -14,9 +14,8 @@ octet allowed beyond a zero window as the probe. SACK (RFC 2018): as a receiver 
 pure ACKs, so a Linux sender recovers several losses per window in one round trip instead of one per RTT
 (without them, 2 % loss put Linux in RTO backoff for seconds); as a sender we keep a scoreboard of the
 peer's blocks and, in NewReno's fast recovery, retransmit each hole they show once (sack.py), instead of
-one hole per round trip. Timestamps are not offered, so
-the peer sends none (no RTTM, no PAWS). Urgent data (the pointer is ignored, the data delivered in line, RFC 9293 3.8.5's
-recommendation to applications).
+one hole per round trip. Timestamps are not offered, so the peer sends none (no RTTM, no PAWS). Urgent
+data: the pointer is ignored and the data delivered in line (RFC 9293 3.8.5's advice to applications).
 """
 
 from __future__ import annotations
@@ -61,7 +60,8 @@ class TcpConnection:
                  "fin_seq", "fin_received", "rcv_fin_seq", "orphaned", "write_shut",
                  "ack_pending", "unacked_bytes", "delack_deadline", "rtx_deadline", "retransmissions",
                  "first_timeout", "heard", "probe_due", "retransmit_now", "time_wait_deadline",
-                 "fin_wait_2_deadline", "control", "challenge_second", "challenge_count", "now", "duplicate_acks_owed", "sack_ok", "last_out_of_order", "scoreboard", "syn_timed_out")
+                 "fin_wait_2_deadline", "control", "challenge_second", "challenge_count", "now",
+                 "duplicate_acks_owed", "sack_ok", "last_out_of_order", "scoreboard", "syn_timed_out")
 
     def __init__(self, local: tuple[bytes, int], remote: tuple[bytes, int], iss: int, mss: int,
                  config: TcpConfig, state: TcpState) -> None:
@@ -726,7 +726,10 @@ class TcpConnection:
             if edge <= snd_una:
                 edge = snd_una + 1
         snd_nxt = self.snd_nxt
-        in_flight = self.snd_max > snd_una
+        # Outstanding in the sense of SWS avoidance and Nagle: sent since SND.UNA by this pointer. After a
+        # timeout SND.NXT is back at SND.UNA, so the retransmission is never held back by them.
+        in_flight = snd_nxt > snd_una
+        snd_max = self.snd_max
         window = self._window()
         ports = self.local[1], self.remote[1]
         ack_field = self.rcv_nxt & MASK
@@ -734,8 +737,8 @@ class TcpConnection:
             n = min(mss, data_end - snd_nxt, edge - snd_nxt)
             if n <= 0:
                 break
-            if probing:
-                pass
+            if probing or snd_nxt < snd_max:
+                pass  # a probe or a retransmission: whatever the window allows
             elif n < mss and n < data_end - snd_nxt and in_flight:
                 # Sender SWS avoidance (RFC 9293 3.8.6.2.1): no small segment while one is outstanding,
                 # unless it is at least half the largest window the peer offered.
