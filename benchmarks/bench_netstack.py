@@ -8,6 +8,15 @@ everything at once. The clock advances 0.1 ms per round, so delayed ACKs and tim
 It reports MB/s of application data and microseconds per data segment (the whole round trip of the work:
 pack, parse, receive, the ACKs back). ``--profile`` prints the top of a cProfile of one run.
 
+Measured (Python 3.11, this machine, 64 MiB, best of 3): 126 MB/s and 11.0 us per data segment with every
+checksum computed and verified, 178 MB/s and 7.8 us trusting received checksums (parse(verify=False), as
+Linux trusts a packet whose WireGuard tag was verified). Both connections run here, so one side of a
+real transfer costs about half. Profile note (cProfile, 16 MiB): the Internet checksum is the largest
+item (checksum.ones_complement_sum with int.from_bytes: ~37 % of the time, three calls per data segment:
+header and payload in pack, the whole segment in parse); then Segment.pack and parse (~20 %), the
+receive fast path (~15 %), _send_data (~12 %). The fast path allocates one Segment per segment and
+copies the payload once out of the send buffer and once into the receive buffer.
+
 For scale: issue 13's goal is half of wgpy's TUN-mode throughput (~1.4 Gbit/s, ~175 MB/s) through the
 whole path (WireGuard included), so TCP's share must be far below 1380 bytes / 175 MB/s = 7.9 us per segment.
 """

@@ -107,6 +107,17 @@ class Pair:
             self._note_states()
             return None
         connection = self.client if side == "client" else self.server
+        if connection.state is TcpState.CLOSED:
+            # What the stack does for a segment to no connection (RFC 9293 3.10.7.1): RST, unless it is one.
+            self.drops[side][NetDrop.NO_LISTENER] += 1
+            if not segment.flags & RST:
+                if segment.flags & ACK:
+                    answer = Segment(segment.destination_port, segment.source_port, segment.ack, 0, RST, 0)
+                else:
+                    answer = Segment(segment.destination_port, segment.source_port, 0,
+                                     (segment.seq + segment.length) & MASK, RST | ACK, 0)
+                self.transmit(side, answer)
+            return NetDrop.NO_LISTENER
         result = connection.receive(segment, self.now)
         if result is not None:
             assert isinstance(result, NetDrop), result
@@ -210,6 +221,15 @@ def from_peer(pair: Pair, side: str, flags: int, seq_offset: int = 0, ack: int |
 
 def advance_to(state: TcpState, side: str, config: TcpConfig = TcpConfig()) -> Pair:
     """A pair with ``side`` in ``state`` (the peer's segments held where the state needs it)."""
+    if state is S.LISTEN:  # the server listens (a fully specified passive open); nothing sent yet
+        pair = Pair(config=config, server_listens=True)
+        pair.hold.add("c>s")
+        return pair
+    if state is S.CLOSED:  # the client aborted an established connection
+        pair = established(config=config)
+        (pair.client if side == "client" else pair.server).abort()
+        pair.flush()
+        return pair
     if state is S.SYN_SENT:
         pair = Pair(config=config)
         pair.hold.add("c>s")

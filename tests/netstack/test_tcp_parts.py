@@ -165,3 +165,18 @@ def test_config_window_scale_and_checks():
         TcpConfig(min_rto=2.0)
     with pytest.raises(ValueError):
         TcpConfig(receive_buffer=0)
+
+
+def test_scoreboard_merges_blocks_and_lists_the_holes():
+    from wgpy.netstack.tcp.sack import Scoreboard
+    board = Scoreboard()
+    assert board.add(300, 400) and board.add(500, 600) and board.add(100, 200)
+    assert not board.add(320, 380)  # nothing new
+    assert board.add(200, 250)  # touches: merged
+    assert (board.starts, board.ends) == ([100, 300, 500], [250, 400, 600]) and board.high == 600
+    assert list(board.holes(0, 10_000, 60)) == [(0, 60), (60, 40), (250, 50), (400, 60), (460, 40)]
+    assert list(board.holes(260, 70, 60)) == [(260, 40), (400, 60)]  # the limit in bytes stops it
+    board.acknowledge(350)
+    assert (board.starts, board.ends) == ([350, 500], [400, 600])
+    board.clear()
+    assert not board and board.high == 0

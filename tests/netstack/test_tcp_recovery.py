@@ -8,7 +8,7 @@ import pytest
 
 from wgpy.netstack.tcp.config import TcpConfig, TcpState
 from wgpy.netstack.tcp.connection import TcpConnection
-from wgpy.netstack.tcp.segment import ACK, FIN, SYN, Segment
+from wgpy.netstack.tcp.segment import ACK, SYN, Segment
 
 from .tcp_pair import CLIENT, SERVER, Pair, Transfer, established
 
@@ -179,3 +179,45 @@ def test_ten_mebibytes_each_way_under_loss_duplication_and_reordering(seed):
     assert pair.client.error is None and pair.server.error is None
     # Bounded: the simulated time and the steps it took, with the figures in the message if it fails.
     assert pair.now - 1000.0 < 300.0 and pair.steps < 100_000
+
+
+def test_sack_recovers_several_losses_of_one_window_in_one_round_trip():
+    """Three segments of one window lost: the receiver's SACK blocks show the three holes, the sender
+    retransmits them together (sack.py) instead of one per round trip, and no timeout is needed."""
+    pair = established()
+    client = pair.client
+    base = client.snd_max
+    lost = {(base + k * 1380) & 0xFFFFFFFF for k in (2, 5, 8)}
+    dropped = set()
+
+    def drop_first_copies(direction, segment):
+        if direction == "c>s" and segment.payload and segment.seq in lost and segment.seq not in dropped:
+            dropped.add(segment.seq)
+            return True
+        return False
+
+    pair.drop_if = drop_first_copies
+    data = random.Random(9).randbytes(40 * 1380)
+    start = len(pair.carried)
+    transfer = Transfer(pair, data, b"")
+    assert pair.run(until=transfer.done, pump=transfer.pump, max_steps=500)
+    assert bytes(transfer.received["server"]) == data and dropped == lost
+    sacks = [s for _, d, s in pair.carried[start:] if d == "s>c" and s.sack_blocks]
+    assert sacks and all(len(s.sack_blocks) <= 4 for s in sacks)
+    resent = sorted((t, s.seq) for t, s in data_segments(pair, "c>s", start) if s.seq in lost)
+    first_sent = {seq: t for t, seq in reversed(resent)}
+    retransmissions = [(t, seq) for t, seq in resent if t > first_sent[seq]]
+    assert {seq for _, seq in retransmissions} == lost and len(retransmissions) == 3
+    assert max(t for t, _ in retransmissions) - min(t for t, _ in retransmissions) < 0.015  # one round trip
+    assert client.rtt.backoff == 0 and pair.now - 1000.0 < 0.2  # no timeout
+
+
+def test_after_a_syn_timeout_data_starts_with_a_three_second_rto():
+    """RFC 6298 5.7: the SYN was retransmitted, so no RTT sample (Karn): the RTO for data is 3 s."""
+    pair = Pair()
+    pair.hold.add("c>s")
+    assert pair.run(until=lambda: sum(1 for _, _, s in pair.carried if s.flags == SYN) == 2, max_steps=20)
+    pair.hold.clear()
+    assert pair.run(until=pair.established, max_steps=20)
+    assert pair.client.rtt.srtt is None and pair.client.rtt.timeout == 3.0
+    assert pair.server.rtt.srtt is not None  # the server timed its SYN,ACK: it has a sample

@@ -282,3 +282,25 @@ def test_out_of_order_data_in_fin_wait_2_gets_duplicate_acks():
     assert [(s.flags, s.ack) for s in acks] == [(ACK, client.rcv_nxt & MASK)] * 3
     assert client.receive(from_peer(pair, "client", ACK, payload=b"e" * 1000), pair.now) is None
     assert client.readable == 1100
+
+
+def test_a_fin_beyond_a_gap_is_taken_when_the_gap_fills():
+    pair = established()
+    server = pair.server
+    fin = from_peer(pair, "server", FIN | ACK, seq_offset=5)
+    assert server.receive(fin, pair.now) is None and server.state is S.ESTABLISHED
+    assert server.receive(from_peer(pair, "server", ACK, payload=b"12345"), pair.now) is None
+    assert server.state is S.CLOSE_WAIT and server.recv(10) == b"12345" and server.at_eof
+
+
+def test_linux_keepalive_and_window_probes_are_answered_with_an_ack():
+    """Linux probes with SEG.SEQ = RCV.NXT - 1 and no data (tcp_xmit_probe_skb), or one old byte: both are
+    unacceptable (RFC 9293 3.10.7.4) and answered with an ACK carrying RCV.NXT and the window."""
+    pair = established()
+    server = pair.server
+    for probe in (from_peer(pair, "server", ACK, seq_offset=-1),
+                  from_peer(pair, "server", ACK, seq_offset=-1, payload=b"x")):
+        assert server.receive(probe, pair.now) is NetDrop.UNACCEPTABLE_SEGMENT
+        [answer] = server.segments_to_send(pair.now)
+        assert answer.flags == ACK and answer.ack == server.rcv_nxt & MASK and answer.window > 0
+    assert server.state is S.ESTABLISHED and server.readable == 0

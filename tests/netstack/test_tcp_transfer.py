@@ -19,7 +19,8 @@ def test_three_way_handshake_across_the_sequence_wrap():
     pair = Pair(client_iss=0xFFFFFFFF)  # the client's first data byte is sequence number 0
     assert pair.run(until=pair.established, max_steps=10)
     syn, syn_ack, ack = (segment for _, _, segment in pair.carried[:3])
-    assert syn.flags == SYN and syn.seq == 0xFFFFFFFF and syn.mss == 1380 and syn.window_scale == 3  # 256 KiB >> 3 fits 16 bits
+    # 256 KiB >> 3 fits the 16-bit window field: the shift offered is 3.
+    assert syn.flags == SYN and syn.seq == 0xFFFFFFFF and syn.mss == 1380 and syn.window_scale == 3
     assert syn_ack.flags == SYN | ACK and syn_ack.ack == 0 and syn_ack.seq == pair.server_iss
     assert syn_ack.window_scale == 3 and syn_ack.mss == 1380
     assert ack.flags == ACK and ack.seq == 0 and ack.ack == pair.server_iss + 1

@@ -115,7 +115,8 @@ class ReceiveBuffer:
         added = sum(len(piece) for _, piece in new)
         if not added:
             return True
-        if self.out_of_order_bytes + added > self.out_of_order_limit or len(starts) + len(new) > MAX_OUT_OF_ORDER_PIECES:
+        if (self.out_of_order_bytes + added > self.out_of_order_limit
+                or len(starts) + len(new) > MAX_OUT_OF_ORDER_PIECES):
             return False
         for start, piece in new:
             k = bisect.bisect_left(starts, start)

@@ -10,9 +10,12 @@ reference (RCV.NXT for SEG.SEQ, SND.UNA for SEG.ACK); one on the wire is the low
 
 One timer does retransmission (RFC 6298) and, while the peer's window is zero, persistence (RFC 9293
 3.8.6.1): when it expires, sending goes back to SND.UNA (go-back-N, as Linux after a timeout), with one
-octet allowed beyond a zero window as the probe. Not implemented: SACK and timestamps (neither is offered,
-so a peer sends neither), urgent data (the pointer is ignored, the data delivered in line, RFC 9293 3.8.5's
-recommendation to applications).
+octet allowed beyond a zero window as the probe. SACK (RFC 2018): as a receiver we send SACK blocks in
+pure ACKs, so a Linux sender recovers several losses per window in one round trip instead of one per RTT
+(without them, 2 % loss put Linux in RTO backoff for seconds); as a sender we keep a scoreboard of the
+peer's blocks and, in NewReno's fast recovery, retransmit each hole they show once (sack.py), instead of
+one hole per round trip. Timestamps are not offered, so the peer sends none (no RTTM, no PAWS). Urgent
+data: the pointer is ignored and the data delivered in line (RFC 9293 3.8.5's advice to applications).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from .buffers import ReceiveBuffer, SendBuffer
 from .config import TcpConfig, TcpState
 from .congestion import NewReno
 from .rtt import RttEstimator
+from .sack import Scoreboard
 from .segment import ACK, FIN, PSH, RST, SYN, Segment
 
 MASK = 0xFFFFFFFF
@@ -56,7 +60,8 @@ class TcpConnection:
                  "fin_seq", "fin_received", "rcv_fin_seq", "orphaned", "write_shut",
                  "ack_pending", "unacked_bytes", "delack_deadline", "rtx_deadline", "retransmissions",
                  "first_timeout", "heard", "probe_due", "retransmit_now", "time_wait_deadline",
-                 "fin_wait_2_deadline", "control", "challenge_second", "challenge_count", "now", "duplicate_acks_owed")
+                 "fin_wait_2_deadline", "control", "challenge_second", "challenge_count", "now",
+                 "duplicate_acks_owed", "sack_ok", "last_out_of_order", "scoreboard", "syn_timed_out")
 
     def __init__(self, local: tuple[bytes, int], remote: tuple[bytes, int], iss: int, mss: int,
                  config: TcpConfig, state: TcpState) -> None:
@@ -98,6 +103,10 @@ class TcpConnection:
         self.challenge_second = -1
         self.challenge_count = 0
         self.now = 0.0  # the latest ``now`` given, for calls that take none (close)
+        self.sack_ok = False  # the peer's SYN allowed SACK blocks (RFC 2018 2)
+        self.last_out_of_order = 0  # where the latest segment beyond a gap began: the first SACK block
+        self.scoreboard = Scoreboard()  # what the peer's SACK blocks say it holds beyond SND.UNA
+        self.syn_timed_out = False
 
     # -- opening -------------------------------------------------------------------------------------
 
@@ -137,6 +146,7 @@ class TcpConnection:
             self.snd_wscale, self.rcv_wscale = segment.window_scale, self.config.window_scale
         else:  # RFC 7323 2.2: scaling only when both sides offered it
             self.snd_wscale = self.rcv_wscale = 0
+        self.sack_ok = segment.sack_permitted
         self.snd_wnd = self.max_snd_wnd = segment.window  # never scaled in a SYN (RFC 7323 2.2)
         self.snd_wl1 = seq
         self.rcv_adv = self.rcv_nxt + min(self.receive_buffer.window, 0xFFFF << self.rcv_wscale)
@@ -233,7 +243,7 @@ class TcpConnection:
         if state is ESTABLISHED:
             # The fast path ("header prediction", Van Jacobson's, as in every kernel): in-order data or an
             # ACK of new data, nothing else. What it takes, the full path would do the same way.
-            if segment.flags & ~PSH == ACK and self.snd_wnd:
+            if segment.flags & ~PSH == ACK and self.snd_wnd and self.rcv_fin_seq is None:
                 payload = segment.payload
                 size = len(payload)
                 rcv_nxt = self.rcv_nxt
@@ -241,7 +251,7 @@ class TcpConnection:
                 ack = snd_una + ((segment.ack - snd_una) & MASK)
                 buffer = self.receive_buffer
                 if (segment.seq == rcv_nxt & MASK and ack <= self.snd_max and (size or ack > snd_una)
-                        and size <= buffer.window and not buffer.has_out_of_order):
+                        and size <= buffer.window and not buffer.has_out_of_order and not segment.sack_blocks):
                     if ack > snd_una:
                         self._acknowledge(ack, now)
                     self.snd_wnd = window = segment.window << self.snd_wscale
@@ -315,6 +325,11 @@ class TcpConnection:
         self.state = ESTABLISHED
         self.retransmissions = 0
         self.first_timeout = None
+        if self.syn_timed_out and self.rtt.srtt is None:
+            # RFC 6298 5.7: a SYN timed out and no RTT is known: data starts with a 3 s RTO (Linux's
+            # TCP_TIMEOUT_FALLBACK), not with the backed-off handshake timer.
+            self.rtt.rto = min(3.0, self.config.max_rto)
+            self.rtt.backoff = 0
         if self.write_shut:  # a shutdown_write while in SYN-RECEIVED
             self.state = FIN_WAIT_1
 
@@ -392,14 +407,21 @@ class TcpConnection:
                 self._challenge_ack(now)
                 return NetDrop.OLD_ACK
             window_field = segment.window << self.snd_wscale
+            news = self._take_sack_blocks(segment.sack_blocks, ack) if segment.sack_blocks else False
             if ack > snd_una:
                 self._acknowledge(ack, now)
-            elif (ack == snd_una and seg_len == 0 and window_field == self.snd_wnd and self.snd_max > snd_una
-                  and window_field and state in SENDING):
-                # A duplicate ACK (RFC 5681 2): count it towards fast retransmit (3.2).
-                if self.congestion.on_duplicate_ack(self.snd_max - snd_una, self.snd_max, snd_una):
+            elif (ack == snd_una and seg_len == 0 and self.snd_max > snd_una and window_field
+                  and (window_field == self.snd_wnd or news) and state in SENDING):
+                # A duplicate ACK (RFC 5681 2); with SACK, one that SACKs something new (RFC 6675 2),
+                # whatever its window: Linux's grows while it receives. It counts towards fast
+                # retransmit (3.2); in recovery, news of a hole retransmits it.
+                congestion = self.congestion
+                if congestion.on_duplicate_ack(self.snd_max - snd_una, self.snd_max, snd_una):
                     self.retransmit_now = True
+                    self.scoreboard.rexmit_next = snd_una
                     self.rtt.on_retransmit()
+                elif news and congestion.in_recovery:
+                    self.retransmit_now = True
             # SND.WND from the newest segment (SND.WL1, SND.WL2 of 3.10.7.4).
             if self.snd_wl1 < seq or (self.snd_wl1 == seq and self.snd_wl2 <= ack):
                 if not self.snd_wnd and window_field and self.snd_max > self.snd_una:
@@ -495,6 +517,7 @@ class TcpConnection:
         # such segment, even when a batch brings several: the sender counts them (RFC 5681 3.2).
         if self.duplicate_acks_owed < MAX_DUPLICATE_ACKS_PER_CALL:
             self.duplicate_acks_owed += 1
+        self.last_out_of_order = seq
         if not buffer.insert(seq, payload):
             return NetDrop.OUT_OF_ORDER_FULL
         return drop
@@ -512,6 +535,18 @@ class TcpConnection:
         elif state is FIN_WAIT_2:
             self._enter_time_wait(now)
 
+    def _take_sack_blocks(self, blocks: tuple, ack: int) -> bool:
+        """The peer's SACK blocks into the scoreboard; ``True`` if they SACK something new."""
+        if not self.sack_ok:
+            return False
+        news = False
+        low, high = max(ack, self.snd_una), self.snd_max
+        for left, right in blocks:
+            left, right = unwrap(left, low), unwrap(right, low)
+            if low < right <= high and left < right:  # RFC 2018 4: blocks beyond SND.UNA, within what was sent
+                news |= self.scoreboard.add(max(left, low), right)
+        return news
+
     def _acknowledge(self, ack: int, now: float) -> None:
         """SND.UNA < ack <= SND.MAX: release what is acknowledged, time, open cwnd, rearm the timer."""
         acked = ack - self.snd_una
@@ -520,6 +555,8 @@ class TcpConnection:
         if self.snd_nxt < ack:
             self.snd_nxt = ack
         self.send_buffer.release(ack)
+        if self.scoreboard:
+            self.scoreboard.acknowledge(ack)
         self.rtt.on_ack(ack, now)
         self.retransmissions = 0
         self.first_timeout = None
@@ -578,6 +615,18 @@ class TcpConnection:
         sent, within the peer's window (Linux's tcp_acceptable_seq), or the peer would refuse the ACK."""
         return max(min(self.snd_max, self.snd_una + self.snd_wnd), self.snd_una)
 
+    def _pure_ack(self) -> Segment:
+        """An ACK without data; with SACK blocks (RFC 2018 3, 4) when the peer allowed them and data
+        waits beyond a gap: the block of the latest such segment first, then the others, four at most.
+        Data segments carry none: their payload would have to shrink by the options' length."""
+        ack = self._segment(self._ack_seq(), ACK)
+        if self.sack_ok and self.receive_buffer.has_out_of_order:
+            blocks = self.receive_buffer.blocks()
+            latest = self.last_out_of_order
+            blocks.sort(key=lambda block: not block[0] <= latest < block[1])  # stable: the rest in order
+            ack.sack_blocks = tuple((left & MASK, right & MASK) for left, right in blocks[:4])
+        return ack
+
     def _segment(self, seq: int, flags: int, payload=b"") -> Segment:
         return Segment(self.local[1], self.remote[1], seq & MASK, self.rcv_nxt & MASK, flags, self._window(), payload)
 
@@ -607,10 +656,10 @@ class TcpConnection:
         else one if an ACK is due and no segment ``carried`` it."""
         owed = self.duplicate_acks_owed
         if owed:
-            ack = self._segment(self._ack_seq(), ACK)
+            ack = self._pure_ack()
             out.extend([ack] * owed)
         elif self.ack_pending and not carried:
-            out.append(self._segment(self._ack_seq(), ACK))
+            out.append(self._pure_ack())
         elif not carried:
             return
         self._acked()
@@ -628,12 +677,13 @@ class TcpConnection:
         config = self.config
         if self.state is SYN_SENT:
             syn = Segment(self.local[1], self.remote[1], self.iss, 0, SYN, min(self.receive_buffer.window, 0xFFFF),
-                          mss=self.mss_offered, window_scale=config.window_scale)
+                          mss=self.mss_offered, window_scale=config.window_scale, sack_permitted=True)
         else:
             # RFC 7323 2.2: a window scale in the SYN,ACK only if the SYN had one (rcv_wscale says so).
             offered = self.rcv_wscale if self.snd_wscale or self.rcv_wscale else None
             syn = Segment(self.local[1], self.remote[1], self.iss, self.rcv_nxt & MASK, SYN | ACK,
-                          min(self.receive_buffer.window, 0xFFFF), mss=self.mss_offered, window_scale=offered)
+                          min(self.receive_buffer.window, 0xFFFF), mss=self.mss_offered, window_scale=offered,
+                          sack_permitted=self.sack_ok)
         out.append(syn)
         self._acked()
         if self.snd_max == self.iss:
@@ -652,9 +702,18 @@ class TcpConnection:
         snd_una = self.snd_una
         mss = self.mss
         fin_seq = self.fin_seq
-        if self.retransmit_now:  # fast retransmit (RFC 5681 3.2) or a NewReno partial ACK: one segment
+        if self.retransmit_now:  # fast retransmit (RFC 5681 3.2) or a NewReno partial ACK
             self.retransmit_now = False
-            if snd_una < data_end:
+            board = self.scoreboard
+            if board and self.congestion.in_recovery:
+                # The holes the peer's SACK blocks show, each once per recovery (sack.py).
+                for seq, n in board.holes(max(board.rexmit_next, snd_una), self.congestion.cwnd, mss):
+                    n = min(n, data_end - seq)
+                    if n <= 0:
+                        break
+                    out.append(self._segment(seq, ACK, buffer.read(seq, n)))
+                    board.rexmit_next = seq + n
+            elif snd_una < data_end:  # NewReno: the first unacknowledged segment
                 n = min(mss, data_end - snd_una)
                 flags = ACK | FIN if fin_seq == snd_una + n else ACK
                 out.append(self._segment(snd_una, flags, buffer.read(snd_una, n)))
@@ -667,7 +726,10 @@ class TcpConnection:
             if edge <= snd_una:
                 edge = snd_una + 1
         snd_nxt = self.snd_nxt
-        in_flight = self.snd_max > snd_una
+        # Outstanding in the sense of SWS avoidance and Nagle: sent since SND.UNA by this pointer. After a
+        # timeout SND.NXT is back at SND.UNA, so the retransmission is never held back by them.
+        in_flight = snd_nxt > snd_una
+        snd_max = self.snd_max
         window = self._window()
         ports = self.local[1], self.remote[1]
         ack_field = self.rcv_nxt & MASK
@@ -675,8 +737,8 @@ class TcpConnection:
             n = min(mss, data_end - snd_nxt, edge - snd_nxt)
             if n <= 0:
                 break
-            if probing:
-                pass
+            if probing or snd_nxt < snd_max:
+                pass  # a probe or a retransmission: whatever the window allows
             elif n < mss and n < data_end - snd_nxt and in_flight:
                 # Sender SWS avoidance (RFC 9293 3.8.6.2.1): no small segment while one is outstanding,
                 # unless it is at least half the largest window the peer offered.
@@ -756,10 +818,13 @@ class TcpConnection:
             return
         if probing:
             self.probe_due = True
-        elif state not in (SYN_SENT, SYN_RECEIVED):
+        elif state in (SYN_SENT, SYN_RECEIVED):
+            self.syn_timed_out = True
+        else:
             self.congestion.on_timeout(self.snd_max - self.snd_una, self.snd_max)
         self.rtt.on_timeout()
         self.snd_nxt = self.snd_una  # go back N: everything outstanding is sent again, within cwnd
+        self.scoreboard.clear()  # RFC 2018 8: what was SACKed may have been discarded since
         if state is SYN_RECEIVED:
             self.ack_pending = True
         self.rtx_deadline = now + self.rtt.timeout
