@@ -75,7 +75,6 @@ class Refusal(Enum):
     COMMAND_NOT_SUPPORTED = ("the command is BIND or unknown", Reply.COMMAND_NOT_SUPPORTED)
     ADDRESS_TYPE_NOT_SUPPORTED = ("the address type is not IPv4, a domain name or IPv6", Reply.ADDRESS_TYPE_NOT_SUPPORTED)
     BAD_DOMAIN = ("the domain name is empty or not a printable ASCII host name", Reply.HOST_UNREACHABLE)
-    TRAILING_BYTES = ("bytes follow the request before the reply was sent", Reply.GENERAL_FAILURE)
 
     def __init__(self, sentence: str, reply: Reply | None) -> None:
         self.sentence = sentence
