@@ -48,7 +48,7 @@ class _NeedMore:
 NEED_MORE = _NeedMore()
 
 REASONS = {200: "Connection established", 400: "Bad Request", 405: "Method Not Allowed",
-           407: "Proxy Authentication Required", 431: "Request Header Fields Too Large", 502: "Bad Gateway",
+           408: "Request Timeout", 407: "Proxy Authentication Required", 431: "Request Header Fields Too Large", 502: "Bad Gateway",
            504: "Gateway Timeout", 505: "HTTP Version Not Supported"}
 
 
