@@ -22,6 +22,12 @@ device and UDP sockets; a test or another program can move them itself::
 :class:`InterfaceConfig`; the events (``HandshakeCompleted``, ``PacketDropped``, ...) are exported here
 too, and every reason to refuse input is a :class:`Drop`. docs/architecture.md maps the modules to the kernel's
 files, docs/howto.md has runnable examples.
+
+:class:`Tunnel` is the same device with a userspace IP stack where the TUN would be: no root, and asyncio's
+own calls through the tunnel (docs/library.md)::
+
+    async with wgpy.Tunnel.from_file("wg0.conf") as tunnel:
+        reader, writer = await tunnel.open_connection("10.0.0.2", 80)
 """
 
 __version__ = "0.1.0"
@@ -34,6 +40,7 @@ _EXPORTS = {
     "InterfaceConfig": ("wgpy.config", "InterfaceConfig"),
     "parse_config": ("wgpy.config", "parse"),
     "load_config": ("wgpy.config", "load"),
+    "Tunnel": ("wgpy.runtime.tunnel", "Tunnel"),
     **{name: ("wgpy.core.events", name) for name in (
         "Event", "HandshakeInitiated", "HandshakeResponded", "HandshakeCompleted", "HandshakeGaveUp",
         "CookieReceived", "SessionExpired", "KeysZeroed", "EndpointChanged", "PeerAdded", "PeerRemoved", "PrivateKeyChanged", "UnderLoad",

@@ -22,9 +22,12 @@ class NetDrop(Enum):
     NOT_FOR_US = "destination is not one of the stack's addresses"
     BAD_SOURCE = "source address is a multicast, broadcast or unspecified address"
     UNKNOWN_PROTOCOL = "IP protocol is not ICMP, UDP or TCP"
+    UNSUPPORTED_OPTION = "IPv6 option or routing header that must not be skipped (RFC 8200 4.2, 4.4)"
     # ICMP (icmp.py)
     BAD_ICMP = "ICMP message is malformed or has a wrong checksum"
     ICMP_IGNORED = "ICMP message of a type the stack does not act on"
+    ICMP_ERROR_RECEIVED = "ICMP error message: noted on the socket it concerns, if any"
+    ICMP_RATE_LIMITED = "an ICMP error was due but the rate limit holds it back"
     # UDP (udp.py)
     BAD_UDP = "UDP header is malformed or its checksum is wrong"
     PORT_UNREACHABLE = "no UDP socket is bound to the destination port"
