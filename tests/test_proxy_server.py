@@ -578,3 +578,32 @@ def test_the_proxy_serves_as_nobody():
     uid_line, (code, out, err) = run(main())
     assert uid_line.split()[1:] == ["65534"] * 4 and code == 0, err
     assert out == BLOB
+
+
+def test_a_bug_in_the_tunnel_fails_only_its_client(caplog):
+    """The proxy survives a bug below it (STYLE.md): that client gets GENERAL_FAILURE / 502, the
+    traceback is logged and counted, and the next client is served."""
+
+    class BuggyTunnel(LoopbackTunnel):
+        async def open_connection(self, host, port, **options):
+            if port == 9:
+                raise AttributeError("'Stack' object has no attribute 'tcp_connect'")
+            return await super().open_connection(host, port, **options)
+
+    async def main():
+        echo = await echo_server()
+        serving = await serve(BuggyTunnel(), Options(socks5=("127.0.0.1", 0), http=("127.0.0.1", 0)))
+        socks, http = port_of(serving.listeners[0]), port_of(serving.listeners[1])
+        _, writer, failed = await socks_handshake(socks, connect_request("127.0.0.1", 9))
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", http)
+        writer.write(b"CONNECT 127.0.0.1:9 HTTP/1.1\r\n\r\n")
+        answer = await reader.read()
+        reader, writer, ok = await socks_handshake(socks, connect_request("127.0.0.1", port_of(echo)))
+        writer.close()
+        await serving.close()
+        echo.close()
+        return failed, answer, ok, serving.proxy.counts
+    failed, answer, ok, counts = run(main())
+    assert failed[1] == 1 and answer.startswith(b"HTTP/1.1 502 ") and ok[1] == 0
+    assert counts["refused:internal_error"] == 2 and "AttributeError" in caplog.text

@@ -133,6 +133,10 @@ class Proxy:
                 raise last or socket.gaierror(socket.EAI_NONAME, "no address")
         except (OSError, ValueError, TimeoutError) as error:
             raise _upstream_error(error, host, port) from None
+        except Exception as error:
+            # A bug below us (the tunnel, the stack): this client gets a failure, the others go on.
+            log.error("connecting to %s:%s: %r", host, port, error, exc_info=True)
+            raise UpstreamError(Reply.GENERAL_FAILURE, 502, "internal_error", f"internal error: {error!r}") from None
 
     def count_refusal(self, reason: str) -> None:
         self.counts[f"refused:{reason}"] += 1
@@ -176,6 +180,9 @@ class Proxy:
             self.count_refusal("handshake_timeout")
         except ConnectionError:
             self.count_refusal("client_gone")
+        except Exception:
+            self.count_refusal("internal_error")
+            log.error("SOCKS5 client: a bug, this client closed", exc_info=True)
         finally:
             writer.close()
 
@@ -286,6 +293,9 @@ class Proxy:
             writer.write(http_connect.response(408, f"the request head did not arrive in {HANDSHAKE_TIMEOUT:.0f} s"))
         except ConnectionError:
             self.count_refusal("client_gone")
+        except Exception:
+            self.count_refusal("internal_error")
+            log.error("HTTP client: a bug, this client closed", exc_info=True)
         finally:
             writer.close()
 
