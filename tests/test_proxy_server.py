@@ -307,6 +307,7 @@ def test_a_client_vanishing_mid_transfer_ends_only_its_own_relay():
     (b"CONNECT nowhere.tunnel:80 HTTP/1.1\r\n\r\n", 502),
     (b"CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n", 502),
     (b"OPTIONS * HTTP/1.1\r\n\r\n", 405),
+    (b"CONNECT a:1 HTTP/1.1\r\nX: " + b"y" * 20000, 431),     # the head overflows its buffer, unfinished
 ])
 def test_http_refusals_have_their_status_and_a_reason(head, status):
     async def main():
@@ -607,3 +608,34 @@ def test_a_bug_in_the_tunnel_fails_only_its_client(caplog):
     failed, answer, ok, counts = run(main())
     assert failed[1] == 1 and answer.startswith(b"HTTP/1.1 502 ") and ok[1] == 0
     assert counts["refused:internal_error"] == 2 and "AttributeError" in caplog.text
+
+
+def test_a_client_that_does_not_read_holds_a_bounded_amount_and_delays_no_one():
+    """Back-pressure: the far side is slowed to what the client takes (the relay drains before it
+    reads more), so the proxy holds a bounded amount for a client that reads nothing."""
+
+    async def main():
+        streamer = Streamer()
+        stream_server = await asyncio.start_server(streamer.handle, "127.0.0.1", 0)
+        echo = await echo_server()
+        serving = await serve(LoopbackTunnel(), Options(socks5=("127.0.0.1", 0)))
+        port = port_of(serving.listeners[0])
+        _, stalled_writer, _ = await socks_handshake(port, connect_request("127.0.0.1", port_of(stream_server)))
+        await asyncio.sleep(1.0)
+        plateau = streamer.sent
+        await asyncio.sleep(1.0)
+        grew = streamer.sent - plateau
+        reader, writer, _ = await socks_handshake(port, connect_request("127.0.0.1", port_of(echo)))
+        start = time.monotonic()
+        writer.write(BLOB)
+        echoed = await reader.readexactly(len(BLOB))
+        took = time.monotonic() - start
+        writer.close()
+        stalled_writer.close()
+        await serving.close()
+        stream_server.close()
+        echo.close()
+        return plateau, grew, echoed == BLOB, took
+    plateau, grew, echoed, took = run(main())
+    print(f"figure: a client reading nothing held {plateau / 2**20:.1f} MiB in flight (kernel buffers and the relay's)")
+    assert grew == 0 and plateau < 64 * 2**20 and echoed and took < 5
