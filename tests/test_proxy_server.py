@@ -639,3 +639,62 @@ def test_a_client_that_does_not_read_holds_a_bounded_amount_and_delays_no_one():
     plateau, grew, echoed, took = run(main())
     print(f"figure: a client reading nothing held {plateau / 2**20:.1f} MiB in flight (kernel buffers and the relay's)")
     assert grew == 0 and plateau < 64 * 2**20 and echoed and took < 5
+
+
+def test_the_poll_loop_health_server_answers_without_blocking():
+    """PollHealthServer, as the TUN daemon's loop drives it: a client that sends half a request and stays
+    does not keep the next one from its answer."""
+    import select
+    import threading
+
+    snapshot = health.Health((health.PeerHealth(bytes(32), 5, 6, time.time() - 1),))
+    server = health.PollHealthServer("127.0.0.1", 0, lambda: snapshot)
+    poll = select.poll()
+    server.register(poll)
+    port = server.listener.getsockname()[1]
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            for fd, event in poll.poll(50):
+                if server.owns(fd):
+                    server.ready(fd, event, time.monotonic())
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        lingering = socket.create_connection(("127.0.0.1", port), timeout=5)
+        lingering.sendall(b"GET /readyz HTTP/1.1\r\n")
+        answers = []
+        for path in ("/readyz", "/metrics"):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                client.sendall(f"GET {path} HTTP/1.1\r\n\r\n".encode())
+                answers.append(b"".join(iter(lambda: client.recv(65536), b"")))
+        lingering.close()
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+    assert answers[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b'wgpy_peer_transmit_bytes_total{public_key="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="} 6' in answers[1]
+
+
+@pytest.mark.parametrize("text, expected", [("9100", ("127.0.0.1", 9100)), ("0.0.0.0:80", ("0.0.0.0", 80)),
+                                            ("[::1]:9100", ("::1", 9100))])
+def test_listen_addresses(text, expected):
+    assert health.parse_address(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "host", ":80", "h:0", "h:65536", "[::1]9100", "h:８０"])
+def test_bad_listen_addresses(text):
+    with pytest.raises(ValueError):
+        health.parse_address(text)
+
+
+def test_the_command_refuses_bad_options_in_one_line(tmp_path):
+    for args, words in ((["--socks5", "nowhere"], "is not ADDR:PORT"), (["--forward", "tcp:1:2"], "is not tcp|udp"),
+                        (["--socks5", "1080", "--socks5-user", "u"], "WGPY_PROXY_PASSWORD"), ([], "nothing to serve")):
+        env = {k: v for k, v in os.environ.items() if k != "WGPY_PROXY_PASSWORD"}
+        result = subprocess.run([sys.executable, "-m", "wgpy", "proxy", str(tmp_path / "none.conf"), *args],
+                                capture_output=True, text=True, cwd=ROOT, env=env, timeout=30)
+        assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1

@@ -1,6 +1,7 @@
 """The ``wgpy`` command.
 
-    wgpy [-f|--foreground] IFACE   create IFACE and serve its UAPI socket (a drop-in for wireguard-go)
+    wgpy [-f|--foreground] [--health ADDR:PORT] IFACE
+                           create IFACE and serve its UAPI socket (a drop-in for wireguard-go)
     wgpy demo              a real tunnel between two network namespaces, both ends wgpy (needs root)
     wgpy demo --in-memory  two peers in memory: a handshake and data both ways, narrated
     wgpy up CONF           bring up the interface a wg-quick file describes (without wireguard-tools)
@@ -34,18 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     if argv in (["--version"], ["-v"]):
         print(f"wgpy v{__version__}")
         return 0
-    interface_args = [a for a in argv if a not in ("-f", "--foreground")]
+    interface_args, foreground, health = _daemon_args(argv)
     if len(interface_args) == 1 and interface_args[0] not in COMMANDS and not interface_args[0].startswith("-"):
         from .runtime import daemon
 
-        return daemon.main(interface_args[0], foreground=len(argv) > 1)
+        return daemon.main(interface_args[0], foreground=foreground, health=health)
     import argparse
 
     parser = argparse.ArgumentParser(
         prog="wgpy",
         usage="wgpy [-f|--foreground] IFACE\n       wgpy COMMAND [ARGS...]   (wgpy --help lists them)",
         description="WireGuard in Python",
-        epilog="wgpy [-f|--foreground] IFACE creates the interface IFACE and serves its UAPI socket, as wireguard-go does.",
+        epilog="wgpy [-f|--foreground] [--health ADDR:PORT] IFACE creates the interface IFACE and serves its UAPI "
+               "socket, as wireguard-go does (--health: /readyz and /metrics over HTTP).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser("demo", help="run a tunnel between two network namespaces and show it works")
@@ -138,6 +140,22 @@ def main(argv: list[str] | None = None) -> int:
 
         return study.main(args.inputs, args.keylog, args.format, args.full)
     return 2  # unreachable: every command returned above
+
+
+def _daemon_args(argv: list[str]) -> tuple[list[str], bool, str | None]:
+    """``wgpy [-f|--foreground] [--health ADDR:PORT] IFACE``: the words left, foreground, the health address."""
+    words, foreground, health = [], False, None
+    arguments = iter(argv)
+    for word in arguments:
+        if word in ("-f", "--foreground"):
+            foreground = True
+        elif word == "--health":
+            health = next(arguments, "")
+        elif word.startswith("--health="):
+            health = word.partition("=")[2]
+        else:
+            words.append(word)
+    return words, foreground, health
 
 
 def _plain_warnings() -> None:

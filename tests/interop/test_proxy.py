@@ -225,3 +225,32 @@ def test_the_uapi_changes_peers_at_run_time_as_nobody(setup):
     assert answer.stdout == "errno=0\n\n", answer
     shown = setup.wgpy_show()
     assert f"peer: {b64(new_peer)}\n  allowed ips: 10.79.0.0/24" in shown.stdout
+
+
+def test_the_tun_daemon_serves_the_same_health(setup):
+    """``wgpy -f --health ADDR:PORT IFACE``: the poll-loop daemon answers /readyz and /metrics from its
+    device: 503 before the first handshake, 200 after a ping through prx1 (10.78.0.3) to prx0."""
+    hosts, a, b = setup.hosts, setup.hosts.a, setup.hosts.b
+    key = PrivateKey.generate(os.urandom)
+    key_file = setup.work / "daemon.key"
+    key_file.write_text(b64(key.private_bytes()))
+    key_file.chmod(0o600)
+    hosts.interfaces.append("prx1")
+    hosts.spawn(a, sys.executable, "-m", "wgpy", "-f", "--health", "127.0.0.1:9101", "prx1",
+                env=dict(os.environ, PYTHONPATH=str(ROOT)), log=setup.work / "daemon.log")
+    wait_for(lambda: Path("/var/run/wireguard/prx1.sock").exists(), "the daemon's UAPI socket")
+    hosts.wg(a, "set", "prx1", "private-key", str(key_file), "peer", b64(setup.far_key.public),
+             "endpoint", "192.0.2.2:51878", "allowed-ips", "10.78.0.1/32")
+    hosts.wg(b, "set", "prx0", "peer", b64(key.public), "allowed-ips", "10.78.0.3/32")
+    hosts.ip(a, "addr", "add", "10.78.0.3/32", "dev", "prx1")
+    hosts.ip(a, "link", "set", "prx1", "up")
+    hosts.ip(a, "route", "add", "10.78.0.1/32", "dev", "prx1")
+    before = setup.curl("--write-out", "%{http_code}", "--output", "/dev/null", "http://127.0.0.1:9101/readyz")
+    assert before.stdout == b"503", (before, (setup.work / "daemon.log").read_text())
+    assert hosts.ping(a, "10.78.0.1")
+    after = setup.curl("--write-out", "%{http_code}", "--output", "/dev/null", "http://127.0.0.1:9101/readyz")
+    metrics = setup.curl("http://127.0.0.1:9101/metrics").stdout.decode()
+    assert after.stdout == b"200"
+    line = next(l for l in metrics.splitlines()
+                if l.startswith(f'wgpy_peer_receive_bytes_total{{public_key="{b64(setup.far_key.public)}"}}'))
+    assert int(line.rsplit(" ", 1)[1]) > 0

@@ -14,6 +14,8 @@ each with a snapshot of its own ``Device`` (:func:`device_health`).
 from __future__ import annotations
 
 import asyncio
+import select
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -24,6 +26,19 @@ from ..core.encoding import key_to_base64
 
 MAX_REQUEST_HEAD = 8192
 READ_TIMEOUT = 10.0
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """ADDR:PORT, ``[v6]:PORT``, or a bare PORT (on 127.0.0.1: what is served is for this host unless told)."""
+    if text.isdigit():
+        host, port = "127.0.0.1", text
+    elif text.startswith("["):
+        host, _, port = text[1:].partition("]:")
+    else:
+        host, _, port = text.rpartition(":")
+    if not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not ADDR:PORT")
+    return host, int(port)
 
 
 @dataclass(frozen=True)
@@ -124,3 +139,83 @@ async def serve(health: Callable[[], Health], host: str, port: int, *, clock: Ca
             writer.close()
 
     return await asyncio.start_server(client, host, port, limit=MAX_REQUEST_HEAD)
+
+
+class PollHealthServer:
+    """The same answers from a poll loop (the TUN daemon's, runtime/loop.py): a non-blocking listening
+    socket and its clients, one request each. The loop hands it the events of the descriptors it owns
+    (``owns``/``ready``) and calls ``expire`` now and then; a client never blocks the loop."""
+
+    MAX_CLIENTS = 16
+
+    def __init__(self, host: str, port: int, health: Callable[[], Health], *,
+                 clock: Callable[[], float] = time.time) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.listener = socket.create_server((host, port), family=family, backlog=16)
+        self.listener.setblocking(False)
+        self.health, self.clock = health, clock
+        self.clients: dict[int, list] = {}    # fd -> [socket, received, answer to send, when accepted]
+        self.poll = None
+
+    def register(self, poll) -> None:
+        self.poll = poll
+        poll.register(self.listener.fileno(), select.POLLIN)
+
+    def owns(self, fd: int) -> bool:
+        return fd == self.listener.fileno() or fd in self.clients
+
+    def ready(self, fd: int, event: int, now: float) -> None:
+        if fd == self.listener.fileno():
+            for _ in range(self.MAX_CLIENTS):
+                try:
+                    client, _ = self.listener.accept()
+                except (BlockingIOError, InterruptedError):
+                    return
+                if len(self.clients) >= self.MAX_CLIENTS:
+                    client.close()
+                    continue
+                client.setblocking(False)
+                self.clients[client.fileno()] = [client, bytearray(), b"", now]
+                self.poll.register(client.fileno(), select.POLLIN)
+            return
+        state = self.clients[fd]
+        client, received = state[0], state[1]
+        if not state[2]:
+            try:
+                data = client.recv(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._close(fd)
+                return
+            received += data
+            if b"\r\n\r\n" not in received and len(received) <= MAX_REQUEST_HEAD:
+                return
+            state[2] = (answer(bytes(received), self.health, self.clock()) if b"\r\n\r\n" in received
+                        else _response(400, "Bad Request", "oversized request head\n"))
+            self.poll.modify(fd, select.POLLOUT)
+        try:
+            sent = client.send(state[2])
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            sent = len(state[2])
+        state[2] = state[2][sent:]
+        if not state[2]:
+            self._close(fd)
+
+    def expire(self, now: float) -> None:
+        for fd in [fd for fd, state in self.clients.items() if now - state[3] > READ_TIMEOUT]:
+            self._close(fd)
+
+    def _close(self, fd: int) -> None:
+        state = self.clients.pop(fd)
+        self.poll.unregister(fd)
+        state[0].close()
+
+    def close(self) -> None:
+        for fd in list(self.clients):
+            self._close(fd)
+        self.listener.close()

@@ -22,6 +22,7 @@ import stat
 import sys
 from dataclasses import dataclass, field
 
+from . import health
 from .forward import Forward, parse_forward, start as start_forward
 from .proxy import Credentials, Proxy
 
@@ -37,19 +38,6 @@ class Options:
     health: tuple[str, int] | None = None
     forwards: list[Forward] = field(default_factory=list)
     credentials: Credentials | None = None
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """ADDR:PORT, ``[v6]:PORT``, or a bare PORT (on 127.0.0.1: a proxy is for this host unless told)."""
-    if text.isdigit():
-        host, port = "127.0.0.1", text
-    elif text.startswith("["):
-        host, _, port = text[1:].partition("]:")
-    else:
-        host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{text!r} is not ADDR:PORT")
-    return host, int(port)
 
 
 def read_password(path: str | None, environ=os.environ) -> bytes:
@@ -102,8 +90,6 @@ class Serving:
 
 async def serve(tunnel, options: Options) -> Serving:
     """Start every listener the options ask for over ``tunnel``."""
-    from . import health
-
     proxy = Proxy(tunnel, options.credentials)
     serving = Serving(proxy)
     try:
@@ -136,9 +122,9 @@ def main(args) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="wgpy proxy: %(message)s")
     try:
         options = Options(
-            socks5=parse_address(args.socks5) if args.socks5 else None,
-            http=parse_address(args.http) if args.http else None,
-            health=parse_address(args.health) if args.health else None,
+            socks5=health.parse_address(args.socks5) if args.socks5 else None,
+            http=health.parse_address(args.http) if args.http else None,
+            health=health.parse_address(args.health) if args.health else None,
             forwards=[parse_forward(f) for f in args.forward] + [parse_forward(r, reverse=True) for r in args.reverse])
         if args.socks5_user:
             user = args.socks5_user.encode()
