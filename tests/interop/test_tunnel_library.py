@@ -111,12 +111,17 @@ def test_http_get_of_a_kernel_server_through_open_connection(far):
     assert lines[-1] == {"bugs": 0}
 
 
-def test_the_same_as_nobody_without_root(far):
+@pytest.mark.parametrize("check", ["udp", "http"])
+def test_as_nobody_without_root(far, check):
     if not _nobody_can_run():
         pytest.fail(f"user nobody cannot run {sys.executable}: the test needs an interpreter it can read")
-    lines = far.client("http", "10.77.0.1", "8080", as_nobody=True)
-    assert lines[0]["uid"] == 65534
-    assert lines[-2]["sha256"] == hashlib.sha256(far.blob).hexdigest()
+    if check == "udp":
+        lines = far.client("udp", "10.77.0.1", "9999", as_nobody=True)
+        assert lines[-2] == {"answered": 5, "all_same": True}
+    else:
+        lines = far.client("http", "10.77.0.1", "8080", as_nobody=True)
+        assert lines[-2]["sha256"] == hashlib.sha256(far.blob).hexdigest()
+    assert lines[0]["uid"] == 65534 and lines[-1] == {"bugs": 0}
 
 
 def _nobody_can_run() -> bool:

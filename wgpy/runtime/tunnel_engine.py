@@ -183,7 +183,7 @@ class Engine:
                     self.udp.set_under_load(event.active)
             events = stack.events()
             for event in events:
-                owner = self._owners.get(id(_socket_of(event)))
+                owner = self._owners.get(id(event.socket))   # netstack/events.py
                 if owner is not None:
                     self.contained("socket event", owner.on_stack_event, event)
             if not (delivered or outgoing or datagrams or events):
@@ -223,12 +223,3 @@ class Engine:
                     self._arm()
                 except Exception:   # the clock must not stop because of a bug: try again in a second
                     self._timer = self.loop.call_later(1.0, self.contained, "timers", self._on_timer)
-
-
-def _socket_of(event) -> object:
-    """The socket a stack event names (docs/netstack.md: each event carries its socket object)."""
-    for name in ("socket", "conn", "connection", "listener", "udp"):
-        value = getattr(event, name, None)
-        if value is not None:
-            return value
-    return None
