@@ -6,7 +6,7 @@
         --forward tcp:127.0.0.1:8081:files.prx:8080            a UDP echo 10.78.0.1:9999
         --reverse tcp:8022:127.0.0.1:7007                      (the kernel connects to 10.78.0.2:8022)
         --health 127.0.0.1:9100
-      ncat echo 127.0.0.1:7007 (the reverse's local service)
+      a TCP echo 127.0.0.1:7007 (the reverse's local service)
       curl, python clients
       veth 192.0.2.1  <--------------- UDP, WireGuard --------------->  veth 192.0.2.2
 
@@ -43,6 +43,25 @@ sock.bind(("10.78.0.1", 9999))
 while True:
     data, source = sock.recvfrom(65535)
     sock.sendto(data, source)
+"""
+TCP_ECHO = """
+import socket, threading
+server = socket.create_server(("127.0.0.1", 7007))
+def serve(connection):
+    with connection:
+        while data := connection.recv(65536):
+            connection.sendall(data)
+while True:
+    threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
+"""
+# 256 KiB to the reverse port and back; the client half-closes at once (ncat --exec cat would drop the answer).
+REVERSE_CLIENT = """
+import hashlib, os, socket, threading
+data = os.urandom(256 * 1024)
+connection = socket.create_connection(("10.78.0.2", 8022), timeout=30)
+threading.Thread(target=lambda: (connection.sendall(data), connection.shutdown(socket.SHUT_WR))).start()
+received = b"".join(iter(lambda: connection.recv(65536), b""))
+print(len(received), hashlib.sha256(received).hexdigest() == hashlib.sha256(data).hexdigest())
 """
 SOCKS_UDP_CLIENT = """
 import json, socket, struct, sys
@@ -100,7 +119,7 @@ class Setup:
                     f"--pid-file={self.work / 'dnsmasq.pid'}", "--log-queries", "--log-facility=-",
                     log=self.work / "dnsmasq.log")
         hosts.spawn(b, sys.executable, "-c", UDP_ECHO)
-        hosts.spawn(a, "ncat", "-l", "-k", "127.0.0.1", "7007", "--exec", "/bin/cat")
+        hosts.spawn(a, sys.executable, "-c", TCP_ECHO)
         wait_for(lambda: "10.78.0.1:8080" in hosts.run(b, "ss", "-ltn").stdout, "the http server")
         wait_for(lambda: "10.78.0.1:53" in hosts.run(b, "ss", "-lun").stdout, "dnsmasq")
         self.config.write_text(
@@ -196,9 +215,8 @@ def test_forward_and_reverse(setup):
     forwarded = setup.curl("http://127.0.0.1:8081/blob")
     assert forwarded.returncode == 0 and sha(forwarded.stdout) == sha(setup.blob), forwarded.stderr
     # The kernel in prx-b connects to the proxy's tunnel address; the proxy connects to ncat in prx-a.
-    echoed = setup.hosts.run(setup.hosts.b, "ncat", "--wait", "10", "10.78.0.2", "8022", input="reverse\n",
-                             check=False, timeout=30)
-    assert echoed.stdout == "reverse\n", echoed.stderr
+    echoed = setup.hosts.run(setup.hosts.b, sys.executable, "-c", REVERSE_CLIENT, check=False, timeout=60)
+    assert echoed.stdout.split() == [str(256 * 1024), "True"], echoed.stderr
 
 
 def test_health_and_show_after_traffic(setup):
