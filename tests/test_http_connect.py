@@ -45,6 +45,10 @@ def test_need_more_until_the_blank_line():
     (b"CONNECT a:1 HTTP/1.1\r\n" + b"X: y\r\n" * 101 + b"\r\n", HttpRefusal.TOO_MANY_FIELDS),
     (b"CONNECT a:1 HTTP/1.1\r\nX: " + b"y" * MAX_HEAD + b"\r\n\r\n", HttpRefusal.HEAD_TOO_LARGE),
     (b"CONNECT a:1 HTTP/1.1\r\nX: " + b"y" * MAX_HEAD, HttpRefusal.HEAD_TOO_LARGE),
+    (b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", HttpRefusal.TRANSFER_CODING),
+    (b"POST http://a/ HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", HttpRefusal.BAD_CONTENT_LENGTH),
+    (b"POST http://a/ HTTP/1.1\r\nContent-Length: -1\r\n\r\n", HttpRefusal.BAD_CONTENT_LENGTH),
+    (b"POST http://a/ HTTP/1.1\r\nContent-Length: 1e3\r\n\r\n", HttpRefusal.BAD_CONTENT_LENGTH),
 ])
 def test_each_malformed_head_is_a_named_refusal(head, refusal):
     assert parse_head(head) == (refusal, 0)
@@ -77,3 +81,9 @@ def test_any_bytes_never_raise(data):
         assert message is NEED_MORE or isinstance(message, HttpRefusal) or (isinstance(message, ProxyRequest) and used > 0)
         if isinstance(message, ProxyRequest) and not message.is_connect:
             forwarded_head(message)
+
+
+def test_a_forwarded_body_is_framed_by_content_length():
+    request, _ = parse_head(b"POST http://a/x HTTP/1.1\r\nContent-Length: 12\r\ncontent-length: 12\r\n\r\n")
+    assert request.body_length == 12
+    assert parse_head(b"GET http://a/ HTTP/1.1\r\n\r\n")[0].body_length == 0

@@ -698,3 +698,37 @@ def test_the_command_refuses_bad_options_in_one_line(tmp_path):
                                 capture_output=True, text=True, cwd=ROOT, env=env, timeout=30)
         assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_forwarded_request_carries_its_body_and_nothing_after_it():
+    """Plain forwarding relays one request: its Content-Length body goes to the origin; a second request
+    pipelined behind it does not (it would reach the first request's origin)."""
+
+    async def main():
+        heads = []
+
+        async def origin(reader, writer):
+            heads.append(await reader.readuntil(b"\r\n\r\n"))
+            heads.append(await reader.readexactly(5))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            await writer.drain()
+            try:                                    # nothing more comes from the proxy
+                heads.append(await asyncio.wait_for(reader.read(100), 0.5))
+            except asyncio.TimeoutError:
+                heads.append(b"")
+            writer.close()                          # Connection: close, as the proxy asked
+        server = await asyncio.start_server(origin, "127.0.0.1", 0)
+        serving = await serve(LoopbackTunnel(NAMES), Options(http=("127.0.0.1", 0)))
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(serving.listeners[0]))
+        url = f"http://files.tunnel:{port_of(server)}/upload"
+        writer.write(f"POST {url} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello".encode()
+                     + f"GET http://elsewhere.tunnel/ HTTP/1.1\r\n\r\n".encode())
+        answer = await reader.read()
+        await asyncio.sleep(0.1)
+        writer.close()
+        await serving.close()
+        server.close()
+        return heads, answer
+    heads, answer = run(main())
+    assert heads[0].startswith(b"POST /upload HTTP/1.1\r\n") and heads[1] == b"hello" and heads[2] == b""
+    assert answer.endswith(b"\r\n\r\nok")

@@ -34,6 +34,8 @@ class HttpRefusal(Enum):
     BAD_AUTHORITY = ("the CONNECT target is not host:port (RFC 9112 3.2.3)", 400)
     BAD_ABSOLUTE_URI = ("the target is not an absolute http:// URI (RFC 9112 3.2.2)", 400)
     METHOD_NOT_ALLOWED = ("only CONNECT and absolute-form http:// requests are proxied", 405)
+    BAD_CONTENT_LENGTH = ("Content-Length is not one decimal number (RFC 9112 6.3)", 400)
+    TRANSFER_CODING = ("request bodies with a Transfer-Encoding are not forwarded: send Content-Length", 501)
 
     def __init__(self, sentence: str, status: int) -> None:
         self.sentence = sentence
@@ -49,7 +51,7 @@ NEED_MORE = _NeedMore()
 
 REASONS = {200: "Connection established", 400: "Bad Request", 405: "Method Not Allowed",
            408: "Request Timeout", 407: "Proxy Authentication Required", 431: "Request Header Fields Too Large", 502: "Bad Gateway",
-           504: "Gateway Timeout", 505: "HTTP Version Not Supported"}
+           501: "Not Implemented", 504: "Gateway Timeout", 505: "HTTP Version Not Supported"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class ProxyRequest:
     path: str
     version: str
     fields: tuple[tuple[bytes, bytes], ...]
+    body_length: int = 0      # bytes of request body after the head (Content-Length), forwarded requests only
 
     @property
     def is_connect(self) -> bool:
@@ -153,7 +156,26 @@ def parse_head(data: bytes) -> tuple[ProxyRequest | HttpRefusal | _NeedMore, int
     path = path.partition("#")[0]
     if not path.startswith("/"):
         path = "/" + path
-    return ProxyRequest(text_method, *authority, path, version.decode(), tuple(fields)), end + 4
+    length = _body_length(fields)
+    if isinstance(length, HttpRefusal):
+        return length, 0
+    return ProxyRequest(text_method, *authority, path, version.decode(), tuple(fields), length), end + 4
+
+
+def _body_length(fields: list[tuple[bytes, bytes]]) -> int | HttpRefusal:
+    """RFC 9112 6.3: the body's framing. A forwarded request is relayed alone, so its body must be
+    delimited: by Content-Length (identical values repeated are one, 6.3 item 5), or absent."""
+    if any(name.lower() == b"transfer-encoding" for name, _ in fields):
+        return HttpRefusal.TRANSFER_CODING
+    values = {token.strip() for name, value in fields if name.lower() == b"content-length" for token in value.split(b",")}
+    if not values:
+        return 0
+    if len(values) != 1:
+        return HttpRefusal.BAD_CONTENT_LENGTH
+    value = values.pop()
+    if not value.isdigit() or len(value) > 18:
+        return HttpRefusal.BAD_CONTENT_LENGTH
+    return int(value)
 
 
 def forwarded_head(request: ProxyRequest) -> bytes:

@@ -281,11 +281,11 @@ class Proxy:
                 return
             if request.is_connect:
                 writer.write(http_connect.response(200))
+                if buffer:
+                    up_writer.write(bytes(buffer))
+                await relay(reader, writer, up_reader, up_writer)
             else:
-                up_writer.write(http_connect.forwarded_head(request))
-            if buffer:
-                up_writer.write(bytes(buffer))
-            await relay(reader, writer, up_reader, up_writer)
+                await self._forward_one_request(request, buffer, reader, writer, up_reader, up_writer)
         except ClientGone:
             self.count_refusal("client_gone")
         except (TimeoutError, asyncio.TimeoutError):
@@ -298,6 +298,30 @@ class Proxy:
             log.error("HTTP client: a bug, this client closed", exc_info=True)
         finally:
             writer.close()
+
+    async def _forward_one_request(self, request: ProxyRequest, buffer: bytearray, reader, writer,
+                                   up_reader, up_writer) -> None:
+        """One request, its body (Content-Length bytes) and the whole response, then both connections
+        close: what the client sends after its body is not forwarded, so a second request on the same
+        connection cannot reach the first one's origin (the origin was asked to close after answering)."""
+        try:
+            up_writer.write(http_connect.forwarded_head(request))
+            remaining = request.body_length
+            body = bytes(buffer[:remaining])
+            up_writer.write(body)
+            remaining -= len(body)
+            while remaining > 0:
+                data = await reader.read(min(READ_SIZE, remaining))
+                if not data:
+                    raise ClientGone()
+                up_writer.write(data)
+                await up_writer.drain()
+                remaining -= len(data)
+            while data := await up_reader.read(READ_SIZE):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            up_writer.close()
 
     def _http_authorized(self, request: ProxyRequest) -> bool:
         for name, value in request.fields:
