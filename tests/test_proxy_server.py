@@ -732,3 +732,31 @@ def test_a_forwarded_request_carries_its_body_and_nothing_after_it():
     heads, answer = run(main())
     assert heads[0].startswith(b"POST /upload HTTP/1.1\r\n") and heads[1] == b"hello" and heads[2] == b""
     assert answer.endswith(b"\r\n\r\nok")
+
+
+def test_clients_beyond_the_limit_are_refused_in_their_protocol(monkeypatch):
+    from wgpy.runtime import proxy as proxy_module
+    monkeypatch.setattr(proxy_module, "MAX_CLIENTS", 2)
+
+    async def main():
+        serving = await serve(LoopbackTunnel(), Options(socks5=("127.0.0.1", 0), http=("127.0.0.1", 0)))
+        socks, http = port_of(serving.listeners[0]), port_of(serving.listeners[1])
+        held = [await asyncio.open_connection("127.0.0.1", port) for port in (socks, http)]   # greeting unsent
+        await asyncio.sleep(0.1)
+        answers = []
+        for port in (socks, http):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            answers.append(await reader.read())
+            writer.close()
+        held[0][1].close()
+        await asyncio.sleep(0.1)
+        reader, writer = await asyncio.open_connection("127.0.0.1", socks)    # room again
+        writer.write(b"\x05\x01\x00")
+        again = await reader.readexactly(2)
+        writer.close()
+        held[1][1].close()
+        await serving.close()
+        return answers, again, serving.proxy.counts
+    answers, again, counts = run(main())
+    assert answers[0] == b"\x05\xff" and answers[1].startswith(b"HTTP/1.1 503 ")
+    assert again == b"\x05\x00" and counts["refused:too_many_clients"] == 2

@@ -51,7 +51,7 @@ NEED_MORE = _NeedMore()
 
 REASONS = {200: "Connection established", 400: "Bad Request", 405: "Method Not Allowed",
            408: "Request Timeout", 407: "Proxy Authentication Required", 431: "Request Header Fields Too Large", 502: "Bad Gateway",
-           501: "Not Implemented", 504: "Gateway Timeout", 505: "HTTP Version Not Supported"}
+           501: "Not Implemented", 503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported"}
 
 
 @dataclass(frozen=True)

@@ -111,18 +111,22 @@ async def _open_here(host: str, port: int):
 
 
 async def _tcp(proxy: Proxy, forward: Forward, reader, writer, connect) -> None:
+    if not proxy.admit(writer):
+        return
     proxy.counts[f"{'reverse' if forward.reverse else 'forward'}_tcp"] += 1
     try:
-        up_reader, up_writer = await connect(forward.host, forward.port)
-    except UpstreamError as error:
-        proxy.count_refusal(error.reason)
-        log.info("%s: %s", forward, error)
-        writer.close()
-        return
-    try:
+        try:
+            up_reader, up_writer = await connect(forward.host, forward.port)
+        except UpstreamError as error:
+            proxy.count_refusal(error.reason)
+            log.info("%s: %s", forward, error)
+            writer.close()
+            return
         await relay(reader, writer, up_reader, up_writer)
     except ConnectionError:
         proxy.count_refusal("client_gone")
+    finally:
+        proxy.clients -= 1
 
 
 class UdpForward(asyncio.DatagramProtocol):

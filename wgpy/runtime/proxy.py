@@ -32,6 +32,7 @@ READ_SIZE = 65536
 HANDSHAKE_TIMEOUT = 30.0     # seconds for a client to finish its greeting, credentials and request
 CONNECT_TIMEOUT = 15.0       # seconds for a name and a connection through the tunnel
 MAX_UDP_PEERS = 64           # destinations of one UDP association, each a datagram endpoint in the tunnel
+MAX_CLIENTS = 1000           # clients served at once, all listeners together: each holds two descriptors
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class Proxy:
         self.tunnel = tunnel
         self.credentials = credentials
         self.counts: Counter[str] = Counter()     # "refused:REASON", "socks5_connect", ... (for /metrics)
+        self.clients = 0                           # served now
         self._tasks: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------------------------ upstream
@@ -161,8 +163,21 @@ class Proxy:
 
     # ------------------------------------------------------------------------------ SOCKS5
 
+    def admit(self, writer, refusal: bytes = b"") -> bool:
+        """Room for one more client? If not, it gets ``refusal`` and a close, and is counted."""
+        if self.clients >= MAX_CLIENTS:
+            self.count_refusal("too_many_clients")
+            writer.write(refusal)
+            writer.close()
+            return False
+        self.clients += 1
+        return True
+
     async def handle_socks5(self, reader, writer) -> None:
         """One SOCKS5 client (RFC 1928 3, 4, 6; RFC 1929)."""
+        # Full: the greeting is answered "no acceptable methods" before it is read (RFC 1928 3).
+        if not self.admit(writer, socks5.method_selection(Method.NO_ACCEPTABLE_METHODS)):
+            return
         try:
             buffer = bytearray()
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
@@ -184,6 +199,7 @@ class Proxy:
             self.count_refusal("internal_error")
             log.error("SOCKS5 client: a bug, this client closed", exc_info=True)
         finally:
+            self.clients -= 1
             writer.close()
 
     async def _socks5_request(self, reader, writer, buffer: bytearray) -> socks5.Request | None:
@@ -259,6 +275,8 @@ class Proxy:
 
     async def handle_http(self, reader, writer) -> None:
         """One HTTP proxy client: CONNECT (RFC 9110 9.3.6) or one request in absolute-form, forwarded."""
+        if not self.admit(writer, http_connect.response(503, "the proxy serves as many clients as it can")):
+            return
         try:
             buffer = bytearray()
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
@@ -297,6 +315,7 @@ class Proxy:
             self.count_refusal("internal_error")
             log.error("HTTP client: a bug, this client closed", exc_info=True)
         finally:
+            self.clients -= 1
             writer.close()
 
     async def _forward_one_request(self, request: ProxyRequest, buffer: bytearray, reader, writer,
