@@ -22,7 +22,7 @@ from wgpy.core.errors import Drop
 from wgpy.core.events import PacketDropped
 from wgpy.core.timers import Timer
 
-from .fuzz import inputs, targets, world
+from .fuzz import inputs, netstack_world, targets, world
 from .fuzz.models import AllowedIPsModel, KeypairRotation
 from .fuzz.source import Source, blob
 
@@ -220,6 +220,26 @@ def test_keypair_rotation(data):
 @given(st.binary(max_size=400))
 def test_allowed_ips(data):
     targets.allowed_ips(data)
+
+
+@st.composite
+def netstack_inputs(draw) -> bytes:
+    valid = netstack_world.packets()
+    index = st.integers(0, len(valid) - 1)
+    step = st.one_of(
+        index.map(netstack_world.step_valid),
+        st.builds(netstack_world.step_edited, index, st.lists(st.tuples(st.integers(0, 1500), st.integers(0, 255)), max_size=3)),
+        st.builds(netstack_world.step_resized, index, st.integers(-64, 63)),
+        st.binary(max_size=120).map(netstack_world.step_raw),
+        st.integers(0, len(netstack_world.TIME_STEPS) - 1).map(netstack_world.step_time),
+    )
+    return b"".join(draw(st.lists(step, min_size=1, max_size=12)))
+
+
+@settings(SETTINGS, max_examples=500)
+@given(structured(netstack_inputs()))
+def test_netstack(data):
+    targets.netstack(data)
 
 
 KeypairRotation.TestCase.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)

@@ -14,7 +14,7 @@ import random
 import shutil
 from pathlib import Path
 
-from . import inputs
+from . import inputs, netstack_world
 from .targets import TARGETS
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -35,6 +35,7 @@ def seeds() -> dict[str, dict[str, bytes]]:
         "replay_window": models,
         "keypair_rotation": models,
         "allowed_ips": models,
+        "netstack": netstack_world.seeds(),
     }
 
 

@@ -23,7 +23,7 @@ SEEDS = HERE / "corpus"
 DICTIONARIES = HERE / "dictionaries"
 WORK = ROOT / "build" / "fuzz"
 NAMES = ("message_parsing", "receive_path", "receive_batch", "send_batch", "mutated_messages", "uapi_stream",
-         "uapi_set", "config_file", "replay_window", "keypair_rotation", "allowed_ips")
+         "uapi_set", "config_file", "replay_window", "keypair_rotation", "allowed_ips", "netstack")
 
 
 def replay(target_name: str, paths: list[Path]) -> int:

@@ -18,6 +18,8 @@ files to reproduce a crash (``python -m tests.fuzz.run TARGET FILE``). Inputs ar
     replay_window        the replay window against a set of seen counters (tests/test_replay.py)
     keypair_rotation     keypair slots keep their invariants (tests/fuzz/models.py)
     allowed_ips          the allowed-IPs table against a linear scan (tests/fuzz/models.py)
+    netstack             any packets into the userspace stack: nothing escapes, each packet is taken or
+                         counted under one NetDrop, and every packet it sends is well formed
 """
 
 from __future__ import annotations
@@ -37,9 +39,16 @@ from wgpy.core.keypairs import Keypair
 from wgpy.core.messages import message_type
 from wgpy.uapi import UapiConnection, get_operation
 
+from wgpy.netstack import icmp as ns_icmp
+from wgpy.netstack import ip as ns_ip
+from wgpy.netstack import udp as ns_udp
+from wgpy.netstack.errors import NetDrop
+from wgpy.netstack.tcp import segment as ns_tcp
+
 from ..conftest import seeded_rng
 from ..test_allowedips import BASES, PEERS
 from ..test_replay import BITS, ReplayModel
+from . import netstack_world as nw
 from . import world as w
 from .models import AllowedIPsModel, KeypairRotation
 from .source import Source
@@ -618,6 +627,69 @@ def allowed_ips(data: bytes) -> None:
     machine.agrees()
 
 
+# ------------------------------------------------------------------------------------ the userspace stack
+
+
+def _stack_packet(source: Source) -> tuple[bytes, float | None]:
+    """The next step of a ``netstack`` input: a packet to deliver, or (b"", seconds) for time passing."""
+    valid = nw.packets()
+    kind = source.below(5)
+    if kind == nw.RAW:
+        return source.blob(1600), None
+    if kind == nw.TIME:
+        return b"", source.choice(nw.TIME_STEPS)
+    packet = source.choice(valid)
+    if kind == nw.EDITED:
+        edited = bytearray(packet)
+        for _ in range(source.byte() % 4):
+            at, value = source.below(65536), source.byte()
+            edited[at % len(edited)] = value
+        packet = bytes(edited)
+    elif kind == nw.RESIZED:
+        change = (source.byte() & 0x7F) - 64
+        packet = packet[:len(packet) + change] if change < 0 else packet + bytes(change)
+    return packet, None
+
+
+def _check_sent(stack, packet: bytes) -> None:
+    """A packet the stack sent: IP that parses, from one of its addresses, with a correct upper-layer checksum."""
+    parsed = ns_ip.parse(packet)
+    assert not isinstance(parsed, NetDrop), (parsed, packet.hex())
+    assert len(packet) <= stack.mtu
+    assert parsed.source in {entry.address for entry in stack.addresses}
+    if parsed.protocol == ns_ip.UDP:
+        assert not isinstance(ns_udp.parse(parsed.source, parsed.destination, parsed.payload), NetDrop)
+    elif parsed.protocol == ns_ip.TCP:
+        assert not isinstance(ns_tcp.parse(parsed.payload, parsed.source, parsed.destination), NetDrop)
+    else:
+        assert parsed.protocol == ns_icmp.protocol(parsed.version), parsed
+        assert not isinstance(ns_icmp.parse(parsed.version, parsed.source, parsed.destination, parsed.payload), NetDrop)
+
+
+def netstack(data: bytes) -> None:
+    """Any packets into a Stack: nothing raises, each packet is taken or counted under exactly one NetDrop,
+    and everything the stack sends is a well-formed packet of its own."""
+    source = Source(data)
+    stack = nw.build()
+    now = 1000.0
+    for _ in range(64):
+        if not source:
+            break
+        packet, wait = _stack_packet(source)
+        if wait is not None:
+            now += wait
+            stack.poll(now)
+        else:
+            before = stack.taken + sum(stack.drops.values())
+            stack.receive_packets([packet], now)
+            assert stack.taken + sum(stack.drops.values()) == before + 1
+            assert all(isinstance(reason, NetDrop) for reason in stack.drops)
+        assert stack.connections <= stack.max_connections
+        for sent in stack.packets_to_send():
+            _check_sent(stack, sent)
+        stack.events()
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "message_parsing": message_parsing,
     "receive_path": receive_path,
@@ -630,4 +702,5 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "replay_window": replay_window,
     "keypair_rotation": keypair_rotation,
     "allowed_ips": allowed_ips,
+    "netstack": netstack,
 }

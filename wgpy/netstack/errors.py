@@ -37,6 +37,7 @@ class NetDrop(Enum):
     BAD_TCP_OPTIONS = "TCP options are malformed"
     # TCP state (stack.py, tcp/connection.py)
     NO_LISTENER = "no connection or listener for this segment: answered with RST"
+    STRAY_RST = "RST for no connection: ignored (RFC 9293 3.10.7.1)"
     SYN_BACKLOG_FULL = "the listener's backlog of half-open connections is full"
     TOO_MANY_CONNECTIONS = "the stack holds as many connections as it allows"
     UNACCEPTABLE_SEGMENT = "segment is outside the receive window (RFC 9293 3.10.7.4): answered with ACK"

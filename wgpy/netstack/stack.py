@@ -8,18 +8,30 @@ raises on input from the network.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import Counter
 from typing import Callable, Iterable
 
 from . import icmp, ip, udp
 from .addresses import InterfaceAddress, from_text, interface_address, is_unusable_source, to_text
 from .errors import NetDrop
-from .events import DatagramReceived, SocketEvent
+from .events import DatagramReceived, Incoming, SocketEvent
 from .icmp import TokenBucket
 from .ports import check_port, choose_port
+from .sockets import SYNCHRONIZED, TcpListener, TcpSocket
+from .tcp import segment as tcp_segment
+from .tcp.config import TcpConfig, TcpState
+from .tcp.connection import TcpConnection
+from .tcp.isn import IsnGenerator
+from .tcp.segment import ACK, RST, SYN, Segment
 from .udp import UdpSocket
 
 DEFAULT_MTU = 1420  # wg-quick's default for the tunnel
+# Connections a stack holds at most, every state counted (a SYN flood through the tunnel fills a
+# listener's backlog first; this bounds the whole stack).
+MAX_CONNECTIONS = 4096
+DEFAULT_BACKLOG = 128   # Linux's SOMAXCONN before 5.4 (4096 since)
 
 
 class Stack:
@@ -27,7 +39,8 @@ class Stack:
     IPv6); ``rng(n) -> bytes`` gives the randomness (ephemeral ports, ISN secret)."""
 
     def __init__(self, addresses: Iterable[str], mtu: int = DEFAULT_MTU, rng: Callable[[int], bytes] | None = None,
-                 icmp_rate: TokenBucket | None = None) -> None:
+                 icmp_rate: TokenBucket | None = None, tcp_config: TcpConfig | None = None,
+                 max_connections: int = MAX_CONNECTIONS, verify_checksums: bool = True) -> None:
         if rng is None:
             raise ValueError("a Stack needs an rng(n) -> bytes (os.urandom in a runtime, a seeded one in tests)")
         self.addresses: list[InterfaceAddress] = [interface_address(text) for text in addresses]
@@ -38,9 +51,27 @@ class Stack:
         self.mtu = mtu
         self.rng = rng
         self.drops: Counter[NetDrop] = Counter()
+        self.taken = 0   # packets used (answered, delivered, or given to a connection); the rest are in drops
         self.icmp_errors = icmp_rate or TokenBucket()
         self._local = frozenset(entry.address for entry in self.addresses)
         self._udp: dict[tuple[bytes | None, int], UdpSocket] = {}
+        self.tcp_config = tcp_config or TcpConfig()
+        self.max_connections = max_connections
+        # False: TCP and UDP checksums are not checked (the IPv4 header's still is). For packets that come
+        # out of a WireGuard Device: their Poly1305 tag proved them, and Linux's WireGuard marks them
+        # CHECKSUM_UNNECESSARY likewise (receive.c, wg_packet_consume_data_done). Checksums are always sent.
+        self.verify_checksums = verify_checksums
+        self._isn = IsnGenerator(rng)
+        # Connections by four-tuple (local address, local port, remote address, remote port), all bytes/int.
+        self._tcp: dict[tuple[bytes, int, bytes, int], TcpSocket] = {}
+        self._listeners: dict[tuple[bytes | None, int], TcpListener] = {}
+        self._transparent: TcpListener | None = None
+        self._dirty: dict[TcpSocket, None] = {}       # sockets whose connection may have segments or events
+        # The connections' deadlines, in a heap with stale entries left in it: an entry counts only while
+        # it is still its connection's next deadline. Every change of a deadline passes through _settle,
+        # which pushes the new one, so poll and next_deadline never look at every connection.
+        self._timers: list[tuple[float, int, TcpSocket]] = []
+        self._timer_order = itertools.count()
         self._out: list[bytes] = []
         self._events: dict[SocketEvent, None] = {}   # ordered, each event once until pulled
         self._now = 0.0
@@ -50,33 +81,218 @@ class Stack:
     def receive_packets(self, packets: Iterable[bytes], now: float) -> None:
         """Take IP packets from the tunnel (``device.packets_to_deliver()``). Never raises on their content."""
         self._now = now
-        drops = self.drops
+        drops, taken = self.drops, 0
         for packet in packets:
             reason = self._receive(packet, now)
-            if reason is not None:
+            if reason is None:
+                taken += 1
+            else:
                 drops[reason] += 1
+        self.taken += taken
+        if self._dirty:
+            self._settle(now)
 
     def receive_packet(self, packet: bytes, now: float) -> None:
         """One packet: a batch of one."""
         self.receive_packets([packet], now)
 
     def packets_to_send(self) -> list[bytes]:
-        """Whole IP packets for the tunnel (``device.send_packets()``), oldest first."""
+        """Whole IP packets for the tunnel (``device.send_packets()``), oldest first. What the user's calls
+        since the last ``receive_packets``/``poll`` made due leaves here, timed at the latest ``now`` seen."""
+        if self._dirty:
+            self._settle(self._now)
         out, self._out = self._out, []
         return out
 
     def poll(self, now: float) -> None:
         """Run the timers that are due at ``now``."""
         self._now = now
+        timers, dirty = self._timers, self._dirty
+        while timers and timers[0][0] <= now:
+            deadline, _, sock = heapq.heappop(timers)
+            if sock not in dirty and self._current(deadline, sock):
+                sock.connection.handle_timer(now)
+                dirty[sock] = None
+        if dirty:
+            self._settle(now)
 
     def next_deadline(self) -> float | None:
         """When ``poll`` must be called next; None when nothing is pending."""
-        return None
+        if self._dirty:
+            return self._now
+        timers = self._timers
+        while timers and not self._current(timers[0][0], timers[0][2]):
+            heapq.heappop(timers)
+        return timers[0][0] if timers else None
+
+    def _current(self, deadline: float, sock: TcpSocket) -> bool:
+        """Whether a timer entry is still its connection's next deadline (and the connection still held)."""
+        connection = sock.connection
+        return (connection.next_deadline() == deadline
+                and self._tcp.get((connection.local[0], connection.local[1], connection.remote[0], connection.remote[1])) is sock)
 
     def events(self) -> list[SocketEvent]:
         """What changed since the last call, each kind of change of each socket once."""
+        if self._dirty:
+            self._settle(self._now)
         events, self._events = list(self._events), {}
         return events
+
+    @property
+    def connections(self) -> int:
+        """TCP connections the stack holds (TIME-WAIT and not yet accepted ones included)."""
+        return len(self._tcp)
+
+    # ------------------------------------------------------------------ TCP: the user's calls
+
+    def tcp_connect(self, address: tuple[str, int], now: float, local: tuple[str, int] | None = None) -> TcpSocket:
+        """Open a connection to ``address`` (``(host, port)``); the SYN leaves with the next
+        ``packets_to_send``. ``local`` is ``(host, port)``, port 0 for an ephemeral one (the default).
+        ValueError when the address is not routable by the stack, the port is taken, or the stack is full."""
+        host, port = address
+        remote = from_text(host)
+        check_port(port)
+        bound = self._own_address(local[0]) if local else None
+        source = self._source_for(remote, bound)
+        if len(self._tcp) >= self.max_connections:
+            raise ValueError(f"the stack holds {len(self._tcp)} connections, its limit")
+        if local and local[1]:
+            local_port = check_port(local[1])
+            if (source, local_port, remote, port) in self._tcp:
+                raise ValueError(f"{to_text(source)}:{local_port} is already connected to {host}:{port}")
+        else:
+            local_port = choose_port(self.rng, lambda candidate: (source, candidate, remote, port) in self._tcp
+                                     or (source, candidate) in self._listeners or (None, candidate) in self._listeners)
+            if local_port is None:
+                raise ValueError(f"no ephemeral port is free towards {host}:{port}")
+        self._now = max(self._now, now)
+        local_end, remote_end = (source, local_port), (remote, port)
+        connection = TcpConnection.open(local_end, remote_end, self._isn.isn(local_end, remote_end, now), now,
+                                        self._mss(remote), self.tcp_config)
+        sock = TcpSocket(connection, self._touch)
+        self._tcp[(source, local_port, remote, port)] = sock
+        self._dirty[sock] = None
+        return sock
+
+    def tcp_listen(self, port: int | None = None, address: str | None = None, backlog: int = DEFAULT_BACKLOG,
+                   transparent: bool = False) -> TcpListener:
+        """Listen on ``port`` at ``address`` (None: every address of the stack). ``transparent=True`` with
+        ``port=None``: take connections to every address and every port, each connection's ``local`` being
+        the destination its SYN was sent to. ValueError if taken."""
+        if backlog < 1:
+            raise ValueError("a backlog of at least one")
+        if transparent:
+            if port is not None or address is not None:
+                raise ValueError("a transparent listener takes every address and port: give neither")
+            if self._transparent is not None:
+                raise ValueError("there is a transparent listener already")
+            self._transparent = TcpListener(None, None, backlog, True, self._unlisten)
+            return self._transparent
+        if port is None:
+            raise ValueError("a port to listen on (or transparent=True)")
+        local = self._own_address(address)
+        check_port(port)
+        if (local, port) in self._listeners or (local is None and any(key[1] == port for key in self._listeners)) \
+                or (None, port) in self._listeners:
+            raise ValueError(f"TCP port {port} is already listened on")
+        listener = TcpListener(local, port, backlog, False, self._unlisten)
+        self._listeners[(local, port)] = listener
+        return listener
+
+    def _unlisten(self, listener: TcpListener) -> None:
+        if listener is self._transparent:
+            self._transparent = None
+        elif self._listeners.get((listener.address, listener.port)) is listener:
+            del self._listeners[(listener.address, listener.port)]
+
+    def _touch(self, sock: TcpSocket) -> None:
+        self._dirty[sock] = None
+
+    def _mss(self, remote: bytes) -> int:
+        """The MSS to offer: the tunnel MTU less the IP and TCP headers (docs/netstack.md)."""
+        return self.mtu - (40 if len(remote) == 4 else 60)
+
+    # ------------------------------------------------------------------ TCP: segments
+
+    def _receive_tcp(self, parsed: ip.Packet, now: float) -> NetDrop | None:
+        source, destination = parsed.source, parsed.destination
+        segment = tcp_segment.parse(parsed.payload, source, destination, self.verify_checksums)
+        if isinstance(segment, NetDrop):
+            return segment
+        sock = self._tcp.get((destination, segment.destination_port, source, segment.source_port))
+        if sock is not None:
+            self._dirty[sock] = None
+            return sock.connection.receive(segment, now)
+        flags = segment.flags
+        if flags & RST:
+            return NetDrop.STRAY_RST   # RFC 9293 3.10.7.1: an incoming RST is discarded
+        if destination in self._local:
+            listener = (self._listeners.get((destination, segment.destination_port))
+                        or self._listeners.get((None, segment.destination_port)) or self._transparent)
+        else:
+            listener = self._transparent
+        if listener is None:
+            self._reset(parsed, segment)
+            return NetDrop.NO_LISTENER
+        if flags & ACK:
+            # RFC 9293 3.10.7.2: in LISTEN, any acknowledgment is bad: <SEQ=SEG.ACK><CTL=RST>.
+            self._reset(parsed, segment)
+            return NetDrop.UNEXPECTED_SEGMENT
+        if not flags & SYN:
+            return NetDrop.UNEXPECTED_SEGMENT
+        if listener.full:
+            return NetDrop.SYN_BACKLOG_FULL
+        if len(self._tcp) >= self.max_connections:
+            return NetDrop.TOO_MANY_CONNECTIONS
+        local_end, remote_end = (destination, segment.destination_port), (source, segment.source_port)
+        connection = TcpConnection.from_syn(local_end, remote_end, segment, self._isn.isn(local_end, remote_end, now),
+                                            now, self._mss(source), self.tcp_config)
+        sock = TcpSocket(connection, self._touch, listener)
+        listener.half_open.add(sock)
+        self._tcp[(destination, segment.destination_port, source, segment.source_port)] = sock
+        self._dirty[sock] = None
+        return None
+
+    def _reset(self, parsed: ip.Packet, segment: Segment) -> None:
+        """The RST answering a segment that has no connection (RFC 9293 3.10.7.1); never for a RST."""
+        if segment.flags & ACK:
+            reply = Segment(segment.destination_port, segment.source_port, segment.ack, 0, RST, 0)
+        else:
+            reply = Segment(segment.destination_port, segment.source_port, 0, (segment.seq + segment.length) & 0xFFFFFFFF,
+                            RST | ACK, 0)
+        self._out.append(ip.build(parsed.destination, parsed.source, ip.TCP, reply.pack(parsed.destination, parsed.source)))
+
+    def _settle(self, now: float) -> None:
+        """For every socket touched: send what its connection has, note its events, forget it when closed."""
+        dirty, self._dirty = self._dirty, {}
+        out, events, build = self._out, self._events, ip.build
+        for sock in dirty:
+            connection = sock.connection
+            local, remote = connection.local[0], connection.remote[0]
+            for segment in connection.segments_to_send(now):
+                out.append(build(local, remote, ip.TCP, segment.pack(local, remote)))
+            listener = sock.listener
+            state = connection.state
+            if listener is not None and sock in listener.half_open and state is not TcpState.SYN_RECEIVED:
+                listener.half_open.discard(sock)
+                if state in SYNCHRONIZED:
+                    listener.ready.append(sock)
+                    events[Incoming(listener)] = None
+                else:
+                    sock.listener = None   # reset or timed out before it was established: never accepted
+            for event in sock.changes():
+                events[event] = None
+            if state is TcpState.CLOSED:
+                key = (local, connection.local[1], remote, connection.remote[1])
+                if self._tcp.get(key) is sock:
+                    del self._tcp[key]
+            elif (deadline := connection.next_deadline()) is not None:
+                heapq.heappush(self._timers, (deadline, next(self._timer_order), sock))
+        if len(self._timers) > 4 * len(self._tcp) + 64:
+            # Mostly stale entries: keep one per connection.
+            self._timers = [(d, next(self._timer_order), sock) for sock in self._tcp.values()
+                            if (d := sock.connection.next_deadline()) is not None]
+            heapq.heapify(self._timers)
 
     # ------------------------------------------------------------------ UDP
 
@@ -113,7 +329,7 @@ class Stack:
         self._out.append(ip.build(source, destination, ip.UDP, udp.build(source, destination, sock.port, port, data)))
 
     def _receive_udp(self, packet: bytes, parsed: ip.Packet, now: float) -> NetDrop | None:
-        fields = udp.parse(parsed.source, parsed.destination, parsed.payload)
+        fields = udp.parse(parsed.source, parsed.destination, parsed.payload, self.verify_checksums)
         if isinstance(fields, NetDrop):
             return fields
         source_port, destination_port, data = fields
@@ -161,6 +377,10 @@ class Stack:
         if is_unusable_source(parsed.source):
             return NetDrop.BAD_SOURCE
         protocol = parsed.protocol
+        if protocol == ip.TCP:
+            if parsed.destination in self._local or self._transparent is not None:
+                return self._receive_tcp(parsed, now)
+            return NetDrop.NOT_FOR_US
         if parsed.destination not in self._local:
             return NetDrop.NOT_FOR_US
         if protocol == ip.UDP:
@@ -195,4 +415,4 @@ class Stack:
 
     def __repr__(self) -> str:
         names = ", ".join(f"{to_text(entry.address)}/{entry.prefix_length}" for entry in self.addresses)
-        return f"Stack({names}, mtu={self.mtu}, {len(self._udp)} UDP)"
+        return f"Stack({names}, mtu={self.mtu}, {len(self._tcp)} TCP, {len(self._udp)} UDP)"

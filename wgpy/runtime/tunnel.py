@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import os
@@ -158,8 +159,10 @@ class Tunnel:
         loop = asyncio.get_running_loop()
         now = loop.time()
         self.device = Device(rng=self._rng, epoch_offset=time.time() - now, mtu=self.mtu)
+        # Checksums inside the tunnel are not checked: each packet's Poly1305 tag proved it, as the kernel's
+        # WireGuard marks decrypted packets CHECKSUM_UNNECESSARY (receive.c). They are still sent.
         self.stack = Stack(addresses=[str(interface) for interface in self.config.addresses], mtu=self.mtu,
-                           rng=self._rng)
+                           rng=self._rng, verify_checksums=False)
         self.engine = Engine(self.device, self.stack, Udp(), loop)
         try:
             resolved = {}
@@ -220,7 +223,10 @@ class Tunnel:
         errors: list[OSError] = []
         for address in await self.resolve(host):
             self._check_route(address)
-            tcp_socket = self.stack.tcp_connect((address, port), loop.time(), local=local_addr)
+            try:
+                tcp_socket = self.stack.tcp_connect((address, port), loop.time(), local=local_addr)
+            except ValueError as refused:   # no address of that family, the port taken, the stack full
+                raise OSError(errno.EADDRNOTAVAIL, str(refused)) from None
             transport = TcpTransport(engine, tcp_socket, loop)
             try:
                 await transport.wait_connected()
@@ -246,14 +252,20 @@ class Tunnel:
     async def create_server(self, protocol_factory, host: str | None = None, port: int | None = None, *,
                             transparent: bool = False, backlog: int = 128) -> TunnelServer:
         """As ``loop.create_server``, on the tunnel's addresses (``host`` one of them, or all). With
-        ``transparent=True`` it accepts connections to any address and port routed to us (``port`` may
-        narrow it to one port); a connection's ``sockname`` is the destination its client chose."""
+        ``transparent=True`` (and neither host nor port) it accepts connections to any address and port
+        routed to us; a connection's ``sockname`` is the destination its client chose. A port already
+        listened on is ``OSError`` (EADDRINUSE), as with a kernel socket."""
         engine = self._running()
+        if transparent and (port is not None or host is not None):
+            raise ValueError("a transparent server takes every address and port: give neither host nor port")
         if port is None and not transparent:
             raise ValueError("give a port (port=None is for transparent=True: every port)")
-        listener = self.stack.tcp_listen(port=port, address=host, backlog=backlog, transparent=transparent)
+        try:
+            listener = self.stack.tcp_listen(port=port, address=host, backlog=backlog, transparent=transparent)
+        except ValueError as refused:
+            raise OSError(errno.EADDRINUSE, str(refused)) from None
         if transparent:
-            names = [ListeningSocket(host or "*", port, True)]
+            names = [ListeningSocket("*", None, True)]
         else:
             names = [ListeningSocket(address, port, False) for address in ([host] if host else self.addresses)]
         return TunnelServer(engine, listener, protocol_factory, engine.loop, names)
@@ -362,7 +374,7 @@ class Tunnel:
         AllowedIPs hold the address (the device would drop every packet)."""
         packed = ipaddress.ip_address(address.partition("%")[0]).packed
         if self.device.allowed_ips.lookup(packed) is None:
-            raise OSError(101, f"Network is unreachable: no peer's AllowedIPs hold {address}")
+            raise OSError(errno.ENETUNREACH, f"Network is unreachable: no peer's AllowedIPs hold {address}")
 
     # ------------------------------------------------------------------------------ the UAPI
 
@@ -375,7 +387,7 @@ class Tunnel:
             except OSError:
                 os.unlink(path)   # left over from a process that died
             else:
-                raise OSError(98, f"{path} is in use by another process")
+                raise OSError(errno.EADDRINUSE, f"{path} is in use by another process")
             finally:
                 probe.close()
         old_umask = os.umask(0o077)   # owner-only from the first moment: the UAPI hands out private keys

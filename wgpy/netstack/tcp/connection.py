@@ -1,0 +1,756 @@
+"""``TcpConnection``: one connection's state machine, RFC 9293 3.10, with RFC 5961's defences.
+
+Sans-IO, as the rest of the stack: ``receive(segment, now)`` and the user calls change the state;
+``segments_to_send(now)`` says what to transmit; ``next_deadline()``/``handle_timer(now)`` run the timers.
+A segment the state refuses is returned as a :class:`NetDrop`; nothing raises on input.
+
+Sequence numbers are kept unwrapped: plain ints that start at the ISS (or IRS) and grow past 2^32, so the
+comparisons of RFC 9293 3.4 are plain ``<``. A number from the wire is unwrapped to the value nearest a
+reference (RCV.NXT for SEG.SEQ, SND.UNA for SEG.ACK); one on the wire is the low 32 bits.
+
+One timer does retransmission (RFC 6298) and, while the peer's window is zero, persistence (RFC 9293
+3.8.6.1): when it expires, sending goes back to SND.UNA (go-back-N, as Linux after a timeout), with one
+octet allowed beyond a zero window as the probe. Not implemented: SACK and timestamps (neither is offered,
+so a peer sends neither), urgent data (the pointer is ignored, the data delivered in line, RFC 9293 3.8.5's
+recommendation to applications).
+"""
+
+from __future__ import annotations
+
+from ..errors import NetDrop
+from .buffers import ReceiveBuffer, SendBuffer
+from .config import TcpConfig, TcpState
+from .congestion import NewReno
+from .rtt import RttEstimator
+from .segment import ACK, FIN, PSH, RST, SYN, Segment
+
+MASK = 0xFFFFFFFF
+# RFC 9293 3.7.1: the MSS assumed when the SYN carries none (IPv4 576 - 40; IPv6 RFC 8200 5: 1280 - 60).
+DEFAULT_MSS_IPV4 = 536
+DEFAULT_MSS_IPV6 = 1220
+
+CLOSED, LISTEN, SYN_SENT, SYN_RECEIVED = TcpState.CLOSED, TcpState.LISTEN, TcpState.SYN_SENT, TcpState.SYN_RECEIVED
+ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2 = TcpState.ESTABLISHED, TcpState.FIN_WAIT_1, TcpState.FIN_WAIT_2
+CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT = TcpState.CLOSE_WAIT, TcpState.CLOSING, TcpState.LAST_ACK, TcpState.TIME_WAIT
+
+MAX_DUPLICATE_ACKS_PER_CALL = 64  # a bound on the pure ACKs one segments_to_send call owes
+RECEIVING = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})  # states whose segment text is delivered
+SENDING = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK})  # data or FIN may leave
+
+REFUSED, RESET, TIMED_OUT, ABORTED = "connection refused", "connection reset", "timed out", "connection aborted"
+
+
+def unwrap(wire: int, near: int) -> int:
+    """The unwrapped sequence number whose low 32 bits are ``wire``, nearest to ``near``."""
+    d = (wire - near) & MASK
+    return near + d - 0x100000000 if d & 0x80000000 else near + d
+
+
+class TcpConnection:
+    """One TCP connection. ``local`` and ``remote`` are ``(address_bytes, port)``."""
+
+    __slots__ = ("local", "remote", "config", "state", "error", "passive", "iss", "irs",
+                 "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd", "snd_wscale",
+                 "rcv_nxt", "rcv_adv", "rcv_wscale", "rcv_mss", "mss", "mss_offered",
+                 "send_buffer", "receive_buffer", "rtt", "congestion",
+                 "fin_seq", "fin_received", "rcv_fin_seq", "orphaned", "write_shut",
+                 "ack_pending", "unacked_bytes", "delack_deadline", "rtx_deadline", "retransmissions",
+                 "first_timeout", "heard", "probe_due", "retransmit_now", "time_wait_deadline",
+                 "fin_wait_2_deadline", "control", "challenge_second", "challenge_count", "now", "duplicate_acks_owed")
+
+    def __init__(self, local: tuple[bytes, int], remote: tuple[bytes, int], iss: int, mss: int,
+                 config: TcpConfig, state: TcpState) -> None:
+        if not 0 <= iss <= MASK:
+            raise ValueError("the ISS is a 32-bit number")
+        self.local, self.remote, self.config, self.state = local, remote, config, state
+        self.error: str | None = None
+        self.passive = state is not SYN_SENT
+        self.iss = iss
+        self.irs = 0
+        self.snd_una = self.snd_nxt = self.snd_max = iss  # SND.MAX: one past the highest sent
+        self.snd_wnd = self.snd_wl1 = self.max_snd_wnd = self.snd_wscale = 0
+        self.snd_wl2 = iss
+        self.rcv_nxt = self.rcv_adv = self.rcv_wscale = 0
+        self.mss_offered = mss
+        self.mss = DEFAULT_MSS_IPV4 if len(remote[0]) == 4 else DEFAULT_MSS_IPV6
+        self.rcv_mss = min(self.mss, mss)  # the largest segment seen, for "every second full segment"
+        self.send_buffer = SendBuffer(config.send_buffer, iss + 1)
+        self.receive_buffer = ReceiveBuffer(config.receive_buffer, config.out_of_order_limit)
+        self.rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto)
+        self.congestion = NewReno(self.mss, iss)
+        self.fin_seq: int | None = None  # our FIN's sequence number, once shutdown_write fixed it
+        self.fin_received = False
+        self.rcv_fin_seq: int | None = None  # a FIN that arrived beyond a gap
+        self.orphaned = self.write_shut = False
+        self.ack_pending = False
+        self.duplicate_acks_owed = 0  # one pure ACK per out-of-order segment, even from one batch
+        self.unacked_bytes = 0
+        self.delack_deadline: float | None = None
+        self.rtx_deadline: float | None = None
+        self.retransmissions = 0
+        self.first_timeout: float | None = None
+        self.heard = False  # an acceptable ACK arrived since the timer last expired
+        self.probe_due = False
+        self.retransmit_now = False
+        self.time_wait_deadline: float | None = None
+        self.fin_wait_2_deadline: float | None = None
+        self.control: list[Segment] = []  # RSTs and challenge ACKs, sent first
+        self.challenge_second = -1
+        self.challenge_count = 0
+        self.now = 0.0  # the latest ``now`` given, for calls that take none (close)
+
+    # -- opening -------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, local, remote, iss: int, now: float, mss: int, config: TcpConfig = TcpConfig()) -> TcpConnection:
+        """Active open (RFC 9293 3.10.1): SYN-SENT; the SYN leaves with the next ``segments_to_send``."""
+        return cls(local, remote, iss, mss, config, SYN_SENT)
+
+    @classmethod
+    def listen(cls, local, remote, iss: int, now: float, mss: int, config: TcpConfig = TcpConfig()) -> TcpConnection:
+        """A fully specified passive open (RFC 9293 3.10.1): LISTEN for a SYN from ``remote`` only.
+
+        The stack's listeners take any remote and use :meth:`from_syn`; this is the RFC's other kind.
+        """
+        return cls(local, remote, iss, mss, config, LISTEN)
+
+    @classmethod
+    def from_syn(cls, local, remote, syn: Segment, iss: int, now: float, mss: int,
+                 config: TcpConfig = TcpConfig()) -> TcpConnection:
+        """Passive open on ``syn`` (RFC 9293 3.10.7.2): SYN-RECEIVED; the SYN,ACK leaves next."""
+        if syn.flags & (SYN | ACK | RST) != SYN:
+            raise ValueError("from_syn needs a SYN without ACK or RST")
+        connection = cls(local, remote, iss, mss, config, LISTEN)
+        connection.receive(syn, now)
+        return connection
+
+    def _take_syn(self, segment: Segment, seq: int) -> None:
+        """The peer's SYN: IRS, MSS (RFC 9293 3.7.1), window scaling (RFC 7323 2.2)."""
+        self.irs = seq
+        self.rcv_nxt = seq + 1
+        peer_mss = segment.mss if segment.mss else self.mss
+        # Send no segment larger than the peer takes nor than our own link carries (MSS clamping).
+        self.mss = max(min(peer_mss, self.mss_offered), 64)
+        self.rcv_mss = self.mss
+        self.congestion.set_mss(self.mss)
+        if segment.window_scale is not None:
+            self.snd_wscale, self.rcv_wscale = segment.window_scale, self.config.window_scale
+        else:  # RFC 7323 2.2: scaling only when both sides offered it
+            self.snd_wscale = self.rcv_wscale = 0
+        self.snd_wnd = self.max_snd_wnd = segment.window  # never scaled in a SYN (RFC 7323 2.2)
+        self.snd_wl1 = seq
+        self.rcv_adv = self.rcv_nxt + min(self.receive_buffer.window, 0xFFFF << self.rcv_wscale)
+
+    # -- the user's calls (RFC 9293 3.10.2 - 3.10.6) ---------------------------------------------------
+
+    @property
+    def readable(self) -> int:
+        return self.receive_buffer.readable
+
+    @property
+    def writable(self) -> int:
+        if self.write_shut or self.state not in (SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT):
+            return 0
+        return self.send_buffer.free
+
+    @property
+    def at_eof(self) -> bool:
+        """The peer's FIN has arrived and everything before it has been read."""
+        return self.fin_received and not self.receive_buffer.readable
+
+    def send(self, data: bytes) -> int:
+        """Bytes taken into the send buffer (0 when it is full or the connection cannot send)."""
+        if self.write_shut:
+            raise ValueError("the connection is shut down for writing")
+        if self.state not in (SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT):
+            return 0
+        return self.send_buffer.write(data)
+
+    def recv(self, max_bytes: int) -> bytes:
+        """Up to ``max_bytes`` in order; b"" when nothing is buffered. Reading may open the window."""
+        data = self.receive_buffer.read(max_bytes)
+        if data and self.state in RECEIVING:
+            # A window update when the window has grown enough to matter: twice what is still offered
+            # and at least an MSS more (Linux's tcp_cleanup_rbuf; RFC 9293 3.8.6.2.2 for the MSS).
+            offered = self.rcv_adv - self.rcv_nxt
+            free = min(self.receive_buffer.window, 0xFFFF << self.rcv_wscale)
+            if free >= 2 * offered and free - offered >= min(self.mss_offered, self.receive_buffer.capacity // 2):
+                self.ack_pending = True
+        return data
+
+    def shutdown_write(self) -> None:
+        """CLOSE for our direction (RFC 9293 3.10.4): a FIN after what is buffered (half-close)."""
+        if self.write_shut:
+            return
+        state = self.state
+        if state in (LISTEN, SYN_SENT):
+            self._close(None)
+            return
+        if state not in (SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT):
+            return
+        self.write_shut = True
+        self.fin_seq = self.send_buffer.end
+        if state is ESTABLISHED:
+            self.state = FIN_WAIT_1
+        elif state is CLOSE_WAIT:
+            self.state = LAST_ACK
+        # In SYN-RECEIVED the FIN waits for ESTABLISHED (RFC 9293 3.10.4).
+
+    def close(self) -> None:
+        """Shut down writing and forget the connection once both sides are closed.
+
+        Unread data makes it an abort, as Linux does (RFC 2525 2.17): the peer learns its data was lost.
+        """
+        if self.receive_buffer.readable and self.state in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
+            self.abort()
+            return
+        self.orphaned = True
+        self.shutdown_write()
+        if self.state is FIN_WAIT_2 and self.fin_wait_2_deadline is None:
+            self.fin_wait_2_deadline = self.now + self.config.fin_wait_2_timeout
+
+    def abort(self) -> None:
+        """ABORT (RFC 9293 3.10.5): RST now where the peer knows of us, then CLOSED."""
+        if self.state in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
+            self.control.append(self._segment(self._ack_seq(), RST | ACK))
+            self._close(ABORTED)
+        else:
+            self._close(None)
+
+    # -- input (RFC 9293 3.10.7) ----------------------------------------------------------------------
+
+    def receive(self, segment: Segment, now: float) -> NetDrop | None:
+        """Process one segment (its checksum already checked by ``parse``); a refusal is returned named."""
+        self.now = now
+        state = self.state
+        if state is ESTABLISHED:
+            # The fast path ("header prediction", Van Jacobson's, as in every kernel): in-order data or an
+            # ACK of new data, nothing else. What it takes, the full path would do the same way.
+            if segment.flags & ~PSH == ACK and self.snd_wnd:
+                payload = segment.payload
+                size = len(payload)
+                rcv_nxt = self.rcv_nxt
+                snd_una = self.snd_una
+                ack = snd_una + ((segment.ack - snd_una) & MASK)
+                buffer = self.receive_buffer
+                if (segment.seq == rcv_nxt & MASK and ack <= self.snd_max and (size or ack > snd_una)
+                        and size <= buffer.window and not buffer.has_out_of_order):
+                    if ack > snd_una:
+                        self._acknowledge(ack, now)
+                    self.snd_wnd = window = segment.window << self.snd_wscale
+                    if window > self.max_snd_wnd:
+                        self.max_snd_wnd = window
+                    self.snd_wl1, self.snd_wl2 = rcv_nxt, ack
+                    self.heard = True
+                    if size:
+                        buffer.append(payload)
+                        self.rcv_nxt = rcv_nxt + size
+                        if size > self.rcv_mss:
+                            self.rcv_mss = min(size, self.mss_offered)
+                        self.unacked_bytes += size
+                        if self.unacked_bytes >= 2 * self.rcv_mss:
+                            self.ack_pending = True
+                        elif self.delack_deadline is None:
+                            self.delack_deadline = now + self.config.delayed_ack
+                    return None
+            return self._receive_synchronized(segment, now)
+        if state is CLOSED:
+            return NetDrop.UNEXPECTED_SEGMENT
+        if state is LISTEN:
+            return self._receive_listen(segment, now)
+        if state is SYN_SENT:
+            return self._receive_syn_sent(segment, now)
+        return self._receive_synchronized(segment, now)
+
+    def _receive_listen(self, segment: Segment, now: float) -> NetDrop | None:
+        """RFC 9293 3.10.7.2."""
+        flags = segment.flags
+        if flags & RST:
+            return NetDrop.UNEXPECTED_SEGMENT
+        if flags & ACK:
+            self.control.append(self._segment_raw(segment.ack, 0, RST))
+            return NetDrop.UNEXPECTED_SEGMENT
+        if not flags & SYN:
+            return NetDrop.UNEXPECTED_SEGMENT
+        self._take_syn(segment, segment.seq)
+        self.state = SYN_RECEIVED  # the SYN,ACK goes out with segments_to_send (SND.NXT is still ISS)
+        return None
+
+    def _receive_syn_sent(self, segment: Segment, now: float) -> NetDrop | None:
+        """RFC 9293 3.10.7.3, with RFC 5961 3.2's exact-ACK rule for RST."""
+        flags = segment.flags
+        ack = None
+        if flags & ACK:
+            ack = unwrap(segment.ack, self.snd_una)
+            if ack <= self.iss or ack > self.snd_max:
+                if not flags & RST:
+                    self.control.append(self._segment_raw(segment.ack, 0, RST))
+                return NetDrop.BAD_ACK
+        if flags & RST:
+            if ack is None:
+                return NetDrop.RST_OUT_OF_WINDOW
+            self._close(REFUSED)
+            return None
+        if not flags & SYN:
+            return NetDrop.UNEXPECTED_SEGMENT
+        self._take_syn(segment, segment.seq)
+        if ack is not None and ack > self.iss:
+            self._acknowledge(ack, now)
+            self.snd_wl2 = ack
+            self._establish(now)
+            self.ack_pending = True
+        else:  # simultaneous open: SYN-RECEIVED, our SYN again with an ACK (RFC 9293 3.10.7.3)
+            self.state = SYN_RECEIVED
+            self.snd_nxt = self.iss  # so the SYN,ACK leaves (ISS unchanged)
+        return None
+
+    def _establish(self, now: float) -> None:
+        self.state = ESTABLISHED
+        self.retransmissions = 0
+        self.first_timeout = None
+        if self.write_shut:  # a shutdown_write while in SYN-RECEIVED
+            self.state = FIN_WAIT_1
+
+    def _receive_synchronized(self, segment: Segment, now: float) -> NetDrop | None:
+        """RFC 9293 3.10.7.4 for SYN-RECEIVED and every later state."""
+        state = self.state
+        flags = segment.flags
+        rcv_nxt = self.rcv_nxt
+        seq = unwrap(segment.seq, rcv_nxt)
+        payload = segment.payload
+        size = len(payload)
+        seg_len = size + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        window = self.receive_buffer.window
+        drop = None
+        if state is SYN_RECEIVED and flags & SYN and seq == self.irs and not flags & RST:
+            return self._syn_again(segment, now)
+
+        # First, check the sequence number (the table of 3.10.7.4).
+        if seg_len == 0:
+            acceptable = seq == rcv_nxt if window == 0 else rcv_nxt <= seq < rcv_nxt + window
+        elif window == 0:
+            # Zero window: the segment's ACK still counts (3.10.7.4, "special allowance"), its data not.
+            acceptable = seq == rcv_nxt
+            if acceptable and size:
+                payload, size, drop = b"", 0, NetDrop.WINDOW_FULL
+                self.ack_pending = True
+        else:
+            acceptable = (rcv_nxt <= seq < rcv_nxt + window) or (rcv_nxt <= seq + seg_len - 1 < rcv_nxt + window)
+        if not acceptable:
+            if flags & RST:
+                return NetDrop.RST_OUT_OF_WINDOW
+            self.ack_pending = True  # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+            if state is TIME_WAIT and flags & FIN:  # a retransmitted FIN: restart the 2 MSL timeout
+                self.time_wait_deadline = now + 2 * self.config.msl
+            return NetDrop.UNACCEPTABLE_SEGMENT
+
+        # Second, the RST bit (RFC 5961 3.2: only an exact RCV.NXT resets; in-window ones are challenged).
+        if flags & RST:
+            if seq != rcv_nxt:
+                self._challenge_ack(now)
+                return NetDrop.CHALLENGE_ACK
+            if state is SYN_RECEIVED:
+                self._close(RESET if self.passive else REFUSED)
+            elif state in (CLOSING, LAST_ACK, TIME_WAIT):
+                self._close(None)
+            else:
+                self._close(RESET)
+            return None
+
+        # Fourth, the SYN bit (RFC 5961 4.2: a SYN in a synchronized state is answered by a challenge ACK).
+        if flags & SYN:
+            self._challenge_ack(now)
+            return NetDrop.CHALLENGE_ACK
+
+        # Fifth, the ACK field.
+        if not flags & ACK:
+            return NetDrop.UNEXPECTED_SEGMENT
+        ack = unwrap(segment.ack, self.snd_una)
+        if state is SYN_RECEIVED:
+            if not self.snd_una < ack <= self.snd_max:
+                self.control.append(self._segment_raw(segment.ack, 0, RST))
+                return NetDrop.BAD_ACK
+            self._acknowledge(ack, now)
+            self.snd_wnd = segment.window << self.snd_wscale
+            self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+            self.snd_wl1, self.snd_wl2 = seq, ack
+            self._establish(now)
+            state = self.state
+        else:
+            snd_una = self.snd_una
+            if ack > self.snd_max:  # acknowledges something not yet sent: ACK and drop
+                self.ack_pending = True
+                return NetDrop.BAD_ACK
+            if ack < snd_una - max(self.max_snd_wnd, 1):  # RFC 5961 5.2
+                self._challenge_ack(now)
+                return NetDrop.OLD_ACK
+            window_field = segment.window << self.snd_wscale
+            if ack > snd_una:
+                self._acknowledge(ack, now)
+            elif (ack == snd_una and seg_len == 0 and window_field == self.snd_wnd and self.snd_max > snd_una
+                  and window_field and state in SENDING):
+                # A duplicate ACK (RFC 5681 2): count it towards fast retransmit (3.2).
+                if self.congestion.on_duplicate_ack(self.snd_max - snd_una, self.snd_max, snd_una):
+                    self.retransmit_now = True
+                    self.rtt.on_retransmit()
+            # SND.WND from the newest segment (SND.WL1, SND.WL2 of 3.10.7.4).
+            if self.snd_wl1 < seq or (self.snd_wl1 == seq and self.snd_wl2 <= ack):
+                if not self.snd_wnd and window_field and self.snd_max > self.snd_una:
+                    # The window opens after probes: resend from SND.UNA at once, the backoff forgotten.
+                    self.snd_nxt = self.snd_una
+                    self.rtt.backoff = 0
+                    self.rtx_deadline = None
+                self.snd_wnd = window_field
+                self.snd_wl1, self.snd_wl2 = seq, ack
+                if window_field > self.max_snd_wnd:
+                    self.max_snd_wnd = window_field
+            self.heard = True
+        fin_acked = self.fin_seq is not None and self.snd_una > self.fin_seq
+        if fin_acked:
+            if state is FIN_WAIT_1:
+                state = self.state = FIN_WAIT_2
+                if self.orphaned:
+                    self.fin_wait_2_deadline = now + self.config.fin_wait_2_timeout
+            elif state is CLOSING:
+                self._enter_time_wait(now)
+                return drop
+            elif state is LAST_ACK:
+                self._close(None)
+                return drop
+
+        # Seventh, the segment text.
+        if size and state in RECEIVING:
+            if self.orphaned:  # closed by the user: nobody will read it (Linux answers with RST)
+                self.control.append(self._segment(self._ack_seq(), RST | ACK))
+                self._close(RESET)
+                return NetDrop.UNEXPECTED_SEGMENT
+            drop = self._receive_text(seq, payload, now) or drop
+
+        # Eighth, the FIN bit: processed when everything before it has arrived.
+        if state in RECEIVING and not self.fin_received:
+            if flags & FIN and self.rcv_fin_seq is None:
+                self.rcv_fin_seq = seq + len(segment.payload)
+            if self.rcv_fin_seq is not None:
+                if self.rcv_fin_seq == self.rcv_nxt:
+                    self._receive_fin(now)
+                elif flags & FIN:
+                    self.ack_pending = True
+        return drop
+
+    def _syn_again(self, segment: Segment, now: float) -> NetDrop | None:
+        """The peer's SYN again in SYN-RECEIVED: its SYN,ACK in a simultaneous open completes the
+        handshake (RFC 9293 figure 8; the 3.10.7.4 table would refuse it and loop SYN,ACKs); a bare SYN
+        is a retransmission, answered by our SYN,ACK again."""
+        self.ack_pending = True
+        if segment.flags & ACK:
+            ack = unwrap(segment.ack, self.snd_una)
+            if self.snd_una < ack <= self.snd_max:
+                self._acknowledge(ack, now)
+                self.snd_wl1, self.snd_wl2 = self.irs, ack
+                self._establish(now)
+                return None
+            return NetDrop.BAD_ACK
+        return NetDrop.UNACCEPTABLE_SEGMENT
+
+    def _receive_text(self, seq: int, payload, now: float) -> NetDrop | None:
+        """Step seven: in-order text to the buffer, later text kept beyond the gap (3.10.7.4)."""
+        rcv_nxt = self.rcv_nxt
+        buffer = self.receive_buffer
+        right = rcv_nxt + buffer.window
+        drop = None
+        if seq < rcv_nxt:
+            payload = payload[rcv_nxt - seq:]
+            seq = rcv_nxt
+        if seq + len(payload) > right:
+            payload = payload[:right - seq]
+            drop = NetDrop.WINDOW_FULL
+        size = len(payload)
+        if not size:
+            self.ack_pending = True
+            return drop
+        if seq == rcv_nxt:
+            buffer.append(payload)
+            rcv_nxt += size
+            if buffer.has_out_of_order:
+                rcv_nxt = buffer.take_in_order(rcv_nxt, right)
+                self.ack_pending = True  # RFC 5681 4.2: ACK at once when a gap fills
+            self.rcv_nxt = rcv_nxt
+            if size > self.rcv_mss:
+                self.rcv_mss = min(size, self.mss_offered)
+            # Delayed ACK (RFC 5681 4.2, RFC 9293 3.8.6.3): at least every second full-sized segment.
+            self.unacked_bytes += size
+            if self.unacked_bytes >= 2 * self.rcv_mss:
+                self.ack_pending = True
+            elif self.delack_deadline is None:
+                self.delack_deadline = now + self.config.delayed_ack
+            return drop
+        # Beyond a gap: kept, and a duplicate ACK at once (RFC 5681 4.2) tells the sender. One for each
+        # such segment, even when a batch brings several: the sender counts them (RFC 5681 3.2).
+        if self.duplicate_acks_owed < MAX_DUPLICATE_ACKS_PER_CALL:
+            self.duplicate_acks_owed += 1
+        if not buffer.insert(seq, payload):
+            return NetDrop.OUT_OF_ORDER_FULL
+        return drop
+
+    def _receive_fin(self, now: float) -> None:
+        """Step eight: the FIN at RCV.NXT."""
+        self.fin_received = True
+        self.rcv_nxt += 1
+        self.ack_pending = True
+        state = self.state
+        if state is ESTABLISHED:
+            self.state = CLOSE_WAIT
+        elif state is FIN_WAIT_1:  # our FIN not yet acknowledged: simultaneous close
+            self.state = CLOSING
+        elif state is FIN_WAIT_2:
+            self._enter_time_wait(now)
+
+    def _acknowledge(self, ack: int, now: float) -> None:
+        """SND.UNA < ack <= SND.MAX: release what is acknowledged, time, open cwnd, rearm the timer."""
+        acked = ack - self.snd_una
+        synchronized = self.state not in (SYN_SENT, SYN_RECEIVED)
+        self.snd_una = ack
+        if self.snd_nxt < ack:
+            self.snd_nxt = ack
+        self.send_buffer.release(ack)
+        self.rtt.on_ack(ack, now)
+        self.retransmissions = 0
+        self.first_timeout = None
+        self.heard = True
+        flight = self.snd_max - ack
+        if synchronized and self.congestion.on_new_ack(acked, ack, flight):
+            self.retransmit_now = True  # a partial ACK in NewReno recovery: the next hole
+            self.rtt.on_retransmit()
+        # RFC 6298 5.2 and 5.3: stop the timer when all is acknowledged, else restart it.
+        self.rtx_deadline = now + self.rtt.timeout if flight else None
+
+    def _enter_time_wait(self, now: float) -> None:
+        self.state = TIME_WAIT
+        self.rtx_deadline = self.delack_deadline = self.fin_wait_2_deadline = None
+        self.time_wait_deadline = now + 2 * self.config.msl
+
+    def _challenge_ack(self, now: float) -> None:
+        """RFC 5961 3.2, 4.2, 5.2; rate-limited per second (section 7)."""
+        second = int(now)
+        if second != self.challenge_second:
+            self.challenge_second, self.challenge_count = second, 0
+        if self.challenge_count < self.config.challenge_acks_per_second:
+            self.challenge_count += 1
+            self.control.append(self._segment(self._ack_seq(), ACK))
+
+    def _close(self, error: str | None) -> None:
+        self.state = CLOSED
+        if error is not None and self.error is None:
+            self.error = error
+        self.rtx_deadline = self.delack_deadline = self.time_wait_deadline = self.fin_wait_2_deadline = None
+        self.ack_pending = self.retransmit_now = self.probe_due = False
+        self.duplicate_acks_owed = 0
+
+    # -- output --------------------------------------------------------------------------------------
+
+    def _window(self) -> int:
+        """The window field to send, moving the advertised right edge only by useful amounts (RFC 9293
+        3.8.6.2.2, receiver SWS avoidance); never shrinking it."""
+        rcv_nxt = self.rcv_nxt
+        free = self.receive_buffer.window
+        limit = 0xFFFF << self.rcv_wscale
+        edge = rcv_nxt + (free if free < limit else limit)
+        if edge >= self.rcv_adv + min(self.mss_offered, self.receive_buffer.capacity >> 1) or (
+                edge > self.rcv_adv and free == self.receive_buffer.capacity):
+            self.rcv_adv = edge
+        return max(self.rcv_adv - rcv_nxt, 0) >> self.rcv_wscale
+
+    def _ack_seq(self) -> int:
+        """The sequence number of an ACK or RST carrying no data: SND.NXT in RFC 9293 terms. Ours goes
+        back after a timeout (go-back-N), and the peer may hold more than SND.NXT, so take the highest
+        sent, within the peer's window (Linux's tcp_acceptable_seq), or the peer would refuse the ACK."""
+        return max(min(self.snd_max, self.snd_una + self.snd_wnd), self.snd_una)
+
+    def _segment(self, seq: int, flags: int, payload=b"") -> Segment:
+        return Segment(self.local[1], self.remote[1], seq & MASK, self.rcv_nxt & MASK, flags, self._window(), payload)
+
+    def _segment_raw(self, seq: int, ack: int, flags: int) -> Segment:
+        """A segment not of this connection's sequence space: the RST answering a bad ACK."""
+        return Segment(self.local[1], self.remote[1], seq & MASK, ack & MASK, flags, 0)
+
+    def segments_to_send(self, now: float) -> list[Segment]:
+        """What to transmit now: RSTs and challenge ACKs, SYN, data, retransmissions, FIN, ACKs.
+
+        Call it after ``receive``, ``handle_timer`` and the user's calls (send, recv, shutdown_write...).
+        """
+        self.now = now
+        out = self.control
+        self.control = []
+        state = self.state
+        if state is ESTABLISHED or state in SENDING:
+            self._send_data(out, now)
+        elif state is SYN_SENT or state is SYN_RECEIVED:
+            self._send_syn(out, now)
+        elif state is TIME_WAIT or state is FIN_WAIT_2:
+            if self.ack_pending:
+                out.append(self._segment(self._ack_seq(), ACK))
+                self._acked()
+        return out
+
+    def _acked(self) -> None:
+        self.ack_pending = False
+        self.unacked_bytes = 0
+        self.delack_deadline = None
+        self.duplicate_acks_owed = 0
+
+    def _send_syn(self, out: list, now: float) -> None:
+        """The SYN (SYN-SENT) or SYN,ACK (SYN-RECEIVED): first sending, or again after a timeout."""
+        if self.snd_nxt != self.iss and not (self.state is SYN_RECEIVED and self.ack_pending):
+            return
+        config = self.config
+        if self.state is SYN_SENT:
+            syn = Segment(self.local[1], self.remote[1], self.iss, 0, SYN, min(self.receive_buffer.window, 0xFFFF),
+                          mss=self.mss_offered, window_scale=config.window_scale)
+        else:
+            # RFC 7323 2.2: a window scale in the SYN,ACK only if the SYN had one (rcv_wscale says so).
+            offered = self.rcv_wscale if self.snd_wscale or self.rcv_wscale else None
+            syn = Segment(self.local[1], self.remote[1], self.iss, self.rcv_nxt & MASK, SYN | ACK,
+                          min(self.receive_buffer.window, 0xFFFF), mss=self.mss_offered, window_scale=offered)
+        out.append(syn)
+        self._acked()
+        if self.snd_max == self.iss:
+            self.rtt.start(self.iss + 1, now)
+        else:
+            self.rtt.on_retransmit()
+        self.snd_nxt = self.snd_max = self.iss + 1
+        if self.rtx_deadline is None:
+            self.rtx_deadline = now + self.rtt.timeout
+
+    def _send_data(self, out: list, now: float) -> None:
+        """Data within min(SND.WND, cwnd), then the FIN; a pure ACK if nothing else carries one."""
+        sent = len(out)
+        buffer = self.send_buffer
+        data_end = buffer.end
+        snd_una = self.snd_una
+        mss = self.mss
+        fin_seq = self.fin_seq
+        if self.retransmit_now:  # fast retransmit (RFC 5681 3.2) or a NewReno partial ACK: one segment
+            self.retransmit_now = False
+            if snd_una < data_end:
+                n = min(mss, data_end - snd_una)
+                flags = ACK | FIN if fin_seq == snd_una + n else ACK
+                out.append(self._segment(snd_una, flags, buffer.read(snd_una, n)))
+            elif fin_seq == snd_una:
+                out.append(self._segment(snd_una, FIN | ACK))
+        edge = snd_una + min(self.snd_wnd, self.congestion.cwnd)
+        probing = self.probe_due
+        if probing:  # RFC 9293 3.8.6.1: one octet beyond a zero window
+            self.probe_due = False
+            if edge <= snd_una:
+                edge = snd_una + 1
+        snd_nxt = self.snd_nxt
+        in_flight = self.snd_max > snd_una
+        window = self._window()
+        ports = self.local[1], self.remote[1]
+        ack_field = self.rcv_nxt & MASK
+        while snd_nxt < data_end:
+            n = min(mss, data_end - snd_nxt, edge - snd_nxt)
+            if n <= 0:
+                break
+            if probing:
+                pass
+            elif n < mss and n < data_end - snd_nxt and in_flight:
+                # Sender SWS avoidance (RFC 9293 3.8.6.2.1): no small segment while one is outstanding,
+                # unless it is at least half the largest window the peer offered.
+                if n < self.max_snd_wnd >> 1 or self.config.nagle:
+                    break
+            elif self.config.nagle and n < mss and in_flight:  # Nagle (RFC 9293 3.7.4)
+                break
+            end = snd_nxt + n
+            flags = ACK
+            if end == data_end:
+                flags = ACK | PSH
+                if fin_seq == end:
+                    flags = ACK | PSH | FIN
+            out.append(Segment(*ports, snd_nxt & MASK, ack_field, flags, window, buffer.read(snd_nxt, n)))
+            if flags & FIN:
+                end += 1
+            if end > self.snd_max:
+                if snd_nxt >= self.snd_max:
+                    self.rtt.start(end, now)
+                self.snd_max = end
+            else:
+                self.rtt.on_retransmit()
+            snd_nxt = end
+            in_flight = True
+        if fin_seq is not None and snd_nxt == fin_seq:
+            out.append(self._segment(fin_seq, FIN | ACK))
+            snd_nxt += 1
+            if snd_nxt > self.snd_max:
+                self.snd_max = snd_nxt
+                self.rtt.start(snd_nxt, now)
+            else:
+                self.rtt.on_retransmit()
+        self.snd_nxt = snd_nxt
+        owed = self.duplicate_acks_owed
+        if owed:  # pure ACKs, whatever else leaves: a segment with data is no duplicate ACK
+            self.duplicate_acks_owed = 0
+            ack = self._segment(self._ack_seq(), ACK)
+            out.extend([ack] * owed)
+            self._acked()
+        elif len(out) > sent:
+            self._acked()
+        elif self.ack_pending:
+            out.append(self._segment(self._ack_seq(), ACK))
+            self._acked()
+        # The one timer: running while anything is outstanding, or data waits behind a zero window.
+        if self.rtx_deadline is None and (self.snd_max > self.snd_una or (snd_nxt < data_end and self.snd_wnd == 0)):
+            self.rtx_deadline = now + self.rtt.timeout
+
+    # -- timers --------------------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for d in (self.rtx_deadline, self.delack_deadline, self.time_wait_deadline,
+                                 self.fin_wait_2_deadline) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> None:
+        """Run the timers due at ``now``; then call ``segments_to_send``."""
+        self.now = now
+        if self.fin_wait_2_deadline is not None and now >= self.fin_wait_2_deadline:
+            self.control.append(self._segment(self._ack_seq(), RST | ACK))
+            self._close(TIMED_OUT)
+            return
+        if self.time_wait_deadline is not None and now >= self.time_wait_deadline:
+            self._close(None)  # RFC 9293 3.10.8: the time-wait timeout deletes the TCB
+            return
+        if self.delack_deadline is not None and now >= self.delack_deadline:
+            self.delack_deadline = None
+            self.ack_pending = True
+        if self.rtx_deadline is not None and now >= self.rtx_deadline:
+            self._on_timeout(now)
+
+    def _on_timeout(self, now: float) -> None:
+        """The retransmission timer expired (RFC 6298 5.4 - 5.6), or the persist timer (3.8.6.1)."""
+        state = self.state
+        probing = self.snd_wnd == 0 and state not in (SYN_SENT, SYN_RECEIVED)
+        # A peer that keeps answering probes of its zero window is alive (RFC 9293 3.8.6.1: keep probing).
+        if not (probing and self.heard):
+            self.retransmissions += 1
+        self.heard = False
+        if self.first_timeout is None:
+            self.first_timeout = now
+        config = self.config
+        limit = config.max_syn_retransmissions if state in (SYN_SENT, SYN_RECEIVED) else config.max_retransmissions
+        if self.retransmissions > limit or (config.user_timeout is not None
+                                            and now - self.first_timeout >= config.user_timeout):
+            self._close(TIMED_OUT)  # as Linux, no RST: the peer is presumed unreachable
+            return
+        if probing:
+            self.probe_due = True
+        elif state not in (SYN_SENT, SYN_RECEIVED):
+            self.congestion.on_timeout(self.snd_max - self.snd_una, self.snd_max)
+        self.rtt.on_timeout()
+        self.snd_nxt = self.snd_una  # go back N: everything outstanding is sent again, within cwnd
+        if state is SYN_RECEIVED:
+            self.ack_pending = True
+        self.rtx_deadline = now + self.rtt.timeout
+
+    def __repr__(self) -> str:
+        return (f"TcpConnection({self.local[1]}>{self.remote[1]} {self.state.name} una={self.snd_una - self.iss} "
+                f"nxt={self.snd_nxt - self.iss} rcv={self.rcv_nxt - self.irs} error={self.error!r})")
