@@ -94,7 +94,7 @@ def b64(raw: bytes) -> str:
 class Setup:
     def __init__(self, hosts: Hosts, work: Path) -> None:
         self.hosts, self.work = hosts, work
-        self.blob = os.urandom(2 * 1024 * 1024 + 7)
+        self.blob = os.urandom(16 * 1024 * 1024 + 7)
         self.proxy_key, self.far_key = PrivateKey.generate(os.urandom), PrivateKey.generate(os.urandom)
         self.config = work / "prx.conf"
         self.proxy: subprocess.Popen | None = None
@@ -195,12 +195,20 @@ def test_udp_associate_by_name_through_the_tunnel(setup):
     assert "files.prx" in (setup.work / "dnsmasq.log").read_text()
 
 
+def sent_to_proxy(setup) -> int:
+    """What wireguard-go has sent the proxy's peer (wg show prx0 transfer: key, received, sent)."""
+    shown = setup.hosts.wg(setup.hosts.b, "show", "prx0", "transfer").stdout
+    return next(int(line.split()[2]) for line in shown.splitlines() if line.startswith(b64(setup.proxy_key.public)))
+
+
 def test_curl_socks5_hostname_fetches_the_blob_with_its_sha256(setup):
+    before = sent_to_proxy(setup)
     start = time.monotonic()
     result = setup.curl("--socks5-hostname", "127.0.0.1:1080", "http://files.prx:8080/blob")
     seconds = time.monotonic() - start
     assert result.returncode == 0, result.stderr
     assert sha(result.stdout) == sha(setup.blob)
+    assert sent_to_proxy(setup) - before > len(setup.blob)     # it did come through WireGuard
     print(f"figure: curl --socks5-hostname through wgpy proxy: {len(setup.blob)} bytes in {seconds:.2f} s "
           f"({len(setup.blob) * 8 / seconds / 1e6:.1f} Mbit/s)")
 
