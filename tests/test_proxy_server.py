@@ -760,3 +760,13 @@ def test_clients_beyond_the_limit_are_refused_in_their_protocol(monkeypatch):
     answers, again, counts = run(main())
     assert answers[0] == b"\x05\xff" and answers[1].startswith(b"HTTP/1.1 503 ")
     assert again == b"\x05\x00" and counts["refused:too_many_clients"] == 2
+
+
+def test_listeners_open_to_the_network_without_a_password_are_named():
+    from wgpy.runtime.proxy_command import open_to_others
+    assert open_to_others(Options(socks5=("127.0.0.1", 1080), http=("::1", 3128),
+                                  forwards=[parse_forward("tcp:127.0.0.2:80:a:80")])) == []
+    warnings = open_to_others(Options(socks5=("0.0.0.0", 1080), http=("192.0.2.1", 3128),
+                                      forwards=[parse_forward("udp:[::]:53:a:53"), parse_forward("tcp:80:b:80", reverse=True)]))
+    assert len(warnings) == 3 and "0.0.0.0:1080" in warnings[0] and "[::]:53" in warnings[2]
+    assert open_to_others(Options(socks5=("0.0.0.0", 1080), credentials=Credentials(b"u", b"p"))) == []

@@ -1,8 +1,9 @@
 """wgpy proxy, run by nobody, against wireguard-go and the kernel's servers: real clients, live.
 
-    ns prx-a: no WireGuard interface, no TUN                ns prx-b: wireguard-go, interface prx0 10.78.0.1/24
-      wgpy proxy prx.conf as nobody (10.78.0.2):              python3 -m http.server 10.78.0.1:8080 (a blob)
-        --socks5 127.0.0.1:1080 --http 127.0.0.1:3128          dnsmasq 10.78.0.1:53: files.prx -> 10.78.0.1
+    ns prx-a: no WireGuard interface, no TUN                ns prx-b: wireguard-go, prx0 10.78.0.1/24 fd78::1/64
+      wgpy proxy prx.conf as nobody (10.78.0.2, fd78::2):     python3 -m http.server on both, port 8080 (a blob)
+        --socks5 127.0.0.1:1080 --http 127.0.0.1:3128          dnsmasq 10.78.0.1:53: files.prx -> 10.78.0.1,
+                                                                 six.prx -> fd78::1 (AAAA only)
         --forward tcp:127.0.0.1:8081:files.prx:8080            a UDP echo 10.78.0.1:9999
         --reverse tcp:8022:127.0.0.1:7007                      (the kernel connects to 10.78.0.2:8022)
         --health 127.0.0.1:9100
@@ -107,25 +108,28 @@ class Setup:
         key_file.write_text(b64(self.far_key.private_bytes()))
         key_file.chmod(0o600)
         hosts.wg(b, "set", "prx0", "private-key", str(key_file), "listen-port", "51878", "peer",
-                 b64(self.proxy_key.public), "allowed-ips", "10.78.0.2/32")
+                 b64(self.proxy_key.public), "allowed-ips", "10.78.0.2/32,fd78::2/128")
         hosts.ip(b, "addr", "add", "10.78.0.1/24", "dev", "prx0")
+        hosts.ip(b, "addr", "add", "fd78::1/64", "dev", "prx0", "nodad")
         hosts.ip(b, "link", "set", "prx0", "up")
         (self.work / "www").mkdir()
         (self.work / "www" / "blob").write_bytes(self.blob)
-        hosts.spawn(b, sys.executable, "-m", "http.server", "--bind", "10.78.0.1", "--directory",
-                    str(self.work / "www"), "8080")
+        for address in ("10.78.0.1", "fd78::1"):
+            hosts.spawn(b, sys.executable, "-m", "http.server", "--bind", address, "--directory",
+                        str(self.work / "www"), "8080")
         hosts.spawn(b, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-                    "--bind-interfaces", "--listen-address=10.78.0.1", "--address=/files.prx/10.78.0.1",
+                    "--bind-interfaces", "--listen-address=10.78.0.1", "--address=/files.prx/10.78.0.1", "--address=/six.prx/fd78::1",
                     f"--pid-file={self.work / 'dnsmasq.pid'}", "--log-queries", "--log-facility=-",
                     log=self.work / "dnsmasq.log")
         hosts.spawn(b, sys.executable, "-c", UDP_ECHO)
         hosts.spawn(a, sys.executable, "-c", TCP_ECHO)
         wait_for(lambda: "10.78.0.1:8080" in hosts.run(b, "ss", "-ltn").stdout, "the http server")
+        wait_for(lambda: "[fd78::1]:8080" in hosts.run(b, "ss", "-ltn").stdout, "the IPv6 http server")
         wait_for(lambda: "10.78.0.1:53" in hosts.run(b, "ss", "-lun").stdout, "dnsmasq")
         self.config.write_text(
-            f"[Interface]\nPrivateKey = {b64(self.proxy_key.private_bytes())}\nAddress = 10.78.0.2/24\n"
+            f"[Interface]\nPrivateKey = {b64(self.proxy_key.private_bytes())}\nAddress = 10.78.0.2/24, fd78::2/64\n"
             f"DNS = 10.78.0.1\n[Peer]\nPublicKey = {b64(self.far_key.public)}\nEndpoint = 192.0.2.2:51878\n"
-            f"AllowedIPs = 10.78.0.0/24\nPersistentKeepalive = 25\n")
+            f"AllowedIPs = 10.78.0.0/24, fd78::/64\nPersistentKeepalive = 25\n")
         os.chown(self.config, 65534, 65534)   # nobody's own key file, readable by nobody else
         self.config.chmod(0o600)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -211,6 +215,14 @@ def test_curl_socks5_hostname_fetches_the_blob_with_its_sha256(setup):
     assert sent_to_proxy(setup) - before > len(setup.blob)     # it did come through WireGuard
     print(f"figure: curl --socks5-hostname through wgpy proxy: {len(setup.blob)} bytes in {seconds:.2f} s "
           f"({len(setup.blob) * 8 / seconds / 1e6:.1f} Mbit/s)")
+
+
+def test_ipv6_inside_the_tunnel_by_name_and_by_address(setup):
+    for url in ("http://six.prx:8080/blob", "http://[fd78::1]:8080/blob"):
+        result = setup.curl("--socks5-hostname", "127.0.0.1:1080", url)
+        assert result.returncode == 0 and sha(result.stdout) == sha(setup.blob), (url, result.stderr)
+    connect = setup.curl("--proxytunnel", "--proxy", "http://127.0.0.1:3128", "http://[fd78::1]:8080/blob")
+    assert connect.returncode == 0 and sha(connect.stdout) == sha(setup.blob), connect.stderr
 
 
 def test_curl_through_the_http_proxy_with_connect(setup):

@@ -113,6 +113,27 @@ async def serve(tunnel, options: Options) -> Serving:
     return serving
 
 
+def open_to_others(options: Options) -> list[str]:
+    """Listeners anyone on the network may use to enter the tunnel: on an address other than loopback,
+    without credentials (the SOCKS5 and HTTP proxies) or at all (a forward has none)."""
+    import ipaddress
+
+    def public(host: str) -> bool:
+        try:
+            return not ipaddress.ip_address(host.partition("%")[0]).is_loopback
+        except ValueError:
+            return True    # a name: whatever it resolves to
+    warnings = []
+    for what, address in (("SOCKS5", options.socks5), ("HTTP proxy", options.http)):
+        if address and public(address[0]) and options.credentials is None:
+            warnings.append(f"the {what} on {_join(*address)} asks no password: whoever reaches it uses the tunnel "
+                            "(--socks5-user)")
+    for forward in options.forwards:
+        if not forward.reverse and public(forward.listen_host):
+            warnings.append(f"{forward} is open to whoever reaches {_join(forward.listen_host, forward.listen_port)}")
+    return warnings
+
+
 def _join(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -165,6 +186,8 @@ async def _run(path: str, options: Options) -> int:
               f"UAPI {tunnel.uapi_path}", file=sys.stderr)
         for name in serving.names:
             print(f"wgpy proxy: {name}", file=sys.stderr)
+        for warning in open_to_others(options):
+            print(f"wgpy proxy: warning: {warning}", file=sys.stderr)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for number in (signal.SIGINT, signal.SIGTERM):
