@@ -770,3 +770,38 @@ def test_listeners_open_to_the_network_without_a_password_are_named():
                                       forwards=[parse_forward("udp:[::]:53:a:53"), parse_forward("tcp:80:b:80", reverse=True)]))
     assert len(warnings) == 3 and "0.0.0.0:1080" in warnings[0] and "[::]:53" in warnings[2]
     assert open_to_others(Options(socks5=("0.0.0.0", 1080), credentials=Credentials(b"u", b"p"))) == []
+
+
+def test_udp_associate_over_ipv6():
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        class Echo(asyncio.DatagramProtocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def datagram_received(self, data, addr):
+                self.transport.sendto(data[::-1], addr)
+        echo, _ = await loop.create_datagram_endpoint(Echo, local_addr=("::1", 0))
+        echo_port = echo.get_extra_info("sockname")[1]
+        serving = await serve(LoopbackTunnel(NAMES), Options(socks5=("::1", 0)))
+        reader, writer = await asyncio.open_connection("::1", port_of(serving.listeners[0]))
+        writer.write(b"\x05\x01\x00")
+        assert await reader.readexactly(2) == b"\x05\x00"
+        writer.write(b"\x05\x03\x00\x04" + bytes(18))
+        reply = await reader.readexactly(22)
+        relay = (socket.inet_ntop(socket.AF_INET6, reply[4:20]), struct.unpack("!H", reply[20:22])[0])
+        client = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        client.setblocking(False)
+        client.bind(("::1", 0))
+        header = b"\0\0\0\x04" + socket.inet_pton(socket.AF_INET6, "::1") + struct.pack("!H", echo_port)
+        await loop.sock_sendto(client, header + b"abc", relay)
+        answer = await asyncio.wait_for(loop.sock_recv(client, 2048), 5)
+        client.close()
+        writer.close()
+        echo.close()
+        await serving.close()
+        return reply, relay, header, answer
+    reply, relay, header, answer = run(main())
+    assert reply[:4] == b"\x05\x00\x00\x04" and relay[0] == "::1"
+    assert answer == header + b"cba"
