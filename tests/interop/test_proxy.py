@@ -6,8 +6,10 @@
                                                                  six.prx -> fd78::1 (AAAA only)
         --forward tcp:127.0.0.1:8081:files.prx:8080            a UDP echo 10.78.0.1:9999
         --reverse tcp:8022:127.0.0.1:7007                      (the kernel connects to 10.78.0.2:8022)
+        --forward udp:127.0.0.1:9998:files.prx:9999            (and sends to 10.78.0.2:5300)
+        --reverse udp:5300:127.0.0.1:7008
         --health 127.0.0.1:9100
-      a TCP echo 127.0.0.1:7007 (the reverse's local service)
+      a TCP echo 127.0.0.1:7007, a UDP echo 127.0.0.1:7008 (the reverses' local services)
       curl, python clients
       veth 192.0.2.1  <--------------- UDP, WireGuard --------------->  veth 192.0.2.2
 
@@ -38,12 +40,28 @@ from ..netns import Hosts, require, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
 UDP_ECHO = """
-import socket
+import socket, sys
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-sock.bind(("10.78.0.1", 9999))
+sock.bind((sys.argv[1], int(sys.argv[2])))
 while True:
     data, source = sock.recvfrom(65535)
-    sock.sendto(data, source)
+    sock.sendto(b"echo:" + data, source)
+"""
+UDP_CLIENT = """
+import socket, sys
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.settimeout(1)
+sock.connect((sys.argv[1], int(sys.argv[2])))
+answers = []
+for n in range(5):
+    for attempt in range(5):
+        sock.send(b"u%d" % n)
+        try:
+            answers.append(sock.recv(100).decode())
+            break
+        except socket.timeout:
+            pass
+print(" ".join(answers))
 """
 TCP_ECHO = """
 import socket, threading
@@ -121,7 +139,8 @@ class Setup:
                     "--bind-interfaces", "--listen-address=10.78.0.1", "--address=/files.prx/10.78.0.1", "--address=/six.prx/fd78::1",
                     f"--pid-file={self.work / 'dnsmasq.pid'}", "--log-queries", "--log-facility=-",
                     log=self.work / "dnsmasq.log")
-        hosts.spawn(b, sys.executable, "-c", UDP_ECHO)
+        hosts.spawn(b, sys.executable, "-c", UDP_ECHO, "10.78.0.1", "9999")
+        hosts.spawn(a, sys.executable, "-c", UDP_ECHO, "127.0.0.1", "7008")
         hosts.spawn(a, sys.executable, "-c", TCP_ECHO)
         wait_for(lambda: "10.78.0.1:8080" in hosts.run(b, "ss", "-ltn").stdout, "the http server")
         wait_for(lambda: "[fd78::1]:8080" in hosts.run(b, "ss", "-ltn").stdout, "the IPv6 http server")
@@ -137,6 +156,7 @@ class Setup:
         self.proxy = hosts.spawn(a, *NOBODY, sys.executable, "-m", "wgpy", "proxy", str(self.config), "-v",
                                  "--socks5", "127.0.0.1:1080", "--http", "127.0.0.1:3128", "--health", "127.0.0.1:9100",
                                  "--forward", "tcp:127.0.0.1:8081:files.prx:8080", "--reverse", "tcp:8022:127.0.0.1:7007",
+                                 "--forward", "udp:127.0.0.1:9998:files.prx:9999", "--reverse", "udp:5300:127.0.0.1:7008",
                                  env=env, log=self.log)
         wait_for(lambda: "127.0.0.1:9100" in hosts.run(a, "ss", "-ltn").stdout or self.proxy.poll() is not None,
                  "the proxy's listeners", timeout=20)
@@ -194,7 +214,7 @@ def test_udp_associate_by_name_through_the_tunnel(setup):
     found = json.loads(result.stdout)
     assert found["reply"].startswith("05000001")
     answers = [bytes.fromhex(a) for a in found["answers"]]
-    assert [a[10:] for a in answers] == [b"datagram %d" % n for n in range(5)]
+    assert [a[10:] for a in answers] == [b"echo:datagram %d" % n for n in range(5)]
     assert all(a[:10] == bytes([0, 0, 0, 1, 10, 78, 0, 1]) + (9999).to_bytes(2, "big") for a in answers)
     assert "files.prx" in (setup.work / "dnsmasq.log").read_text()
 
@@ -237,6 +257,14 @@ def test_forward_and_reverse(setup):
     # The kernel in prx-b connects to the proxy's tunnel address; the proxy connects to ncat in prx-a.
     echoed = setup.hosts.run(setup.hosts.b, sys.executable, "-c", REVERSE_CLIENT, check=False, timeout=60)
     assert echoed.stdout.split() == [str(256 * 1024), "True"], echoed.stderr
+
+
+def test_udp_forward_and_reverse(setup):
+    forwarded = setup.in_a(sys.executable, "-c", UDP_CLIENT, "127.0.0.1", "9998", timeout=60)
+    assert forwarded.stdout.split() == [f"echo:u{n}" for n in range(5)], forwarded.stderr
+    reversed_ = setup.hosts.run(setup.hosts.b, sys.executable, "-c", UDP_CLIENT, "10.78.0.2", "5300", check=False,
+                                timeout=60)
+    assert reversed_.stdout.split() == [f"echo:u{n}" for n in range(5)], reversed_.stderr
 
 
 def test_health_and_show_after_traffic(setup):
