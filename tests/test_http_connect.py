@@ -61,7 +61,7 @@ def test_absolute_form_is_forwarded_in_origin_form_without_hop_by_hop_fields():
     request, used = parse_head(head)
     assert (request.method, request.host, request.port, request.path) == ("GET", "files.tunnel", 8000, "/a/b?c=d")
     assert forwarded_head(request) == (b"GET /a/b?c=d HTTP/1.1\r\nHost: files.tunnel:8000\r\nAccept: */*\r\n"
-                                       b"Connection: close\r\n\r\n")
+                                       b"Via: 1.1 wgpy\r\nConnection: close\r\n\r\n")
     bare, _ = parse_head(b"GET http://[fd00::2] HTTP/1.0\r\n\r\n")
     assert (bare.host, bare.port, bare.path) == ("fd00::2", 80, "/")
     assert b"Host: [fd00::2]\r\n" in forwarded_head(bare)

@@ -180,7 +180,7 @@ def _body_length(fields: list[tuple[bytes, bytes]]) -> int | HttpRefusal:
 
 def forwarded_head(request: ProxyRequest) -> bytes:
     """The request to send to the origin: origin-form target (RFC 9112 3.2.1), the proxy's hop-by-hop
-    fields removed (RFC 9110 7.6.1, with those the Connection field names), and ``Connection: close``,
+    fields removed (RFC 9110 7.6.1, with those the Connection field names), ``Via``, and ``Connection: close``,
     since the proxy relays one request per connection."""
     named = {token.strip().lower() for name, value in request.fields if name.lower() == b"connection"
              for token in value.split(b",")}
@@ -189,6 +189,8 @@ def forwarded_head(request: ProxyRequest) -> bytes:
               if name.lower() not in HOP_BY_HOP and name.lower() not in named]
     if not any(name.lower() == b"host" for name, _ in request.fields):
         lines.append(b"Host: " + _host_field(request.host, request.port).encode())
+    # RFC 9110 7.6.3: a proxy adds itself to Via (appended after any the request carries).
+    lines.append(f"Via: {request.version.removeprefix('HTTP/')} wgpy".encode())
     lines.append(b"Connection: close")
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
