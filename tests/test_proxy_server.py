@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
 import shutil
@@ -805,3 +806,39 @@ def test_udp_associate_over_ipv6():
     reply, relay, header, answer = run(main())
     assert reply[:4] == b"\x05\x00\x00\x04" and relay[0] == "::1"
     assert answer == header + b"cba"
+
+
+def test_the_command_serves_its_uapi_socket_and_stops_cleanly_on_sigterm(tmp_path):
+    """``wgpy proxy`` on the real wgpy.Tunnel (its peer never answers): the UAPI socket is in
+    $XDG_RUNTIME_DIR/wgpy (root: /var/run/wireguard, as wireguard-go's), owner-only; ``wgpy show`` reads
+    it; SIGTERM stops it with 0 and removes it."""
+    import signal
+    from wgpy.core.crypto import PrivateKey
+    config = tmp_path / "prx9.conf"
+    keys = [PrivateKey.generate(os.urandom) for _ in range(2)]
+    config.write_text(f"[Interface]\nPrivateKey = {base64.b64encode(keys[0].private_bytes()).decode()}\n"
+                      f"Address = 10.99.0.2/24\n[Peer]\nPublicKey = {base64.b64encode(keys[1].public).decode()}\n"
+                      f"Endpoint = 127.0.0.1:9\nAllowedIPs = 10.99.0.0/24\n")
+    config.chmod(0o600)
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path))
+    port = free_port(socket.SOCK_STREAM, "127.0.0.1")
+    process = subprocess.Popen([sys.executable, "-m", "wgpy", "proxy", str(config), "--socks5", f"127.0.0.1:{port}"],
+                               cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any("SOCKS5 on" in line for line in lines):
+            lines.append(process.stderr.readline())
+        path = (Path("/var/run/wireguard") if os.geteuid() == 0 else tmp_path / "wgpy") / "prx9.sock"
+        assert path.exists(), lines
+        assert (os.stat(path).st_mode & 0o777, os.stat(path.parent).st_mode & 0o777) == (0o600, 0o700)
+        shown = subprocess.run([sys.executable, "-m", "wgpy", "show", "prx9"], cwd=ROOT, env=env, capture_output=True,
+                               text=True, timeout=20)
+        assert shown.stdout.startswith("interface: prx9\n  public key: ") and "endpoint: 127.0.0.1:9" in shown.stdout
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+        assert not path.exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
