@@ -1,10 +1,13 @@
 """The ``wgpy`` command.
 
-    wgpy [-f|--foreground] IFACE   create IFACE and serve its UAPI socket (a drop-in for wireguard-go)
+    wgpy [-f|--foreground] [--health ADDR:PORT] IFACE
+                           create IFACE and serve its UAPI socket (a drop-in for wireguard-go)
     wgpy demo              a real tunnel between two network namespaces, both ends wgpy (needs root)
     wgpy demo --in-memory  two peers in memory: a handshake and data both ways, narrated
     wgpy up CONF           bring up the interface a wg-quick file describes (without wireguard-tools)
     wgpy down CONF         take it down again
+    wgpy proxy CONF ...    no root, no TUN: SOCKS5, an HTTP proxy and port forwards into the tunnel
+    wgpy show [NAME]       what ``wg show`` prints, also for sockets wg does not look in (wgpy proxy's)
     wgpy genkey            a new private key, base64 (as ``wg genkey``)
     wgpy pubkey            the public key of the private key on standard input (as ``wg pubkey``)
     wgpy genpsk            a new preshared key, base64 (as ``wg genpsk``)
@@ -22,7 +25,7 @@ from . import __version__
 # daemon's start-up and idle memory are measured against wireguard-go's in benchmarks/bench_startup.py.
 
 
-COMMANDS = ("demo", "up", "down", "genkey", "pubkey", "genpsk", "explain", "decode")
+COMMANDS = ("demo", "up", "down", "proxy", "show", "genkey", "pubkey", "genpsk", "explain", "decode")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv in (["--version"], ["-v"]):
         print(f"wgpy v{__version__}")
         return 0
-    interface_args = [a for a in argv if a not in ("-f", "--foreground")]
+    interface_args, foreground, health = _daemon_args(argv)
     if len(interface_args) == 1 and interface_args[0] not in COMMANDS and not interface_args[0].startswith("-"):
         import gc
 
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             gc.freeze()
             gc.enable()
-        return daemon.main(interface_args[0], foreground=len(argv) > 1)
+        return daemon.main(interface_args[0], foreground=foreground, health=health)
     _plain_warnings()
     import argparse
 
@@ -51,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="wgpy",
         usage="wgpy [-f|--foreground] IFACE\n       wgpy COMMAND [ARGS...]   (wgpy --help lists them)",
         description="WireGuard in Python",
-        epilog="wgpy [-f|--foreground] IFACE creates the interface IFACE and serves its UAPI socket, as wireguard-go does.",
+        epilog="wgpy [-f|--foreground] [--health ADDR:PORT] IFACE creates the interface IFACE and serves its UAPI "
+               "socket, as wireguard-go does (--health: /readyz and /metrics over HTTP).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser("demo", help="run a tunnel between two network namespaces and show it works")
@@ -59,6 +63,27 @@ def main(argv: list[str] | None = None) -> int:
     for verb in ("up", "down"):
         quick = commands.add_parser(verb, help=f"bring an interface {verb} from a wg-quick configuration file")
         quick.add_argument("config", metavar="CONF", help="path of the file (or a name under /etc/wireguard)")
+    proxy = commands.add_parser(
+        "proxy", help="reach a WireGuard network without root or TUN: SOCKS5, HTTP proxy, port forwards",
+        description="A WireGuard peer in this process, with its own TCP/IP stack for the file's Address: no root, "
+                    "no TUN. Names are resolved by the file's DNS servers, through the tunnel.",
+        epilog="The SOCKS5 password comes from the environment variable WGPY_PROXY_PASSWORD or from "
+               "--socks5-password-file, never from the command line, which every local user can read.")
+    proxy.add_argument("config", metavar="CONF", help="a wg-quick file (Address, DNS, peers)")
+    proxy.add_argument("--socks5", metavar="ADDR:PORT", help="serve SOCKS5 (CONNECT, UDP ASSOCIATE) here")
+    proxy.add_argument("--socks5-user", metavar="USER", help="require this user name and the password (RFC 1929); "
+                       "the HTTP proxy then asks for them too (Proxy-Authorization: Basic)")
+    proxy.add_argument("--socks5-password-file", metavar="FILE", help="the password, first line of an owner-only file")
+    proxy.add_argument("--http", metavar="ADDR:PORT", help="serve an HTTP proxy (CONNECT, and http:// requests) here")
+    proxy.add_argument("--forward", action="append", default=[], metavar="tcp|udp:LOCALADDR:PORT:REMOTEHOST:PORT",
+                       help="a local port to a host inside the tunnel (repeatable)")
+    proxy.add_argument("--reverse", action="append", default=[], metavar="tcp|udp:TUNNELPORT:LOCALHOST:PORT",
+                       help="a port on the tunnel's addresses to a local service (repeatable)")
+    proxy.add_argument("--health", metavar="ADDR:PORT", help="serve /readyz and /metrics (Prometheus) here")
+    proxy.add_argument("-v", "--verbose", action="store_true", help="log each refused client")
+    show = commands.add_parser("show", help="show an interface as wg show does, from any UAPI socket")
+    show.add_argument("name", nargs="?", metavar="NAME", help="the interface (all that are found when left out)")
+    show.add_argument("--socket", metavar="PATH", help="the UAPI socket to ask, instead of finding NAME's")
     commands.add_parser("genkey", help="print a new private key")
     commands.add_parser("pubkey", help="read a private key on stdin, print its public key")
     commands.add_parser("genpsk", help="print a new preshared key")
@@ -93,6 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         if "/" not in path and not path.endswith(".conf"):
             path = f"/etc/wireguard/{path}.conf"
         return quick.up(path) if args.command == "up" else quick.down(path)
+    if args.command == "proxy":
+        from .runtime import proxy_command
+
+        return proxy_command.main(args)
+    if args.command == "show":
+        from .runtime import show_command
+
+        return show_command.main(args.name, args.socket)
     if args.command in ("genkey", "genpsk"):
         import os
 
@@ -115,6 +148,22 @@ def main(argv: list[str] | None = None) -> int:
 
         return study.main(args.inputs, args.keylog, args.format, args.full)
     return 2  # unreachable: every command returned above
+
+
+def _daemon_args(argv: list[str]) -> tuple[list[str], bool, str | None]:
+    """``wgpy [-f|--foreground] [--health ADDR:PORT] IFACE``: the words left, foreground, the health address."""
+    words, foreground, health = [], False, None
+    arguments = iter(argv)
+    for word in arguments:
+        if word in ("-f", "--foreground"):
+            foreground = True
+        elif word == "--health":
+            health = next(arguments, "")
+        elif word.startswith("--health="):
+            health = word.partition("=")[2]
+        else:
+            words.append(word)
+    return words, foreground, health
 
 
 def _plain_warnings() -> None:

@@ -22,7 +22,7 @@ from .tun import Tun, valid_interface_name
 from .uapi_socket import UapiServer
 from .udp import Udp
 
-def main(interface: str, foreground: bool) -> int:
+def main(interface: str, foreground: bool, health: str | None = None) -> int:
     foreground = foreground or os.environ.get("WG_PROCESS_FOREGROUND") == "1"
     level_name = os.environ.get("LOG_LEVEL")
     level = configure_logging(interface, level_name)
@@ -45,6 +45,17 @@ def main(interface: str, foreground: bool) -> int:
         return 1
     device = Device(rng=os.urandom, epoch_offset=time.time() - time.monotonic(), mtu=tun.mtu() or DEFAULT_MTU)
     runtime = Runtime(device, tun, Udp(), uapi)
+    if health is not None:
+        # --health ADDR:PORT: /readyz and /metrics from this device's counters (runtime/health.py).
+        from .health import PollHealthServer, device_health, parse_address
+
+        try:
+            runtime.health = PollHealthServer(*parse_address(health), lambda: device_health(device))
+        except (ValueError, OSError) as err:
+            print(f"wgpy: Failed to serve --health {health}: {getattr(err, 'strerror', None) or err}", file=sys.stderr)
+            uapi.close()
+            tun.close()
+            return 1
     keylog_path = os.environ.get("WGPY_KEYLOG")
     if keylog_path:
         from .keylog import KeylogFile

@@ -103,6 +103,7 @@ class Runtime:
         self._poll = select.poll()
         self._udp_by_fd: dict[int, socket.socket] = {}
         self.keylog = None  # a KeylogFile when WGPY_KEYLOG asks for one (daemon.py)
+        self.health = None  # a health.PollHealthServer when --health asks for one (daemon.py)
         self._queue_full_drops = 0  # handshake messages the full queue refused this second: logged as one line
         self.bugs: collections.Counter[str] = collections.Counter()  # exceptions survived, by what raised them
         self._bug_logged: dict[str, float] = {}
@@ -142,6 +143,8 @@ class Runtime:
         self._poll.register(self.tun.fd, select.POLLIN)
         self._poll.register(self.uapi.listener.fileno(), select.POLLIN)
         self._poll.register(self._wakeup_r, select.POLLIN)
+        if self.health is not None:
+            self.health.register(self._poll)
         if not self.udp.sockets:
             self.bind(self.device.listen_port, self.device.fwmark)
         next_housekeeping = time.monotonic()
@@ -188,6 +191,8 @@ class Runtime:
                 pass
         elif fd in self.clients:
             self._serve(fd, event)
+        elif self.health is not None and self.health.owns(fd):
+            self.health.ready(fd, event, time.monotonic())
 
     def _read_tun(self) -> None:
         tun, packets = self.tun, []
@@ -427,6 +432,8 @@ class Runtime:
 
     def _housekeeping(self, now: float) -> None:
         self.device.epoch_offset = time.time() - now  # follow wall-clock steps for TAI64N
+        if self.health is not None:
+            self.health.expire(now)
         # Configured peers' handshakes keep a lane of their own through a flood (steering.py).
         self.udp.set_priority_addresses({_packed(peer.endpoint[0]) for peer in self.device.peers.values()
                                          if peer.endpoint is not None})
@@ -449,6 +456,8 @@ class Runtime:
         self.clients.clear()
         if self.keylog is not None:
             self.keylog.close()
+        if self.health is not None:
+            self.health.close()
         self.uapi.close()
         self.udp.close()
         self.tun.close()
