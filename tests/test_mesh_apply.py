@@ -73,8 +73,10 @@ def test_a_fresh_interface_gets_everything_and_no_secret_is_said(tmp_path):
         "endpoint=203.0.113.2:51821\npersistent_keepalive_interval=25\n"
         "replace_allowed_ips=true\nallowed_ip=10.88.0.2/32\nallowed_ip=fd00:88::2/128\n\n")
     assert said == ["private key set",
-                    "added peer a: preshared key, endpoint 198.51.100.1:51820, keepalive 25, allowed IPs 10.88.0.1/32, fd00:88::1/128",
-                    "added peer b: preshared key, endpoint 203.0.113.2:51821, keepalive 25, allowed IPs 10.88.0.2/32, fd00:88::2/128"]
+                    "added peer a: preshared key, endpoint 198.51.100.1:51820, keepalive 25, "
+                    "allowed IPs 10.88.0.1/32, fd00:88::1/128",
+                    "added peer b: preshared key, endpoint 203.0.113.2:51821, keepalive 25, "
+                    "allowed IPs 10.88.0.2/32, fd00:88::2/128"]
     secrets = [plan.private_key] + [p.preshared_key for p in plan.peers]
     for secret in secrets:
         assert key_to_base64(secret) not in "\n".join(said) and key_to_hex(secret) not in "\n".join(said)
@@ -121,3 +123,18 @@ def test_status_names_the_unreachable(tmp_path):
     never = answer.replace(f"last_handshake_time_sec={NOW - 10}", "last_handshake_time_sec=0")
     assert status(plan, ["a", "b", "c"], parse_get(never), NOW)[1] == ["a", "b"]
     assert status(plan, ["a", "b", "c"], parse_get(answer), NOW)[1] == []
+
+
+def test_apply_and_status_never_write_the_state(tmp_path, capsys):
+    """Only render makes keys and addresses: a host's copy of the state must not invent a key for a host
+    the roster gained after the copy was made."""
+    from wgpy import cli
+
+    plans(tmp_path)
+    roster = tmp_path / "fleet.toml"
+    roster.write_text(ROSTER + '\n[[host]]\nname = "d"\n')
+    before = sorted(str(p) for p in (tmp_path / "fleet.state").rglob("*"))
+    for verb in (["apply", "--host", "a"], ["status"]):
+        assert cli.main(["mesh", verb[0], str(roster), *verb[1:], "--interface", "nonexistent0"]) == 1
+        assert "has no addresses for d yet: run wgpy mesh render first" in capsys.readouterr().err
+    assert sorted(str(p) for p in (tmp_path / "fleet.state").rglob("*")) == before

@@ -55,7 +55,8 @@ def test_full_mesh_peers_keepalive_only_behind_nat_and_one_psk_per_pair(tmp_path
         "office": ["hub", "laptop", "phone"], "phone": ["hub", "laptop", "office"]}
     # A host with no endpoint keeps alive towards those that have one; never the other way.
     keepalives = {(name, p.name): p.keepalive for name, plan in plans.items() for p in plan.peers if p.keepalive}
-    assert keepalives == {("laptop", "hub"): 25, ("laptop", "office"): 25, ("phone", "hub"): 25, ("phone", "office"): 25}
+    assert keepalives == {("laptop", "hub"): 25, ("laptop", "office"): 25,
+                          ("phone", "hub"): 25, ("phone", "office"): 25}
     for name, plan in plans.items():
         for peer in plan.peers:
             other = plans[peer.name].peer(name)
@@ -63,7 +64,8 @@ def test_full_mesh_peers_keepalive_only_behind_nat_and_one_psk_per_pair(tmp_path
             assert other.public_key == plan.public_key
     psks = {p.preshared_key for plan in plans.values() for p in plan.peers}
     assert len(psks) == 6                                               # one per pair, all different
-    assert routes(plans["laptop"], "office") == {"10.88.0.3/32", "fd00:88::3/128", "192.168.20.0/24", "2001:db8:20::/48"}
+    assert routes(plans["laptop"], "office") == {"10.88.0.3/32", "fd00:88::3/128", "192.168.20.0/24",
+                                                 "2001:db8:20::/48"}
     assert any("cannot reach each other" in note for note in plans["laptop"].notes)   # laptop and phone
 
 
@@ -96,7 +98,8 @@ def test_adding_a_host_renumbers_no_one(tmp_path):
 
 
 def test_a_fixed_address_that_takes_a_recorded_one_renumbers_and_says_so():
-    roster = parse('[network]\nipv4 = "10.0.0.0/29"\n[[host]]\nname = "a"\n[[host]]\nname = "b"\naddress = "10.0.0.1"\n')
+    roster = parse('[network]\nipv4 = "10.0.0.0/29"\n'
+                   '[[host]]\nname = "a"\n[[host]]\nname = "b"\naddress = "10.0.0.1"\n')
     addresses, notes = assign_addresses(roster, {"a": {"ipv4": "10.0.0.1"}})
     assert addresses == {"a": {"ipv4": "10.0.0.2"}, "b": {"ipv4": "10.0.0.1"}}
     assert notes == ["a: 10.0.0.1 is no longer free in 10.0.0.0/29: renumbered"]

@@ -142,8 +142,8 @@ class Fleet:
         ns, name = self.ns(host), self.iface(host)
         command = [sys.executable, "-m", "wgpy", "-f", name] if program == "wgpy" else ["wireguard-go", "-f", name]
         log = open(self.tmp / f"{host}.log", "w")
-        self.processes.append(subprocess.Popen(["ip", "netns", "exec", ns, *command], stdout=log,
-                                               stderr=subprocess.STDOUT, env=dict(self.env, LOG_LEVEL="verbose"), cwd=ROOT))
+        self.processes.append(subprocess.Popen(["ip", "netns", "exec", ns, *command], stdout=log, cwd=ROOT,
+                                               stderr=subprocess.STDOUT, env=dict(self.env, LOG_LEVEL="verbose")))
         wait_for(lambda: (SOCKETS / f"{name}.sock").exists(), f"UAPI socket of {name}")
         text = (self.tmp / "out" / f"{host}.conf").read_text()
         for address in re.search(r"^Address = (.*)$", text, re.M).group(1).split(", "):

@@ -166,4 +166,7 @@ def apply(host: HostPlan, interface: str, *, request=None, resolve=None) -> list
 def _resolve(host: str, port: int) -> str:
     import socket
 
-    return socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][4][0]
+    try:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][4][0]
+    except socket.gaierror as error:
+        raise OSError(f"endpoint {host} does not resolve ({error.strerror})") from None
