@@ -62,7 +62,8 @@ NATTED = {"nat1": 1, "nat2": 2}
 
 
 class Fleet:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, hosts=(*PUBLIC, *NATTED)) -> None:
+        self.hosts = list(hosts)
         self.tag = f"msh{os.getpid() % 10000}"
         self.tmp = tmp_path
         self.router = f"{self.tag}r"
@@ -87,12 +88,14 @@ class Fleet:
         self.exec(r, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         self.exec(r, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "10.9.0.0/16", "-o", "br0",
                   "-j", "MASQUERADE")
-        for host in (*PUBLIC, *NATTED):
+        for host in self.hosts:
             self.add_host(host)
         return self
 
     def add_host(self, host: str) -> None:
         ns = self.ns(host)
+        if host not in self.hosts:
+            self.hosts.append(host)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         sh("ip", "netns", "add", ns)
         self.namespaces.append(ns)
@@ -124,7 +127,7 @@ class Fleet:
                 process.wait()
         for ns in self.namespaces:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        for host in (*PUBLIC, *NATTED):
+        for host in self.hosts:
             (SOCKETS / f"{self.iface(host)}.sock").unlink(missing_ok=True)
 
     def exec(self, ns: str, *command: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
@@ -247,3 +250,53 @@ def test_a_roster_of_five_comes_up_and_a_sixth_joins_without_renegotiating(tmp_p
             assert re.search(rf"{spoke}\s+reachable\s+handshake: [^;]+; endpoint: {endpoint};", status), status
         print(status)
     print(f"mesh interop: {time.monotonic() - started:.1f} s")
+
+
+MESH = """
+[network]
+ipv4 = "10.89.0.0/24"
+ipv6 = "fd00:89::/64"
+
+[[host]]
+name = "hub"
+endpoint = "192.0.2.1:51820"
+
+[[host]]
+name = "pub"
+endpoint = "[2001:db8::2]:51820"
+subnets = ["192.168.2.0/24"]
+
+[[host]]
+name = "go"
+endpoint = "192.0.2.4:51820"
+"""
+
+
+def test_a_full_mesh_with_wireguard_go_and_a_host_removed(tmp_path):
+    """Three hosts, every pair peers (no forwarding anywhere); then pub leaves the roster: the others
+    remove it and keep their session with each other."""
+    require("ip", "iptables", "wireguard-go", "wg", "ping", "sysctl")
+    roster = tmp_path / "fleet.toml"
+    roster.write_text(MESH)
+    with Fleet(tmp_path, hosts=("hub", "pub", "go")) as fleet:
+        fleet.mesh("hub", "render", str(roster), "--out", str(tmp_path / "out"))
+        fleet.start("hub")
+        fleet.start("pub")
+        fleet.start("go", program="wireguard-go")
+        for host in ("hub", "pub", "go"):
+            said = fleet.mesh(host, "apply", str(roster), "--host", host, "--interface", fleet.iface(host))
+            assert said.count("added peer") == 2, said
+        assert "allowed IPs 10.89.0.2/32, 192.168.2.0/24, fd00:89::2/128" in said   # go's view of pub
+        assert ping_all(fleet, [("hub", "pub"), ("hub", "go"), ("pub", "go")]) == []
+        before = fleet.handshakes("go")
+
+        pub = MESH[MESH.index('[[host]]\nname = "pub"'):MESH.index('[[host]]\nname = "go"')]
+        roster.write_text(MESH.replace(pub, ""))
+        fleet.mesh("hub", "render", str(roster), "--out", str(tmp_path / "out"))
+        for host in ("hub", "go"):
+            said = fleet.mesh(host, "apply", str(roster), "--host", host, "--interface", fleet.iface(host))
+            assert said.startswith(f"{fleet.iface(host)}: removed peer ") and said.count("peer") == 1, said
+        after = fleet.handshakes("go")
+        assert len(after) == 1 and {k: before[k] for k in after} == after
+        assert ping_all(fleet, [("go", "hub")]) == []
+        assert not fleet.ping("go", "pub", 4, timeout=2)
