@@ -117,6 +117,7 @@ class Runtime:
         # resolver.py's threads (started with the first lookup).
         self.reresolver = Reresolver(_uniform)
         self.resolver = None
+        self._names_stale = True   # a UAPI operation ran since the names were last read from the peers
 
     # ------------------------------------------------------------------------------ set-up
 
@@ -297,6 +298,7 @@ class Runtime:
 
     def _answered(self, fd: int, state: "_Client", answer: bytes) -> None:
         connection = state.connection
+        self._names_stale = True   # the configuration, peers and their endpoint names, may have changed
         state.pending += answer
         error = connection.last_error
         if error is not None:
@@ -496,8 +498,10 @@ class Runtime:
         # Configured peers' handshakes keep a lane of their own through a flood (steering.py).
         self.udp.set_priority_addresses({_packed(peer.endpoint[0]) for peer in self.device.peers.values()
                                          if peer.endpoint is not None})
-        self.reresolver.sync(((peer.public_key, peer.endpoint_name, peer.endpoint)
-                              for peer in self.device.peers.values()), now)
+        if self._names_stale:   # only the UAPI changes names: no walk over every peer each second without it
+            self._names_stale = False
+            self.reresolver.sync(((peer.public_key, peer.endpoint_name, peer.endpoint)
+                                  for peer in self.device.peers.values()), now)
         if len(self.reresolver):
             self._start_lookups(now)
         if self._queue_full_drops:
