@@ -136,12 +136,13 @@ def test_rule_2_the_name_moved_so_the_endpoint_follows_once():
     assert answer(reresolver, [NEW], NEW, 5.0, now=2 * RERESOLVE_PERIOD) is None
 
 
-def test_rule_3_a_roamed_endpoint_that_answers_is_kept():
+@pytest.mark.parametrize("age", [5.0, STALE_HANDSHAKE])
+def test_rule_3_a_roamed_endpoint_that_answers_is_kept(age):
     reresolver = tracked()
-    assert answer(reresolver, [NEW], ROAMED, 5.0) == Kept(PEER, NAME, ROAMED, NEW)
+    assert answer(reresolver, [NEW], ROAMED, age) == Kept(PEER, NAME, ROAMED, NEW)
 
 
-@pytest.mark.parametrize("age, unanswered", [(5.0, True), (STALE_HANDSHAKE, False), (None, False)])
+@pytest.mark.parametrize("age, unanswered", [(5.0, True), (STALE_HANDSHAKE + 0.5, False), (None, False)])
 def test_rule_3_a_roamed_endpoint_gives_way_when_the_peer_is_silent(age, unanswered):
     reresolver = tracked()
     assert answer(reresolver, [NEW], ROAMED, age, unanswered) == Move(PEER, NAME, ROAMED, NEW)

@@ -40,7 +40,7 @@ RERESOLVE_PERIOD = 300.0         # seconds between two periodic lookups of one n
 RERESOLVE_JITTER = 0.1           # the period is drawn from [0.9, 1.1] x RERESOLVE_PERIOD
 UNANSWERED_INTERVAL = REKEY_TIMEOUT   # at most one lookup per retransmission of an unanswered handshake
 UNANSWERED_ATTEMPT = 2           # HandshakeInitiated.attempt from which a handshake counts as unanswered
-STALE_HANDSHAKE = 135.0          # wireguard-tools contrib/reresolve-dns: a handshake older than this is stale
+STALE_HANDSHAKE = 135.0          # wireguard-tools contrib/reresolve-dns.sh: a handshake older than this is stale
 LOOKUP_TIMEOUT = 30.0            # a lookup without an answer by then is forgotten (glibc: 5 s x 2 attempts x servers)
 
 
@@ -181,7 +181,7 @@ class Reresolver:
         new = addresses[0]
         roamed = endpoint is not None and endpoint != state.applied
         unresponsive = (state.in_flight_unanswered or handshake_age is None
-                        or handshake_age >= STALE_HANDSHAKE)
+                        or handshake_age > STALE_HANDSHAKE)
         if roamed and not unresponsive:    # rule 3: the roamed endpoint answers
             return Kept(lookup.peer, state.name, endpoint, new)
         state.applied = new                # rule 2, or rule 3 with the peer silent
