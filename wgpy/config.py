@@ -584,7 +584,8 @@ def load(path: str, *, quick: bool = True) -> InterfaceConfig:
 # ---------------------------------------------------------------------------------------------------
 
 
-def to_uapi_set(config: InterfaceConfig, *, resolve: Callable[[str, int], str] | None = None) -> str:
+def to_uapi_set(config: InterfaceConfig, *, resolve: Callable[[str, int], str] | None = None,
+                endpoint_names: bool = False) -> str:
     """The ``set=1`` operation (wireguard.com/xplatform) that ``wg setconf`` sends for this file.
 
     ipc-uapi.h ``userspace_set_device`` with the flags config.c ``config_read_init`` sets for setconf:
@@ -594,6 +595,10 @@ def to_uapi_set(config: InterfaceConfig, *, resolve: Callable[[str, int], str] |
 
     wg resolves host names before sending; so must the caller: ``resolve(host, port)`` returns an IP
     address as text. Without it, an endpoint given by name is a ValueError.
+
+    With ``endpoint_names`` (for wgpy's own daemon only) a peer whose endpoint is a name also gets
+    ``wgpy_endpoint_host=name:port``, wgpy's extension, so that the daemon re-resolves it while running
+    (runtime/reresolve.py).
     """
     lines = ["set=1", f"private_key={key_to_hex(config.private_key or bytes(KEY_LEN))}",
              f"listen_port={config.listen_port or 0}", f"fwmark={config.fwmark or 0}", "replace_peers=true"]
@@ -603,6 +608,8 @@ def to_uapi_set(config: InterfaceConfig, *, resolve: Callable[[str, int], str] |
             lines.append(f"preshared_key={key_to_hex(peer.preshared_key)}")
         if peer.endpoint is not None:
             lines.append(f"endpoint={_numeric_endpoint(peer.endpoint, resolve)}")
+            if endpoint_names and peer.endpoint.is_name:
+                lines.append(f"wgpy_endpoint_host={peer.endpoint}")
         if peer.persistent_keepalive is not None:
             lines.append(f"persistent_keepalive_interval={peer.persistent_keepalive}")
         lines.append("replace_allowed_ips=true")

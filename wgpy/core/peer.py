@@ -26,6 +26,7 @@ class Peer:
         "public_key",
         "_preshared_key",
         "endpoint",
+        "endpoint_name",
         "persistent_keepalive_interval",
         "cookie",
         "keypairs",
@@ -49,6 +50,9 @@ class Peer:
         self.public_key = bytes(public_key)
         self._preshared_key: bytes | None = None
         self.endpoint: tuple | None = None
+        # The host name and port the configuration gave the endpoint as ("host:port"), if it gave one: the
+        # runtime re-resolves it (runtime/reresolve.py); the core only keeps it, as DNS is the OS's.
+        self.endpoint_name: str | None = None
         self.persistent_keepalive_interval = 0  # seconds; 0 is off
         self.cookie = CookieGenerator(self.public_key)
         self.keypairs = Keypairs()

@@ -41,6 +41,7 @@ from ..core.events import (
 from ..core.errors import Drop
 from ..uapi import IpcLock, UapiConnection, format_endpoint
 from .log import DEBUG, log
+from .reresolve import UNANSWERED_ATTEMPT, Kept, Move, Reresolver
 from .tun import Tun
 from . import steering
 from .udp import Udp
@@ -80,6 +81,11 @@ def _packed(host: str) -> bytes:
     return socket.inet_pton(family, host.partition("%")[0])
 
 
+def _uniform() -> float:
+    """A number in [0, 1), for the jitter of periodic lookups (without importing ``random``)."""
+    return int.from_bytes(os.urandom(7), "big") / (1 << 56)
+
+
 def peer_name(public_key: bytes) -> str:
     """How logs name a peer: the first characters of its base64 public key, as wireguard-go does."""
     text = key_to_base64(public_key)
@@ -107,6 +113,11 @@ class Runtime:
         self._queue_full_drops = 0  # handshake messages the full queue refused this second: logged as one line
         self.bugs: collections.Counter[str] = collections.Counter()  # exceptions survived, by what raised them
         self._bug_logged: dict[str, float] = {}
+        # Host-name endpoints (wgpy_endpoint_host) looked up again while running: reresolve.py's rule,
+        # resolver.py's threads (started with the first lookup).
+        self.reresolver = Reresolver(_uniform)
+        self.resolver = None
+        self._names_stale = True   # a UAPI operation ran since the names were last read from the peers
 
     # ------------------------------------------------------------------------------ set-up
 
@@ -158,6 +169,8 @@ class Runtime:
                     self._contain(fd, self._ready, fd, event)
                 if self._working:
                     self._contain("UAPI slices", self._go_on)
+                if self.resolver is not None and self.resolver.pending:
+                    self._contain("name lookups", self._apply_lookups)
                 now = time.monotonic()
                 deadline = self.device.next_deadline()
                 if deadline is not None and deadline <= now:
@@ -285,6 +298,7 @@ class Runtime:
 
     def _answered(self, fd: int, state: "_Client", answer: bytes) -> None:
         connection = state.connection
+        self._names_stale = True   # the configuration, peers and their endpoint names, may have changed
         state.pending += answer
         error = connection.last_error
         if error is not None:
@@ -377,10 +391,16 @@ class Runtime:
         packets = device.packets_to_deliver()
         if packets:
             self.tun.write_many(packets)
+        unanswered = False
         for event in device.events():
-            if type(event) is UnderLoad:
+            kind = type(event)
+            if kind is UnderLoad:
                 self.udp.set_under_load(event.active)
+            elif (kind is HandshakeInitiated and event.attempt >= UNANSWERED_ATTEMPT) or kind is HandshakeGaveUp:
+                unanswered = self.reresolver.handshake_unanswered(event.peer, time.monotonic()) or unanswered
             self._log(event)
+        if unanswered:
+            self._start_lookups(time.monotonic())
 
     def _log(self, event) -> None:
         if isinstance(event, PacketDropped):
@@ -428,6 +448,47 @@ class Runtime:
         elif isinstance(event, UnderLoad):
             log.debug("Device %s load: answering handshakes with cookies %s", "under" if event.active else "no longer under", "now" if event.active else "no more")
 
+    # ------------------------------------------------------------------------------ endpoint names
+
+    def _start_lookups(self, now: float) -> None:
+        """Hand the lookups due (reresolve.py) to the resolver's threads."""
+        lookups = self.reresolver.lookups(now)
+        if not lookups:
+            return
+        if self.resolver is None:
+            from .resolver import ThreadResolver
+
+            self.resolver = ThreadResolver(self._wakeup_w)
+        for lookup in lookups:
+            self.resolver.submit(lookup)
+
+    def _apply_lookups(self) -> None:
+        """The resolver's answers, judged by reresolve.py's rule; a move sets the endpoint through the
+        device as a ``wg set ... endpoint`` would, and is logged."""
+        device = self.device
+        for lookup, result in self.resolver.answers():
+            peer = device.peers.get(lookup.peer)
+            if isinstance(result, OSError) or peer is None:
+                self.reresolver.failed(lookup)
+                if peer is not None:
+                    log.debug("%s - endpoint name %s did not resolve (%s): endpoint kept", peer_name(lookup.peer),
+                              lookup.name, getattr(result, "strerror", None) or result)
+                continue
+            now = time.monotonic()
+            last = peer.last_handshake_time
+            age = None if last is None else now + device.epoch_offset - last
+            decision = self.reresolver.resolved(lookup, result, peer.endpoint, age)
+            if type(decision) is Move:
+                old = "none" if decision.old is None else format_endpoint(decision.old)
+                device.set_endpoint(peer, decision.new)
+                device.send_staged_packets(peer, now)
+                log.debug("%s - endpoint name %s moved from %s to %s", peer_name(lookup.peer), decision.name, old,
+                          format_endpoint(decision.new))
+            elif type(decision) is Kept:
+                log.debug("%s - endpoint name %s now resolves to %s; keeping %s, where the peer roamed and answers",
+                          peer_name(lookup.peer), decision.name, format_endpoint(decision.resolved),
+                          format_endpoint(decision.endpoint))
+
     # ------------------------------------------------------------------------------ housekeeping
 
     def _housekeeping(self, now: float) -> None:
@@ -437,6 +498,12 @@ class Runtime:
         # Configured peers' handshakes keep a lane of their own through a flood (steering.py).
         self.udp.set_priority_addresses({_packed(peer.endpoint[0]) for peer in self.device.peers.values()
                                          if peer.endpoint is not None})
+        if self._names_stale:   # only the UAPI changes names: no walk over every peer each second without it
+            self._names_stale = False
+            self.reresolver.sync(((peer.public_key, peer.endpoint_name, peer.endpoint)
+                                  for peer in self.device.peers.values()), now)
+        if len(self.reresolver):
+            self._start_lookups(now)
         if self._queue_full_drops:
             log.debug("Dropped %d handshake messages in the last %g s: %s", self._queue_full_drops,
                       HOUSEKEEPING_PERIOD, Drop.HANDSHAKE_QUEUE_FULL.value)
@@ -451,6 +518,8 @@ class Runtime:
             self.device.mtu = mtu
 
     def _close(self) -> None:
+        if self.resolver is not None:
+            self.resolver.close()
         for state in self.clients.values():
             state.socket.close()
         self.clients.clear()

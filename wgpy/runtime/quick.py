@@ -55,7 +55,8 @@ def firewall() -> str:
 
 
 def _resolve(host: str, port: int) -> str:
-    """A host name in an Endpoint, resolved once at start-up as wg does."""
+    """A host name in an Endpoint, resolved at start-up as wg does; the daemon re-resolves it later
+    (``wgpy_endpoint_host``, runtime/reresolve.py)."""
     family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
     return address[0]
 
@@ -84,7 +85,7 @@ def _up_steps(conf: wgconfig.InterfaceConfig, path: str, interface: str, plan: q
     launch = Command((sys.executable, "-m", "wgpy", interface),
                      undo=(command("ip", "link", "delete", "dev", interface),))
     setconf = Command(("wg", "setconf", interface, f"<(wg-quick strip {shlex.quote(os.path.abspath(path))})"),
-                      uapi=wgconfig.to_uapi_set(conf, resolve=_resolve))
+                      uapi=wgconfig.to_uapi_set(conf, resolve=_resolve, endpoint_names=True))
     steps = [*plan.before, launch, setconf]
     if plan.fwmark is not None:
         steps.append(Command(("wg", "set", interface, "fwmark", str(plan.fwmark)),

@@ -41,6 +41,10 @@ def get_lines(device: Device) -> Iterator[str]:
         yield "protocol_version=1"
         if peer.endpoint is not None:
             yield "endpoint=" + format_endpoint(peer.endpoint)
+        if peer.endpoint_name is not None:
+            # A wgpy extension (set.py); wg ignores a key it does not know in a get answer (ipc-uapi.h
+            # userspace_get_device has no else branch), so wg show and showconf are unchanged.
+            yield "wgpy_endpoint_host=" + peer.endpoint_name
         yield f"last_handshake_time_sec={seconds}"
         yield f"last_handshake_time_nsec={nanoseconds}"
         yield f"tx_bytes={peer.tx_bytes}"

@@ -11,6 +11,10 @@ skipped. The peer section the bad line is in is not finished: nothing is sent fo
 staged packet), unless the bad line was too long to read, after which wireguard-go's scanner stops and
 finishes the section as at the end of the input.
 
+``wgpy_endpoint_host=<name>:<port>`` (a wgpy extension, never sent by a stock ``wg``) gives the host name
+a peer's endpoint was resolved from; the runtime re-resolves it while running (runtime/reresolve.py), and
+``get`` answers it after ``endpoint``. An empty value forgets the name. ``endpoint=`` leaves it alone.
+
 The ``allowed_ip=-<prefix>`` form removes that one prefix from the peer (only if the peer owns exactly it;
 not a sub- or super-prefix): wireguard-go and ``wg`` added it in 2025 with the kernel's
 ``WGALLOWEDIP_F_REMOVE_ME`` flag.
@@ -31,7 +35,8 @@ from ..core.crypto import PrivateKey, clamp, constant_time_equal
 from ..core.device import Device
 from ..core.record import record
 from .errors import IPC_ERROR_INVALID, IPC_ERROR_IO, IPC_ERROR_PORT_IN_USE, IPC_ERROR_PROTOCOL, UapiError
-from .values import InterfaceIndex, expect_true, key_name, parse_endpoint, parse_key, parse_prefix, parse_uint
+from .values import (InterfaceIndex, expect_true, key_name, parse_endpoint, parse_endpoint_host, parse_key, parse_prefix,
+                     parse_uint)
 
 MAX_LINE_SIZE = 64 * 1024 - 1   # bufio.MaxScanTokenSize, less the newline that must fit in the buffer too
 MAX_PEERS = 1 << 16             # wireguard-go device/constants.go MaxPeers; NewPeer refuses more
@@ -203,6 +208,12 @@ class SetOperation:
             endpoint = parse_endpoint(value, self._interface_index)
             if peer is not None:
                 device.set_endpoint(peer, endpoint)   # a configured endpoint: routing picks our source
+        elif key == "wgpy_endpoint_host":
+            # wgpy's extension: the name the endpoint was resolved from, for the runtime to re-resolve
+            # (runtime/reresolve.py); empty forgets it. A stock wg never sends it.
+            name = parse_endpoint_host(value)
+            if peer is not None:
+                peer.endpoint_name = name
         elif key == "persistent_keepalive_interval":
             section.keepalive = parse_uint(value, 16, key)
         elif key == "replace_allowed_ips":

@@ -16,6 +16,7 @@ class ShownPeer:
     public_key: bytes
     preshared: bool = False
     endpoint: str | None = None
+    endpoint_name: str | None = None   # wgpy_endpoint_host: wgpy's extension (uapi/set.py)
     allowed_ips: list[str] = field(default_factory=list)
     handshake: int = 0          # Unix seconds, 0 for never
     rx_bytes: int = 0
@@ -55,6 +56,8 @@ def parse_get(answer: str) -> ShownDevice:
             peer.preshared = any(bytes.fromhex(value))
         elif key == "endpoint":
             peer.endpoint = value
+        elif key == "wgpy_endpoint_host":
+            peer.endpoint_name = value
         elif key == "allowed_ip":
             peer.allowed_ips.append(value)
         elif key == "last_handshake_time_sec":
@@ -111,6 +114,8 @@ def show(name: str, device: ShownDevice, now: int, base64_key, public_of) -> str
             lines.append(f"  preshared key: {KEY_HIDDEN}")
         if peer.endpoint:
             lines.append(f"  endpoint: {peer.endpoint}")
+        if peer.endpoint_name:
+            lines.append(f"  endpoint name: {peer.endpoint_name} (re-resolved while running)")
         lines.append(f"  allowed ips: {', '.join(peer.allowed_ips) if peer.allowed_ips else '(none)'}")
         if peer.handshake:
             lines.append(f"  latest handshake: {ago(peer.handshake, now)}")

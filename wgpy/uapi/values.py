@@ -162,3 +162,23 @@ def _scope_id(zone: str, interface_index: InterfaceIndex | None) -> int:
         except (OSError, ValueError):
             pass
     raise UapiError(IPC_ERROR_INVALID, "failed to set endpoint: unknown zone")
+
+
+_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+
+
+def parse_endpoint_host(text: str) -> str | None:
+    """wgpy's ``wgpy_endpoint_host`` value: ``name:port`` (a DNS name, RFC 1123 section 2.1: labels of
+    letters, digits and hyphens, 1 to 63 characters, at most 253 in all; a port from 1 to 65535), as
+    written; None for the empty value, which forgets the name."""
+    if not text:
+        return None
+    host, colon, port_text = text.rpartition(":")
+    labels = host.removesuffix(".").split(".")
+    if (not colon or not host or len(host) > 253
+            or not all(0 < len(label) <= 63 and set(label) <= _NAME_CHARACTERS
+                       and not label.startswith("-") and not label.endswith("-") for label in labels)):
+        raise UapiError(IPC_ERROR_INVALID, "failed to set wgpy_endpoint_host: not a host name and port")
+    if parse_uint(port_text, 16, "wgpy_endpoint_host port") == 0:
+        raise UapiError(IPC_ERROR_INVALID, "failed to set wgpy_endpoint_host: port 0")
+    return text
