@@ -2,7 +2,7 @@
 ``get=1`` answers written here; the real daemons are in tests/interop/test_mesh.py."""
 
 from wgpy.core.encoding import key_to_base64, key_to_hex
-from wgpy.mesh.apply import Current, changes, parse_get
+from wgpy.mesh.apply import Current, apply, changes, endpoint_names, parse_get
 from wgpy.mesh.command import Fleet
 from wgpy.mesh.status import status
 
@@ -138,3 +138,31 @@ def test_apply_and_status_never_write_the_state(tmp_path, capsys):
         assert cli.main(["mesh", verb[0], str(roster), *verb[1:], "--interface", "nonexistent0"]) == 1
         assert "has no addresses for d yet: run wgpy mesh render first" in capsys.readouterr().err
     assert sorted(str(p) for p in (tmp_path / "fleet.state").rglob("*")) == before
+
+
+def test_endpoint_names_go_to_a_wgpy_daemon_in_an_operation_of_their_own(tmp_path):
+    """b's endpoint is a name: the daemon is told it (wgpy_endpoint_host) so that it re-resolves it while
+    running; a's is an address and needs none. Told once, it is not told again."""
+    plan = plans(tmp_path)["c"]
+    b = next(peer for peer in plan.peers if peer.name == "b")
+    answer = get_answer(plan)
+    operation = endpoint_names(plan, parse_get(answer))
+    assert operation == f"set=1\npublic_key={key_to_hex(b.public_key)}\nwgpy_endpoint_host=b.example.net:51821\n\n"
+    told = answer.replace(f"public_key={key_to_hex(b.public_key)}\n",
+                          f"public_key={key_to_hex(b.public_key)}\nwgpy_endpoint_host=b.example.net:51821\n")
+    assert endpoint_names(plan, parse_get(told)) is None
+
+
+def test_a_stock_interface_refusing_the_names_changes_nothing_else(tmp_path):
+    plan = plans(tmp_path)["c"]
+    sent = []
+
+    def request(interface, text):
+        sent.append(text)
+        if text.startswith("get"):
+            return get_answer(plan)
+        return "errno=-22\n\n" if "wgpy_endpoint_host" in text else "errno=0\n\n"
+
+    said = apply(plan, "wg0", request=request, resolve=resolve)
+    assert said == ["wg0 does not take endpoint names (not a wgpy daemon): they were resolved once"]
+    assert len(sent) == 2 and "wgpy_endpoint_host" in sent[1]

@@ -45,7 +45,7 @@ def parse_get(answer: str) -> Current:
         elif key == "public_key":
             peer = current.peers.setdefault(value, {"preshared_key": _ZERO, "endpoint": None, "keepalive": 0,
                                                     "allowed_ips": set(), "handshake": 0, "handshake_nsec": 0,
-                                                    "rx": 0, "tx": 0})
+                                                    "rx": 0, "tx": 0, "endpoint_name": None})
         elif peer is None:
             if key == "private_key":
                 current.private_key = value
@@ -55,6 +55,8 @@ def parse_get(answer: str) -> Current:
             peer["preshared_key"] = value
         elif key == "endpoint":
             peer["endpoint"] = _endpoint(value)
+        elif key == "wgpy_endpoint_host":
+            peer["endpoint_name"] = value
         elif key == "persistent_keepalive_interval":
             peer["keepalive"] = int(value)
         elif key == "allowed_ip":
@@ -139,6 +141,25 @@ def changes(host: HostPlan, current: Current, resolve, now: float) -> tuple[str 
     return "set=1\n" + "\n".join(lines) + "\n\n", said
 
 
+def endpoint_names(host: HostPlan, current: Current) -> str | None:
+    """The ``set=1`` operation that tells a wgpy daemon the host names of the roster's endpoints
+    (``wgpy_endpoint_host``, docs/howto.md), so that it re-resolves them while it runs; None when the
+    interface already has them. A separate operation from :func:`changes`: a stock wireguard-go refuses the
+    extension, and then only this operation fails, changing nothing."""
+    lines: list[str] = []
+    for peer in host.peers:
+        old = current.peers.get(key_to_hex(peer.public_key))
+        name = None
+        if peer.endpoint is not None:
+            try:
+                ip_address(peer.endpoint.host)
+            except ValueError:
+                name = f"{peer.endpoint.host}:{peer.endpoint.port}"
+        if (old or {}).get("endpoint_name") != name and (name is not None or old is not None):
+            lines += [f"public_key={key_to_hex(peer.public_key)}", f"wgpy_endpoint_host={name or ''}"]
+    return "set=1\n" + "\n".join(lines) + "\n\n" if lines else None
+
+
 def _endpoint_of(endpoint, resolve) -> tuple:
     try:
         return ip_address(endpoint.host), endpoint.port
@@ -160,6 +181,12 @@ def apply(host: HostPlan, interface: str, *, request=None, resolve=None) -> list
         answer = request(interface, operation)
         if "errno=0" not in answer.splitlines():
             raise OSError(f"{interface} refused the change: {answer.strip()}")
+    names = endpoint_names(host, current)
+    if names is not None:
+        if "errno=0" in request(interface, names).splitlines():
+            said.append("endpoint names given to the daemon, which re-resolves them while it runs")
+        else:
+            said.append(f"{interface} does not take endpoint names (not a wgpy daemon): they were resolved once")
     return said
 
 
