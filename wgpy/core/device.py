@@ -158,8 +158,9 @@ class Device:
 
     def end_rotation(self, now: float) -> None:
         """End a rotation's grace now (``handle_timer`` calls it when the grace is over): forget the old
-        identity, the handshakes pending under it, and stop sending on the sessions it authenticated, as
-        wireguard-go does on a key change; their next packet starts a handshake as the new identity."""
+        identity, the handshakes pending under it, and the sessions of the peers whose last handshake it
+        made (stricter than wireguard-go's key change, which only stops sending on them: a retired key
+        authenticates nothing more); their next packet starts a handshake as the new identity."""
         rotation = self.rotation
         if rotation is None:
             return
@@ -170,9 +171,7 @@ class Device:
                 self.indices.forget_handshake(peer)
             if peer.local_identity == old:
                 peer.local_identity = None
-                for keypair in (peer.keypairs.current, peer.keypairs.next):
-                    if keypair is not None:
-                        keypair.expire_sending()
+                self.indices.forget_keypairs(peer.keypairs.clear())
         self.output.emit(PreviousKeyRetired(old))
 
     def add_peer(self, public_key: bytes) -> Peer | None:

@@ -16,8 +16,8 @@ private key for ``grace`` seconds beside the new one:
 
 When the grace ends the old key is forgotten (dropped with its cookie checker: Python cannot overwrite the
 bytes in place, as the kernel's ``memzero_explicit`` does), handshakes pending under it are forgotten, and
-the sessions it authenticated stop sending, as wireguard-go retires them on a key change; the next packet
-starts a handshake under the new identity.
+so are the sessions of the peers whose last handshake it made (wireguard-go, on a key change, only stops
+sending on them); the next packet starts a handshake under the new identity.
 """
 
 from __future__ import annotations
