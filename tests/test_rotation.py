@@ -235,3 +235,79 @@ def test_rotation_state_does_not_print_the_old_key():
     alice.device.rotate_private_key(PrivateKey.generate(net.rng), GRACE, net.now)
     assert old.private_bytes().hex() not in repr(alice.device.rotation)
     assert REJECT_AFTER_TIME < GRACE   # the tests above cross a full session lifetime inside the grace
+
+
+# ------------------------------------------------------------------------------------ the UAPI extension
+
+def uapi(device, *lines, now=100.0):
+    from wgpy.uapi import UapiConnection
+
+    body = "".join(line + "\n" for line in lines).encode()
+    return UapiConnection(device).feed(b"set=1\n" + body + b"\n", now=now)
+
+
+def uapi_get(device):
+    from wgpy.uapi import UapiConnection
+
+    return UapiConnection(device).feed(b"get=1\n\n", now=100.0).decode()
+
+
+def test_uapi_rotation_keeps_sessions_and_get_names_the_previous_public_key_only():
+    from wgpy.uapi.set import DEFAULT_ROTATION_GRACE
+
+    net = Net(seed=7)
+    alice, bob = net.device("192.0.2.1"), net.device("192.0.2.2")
+    net.link(alice, bob)
+    net.send(alice, bob, b"before")
+    net.run(until=net.now + 1)
+    old_key = alice.device.private_key
+    new_key = PrivateKey.generate(net.rng)
+    assert uapi(alice.device, "wgpy_rotate_private_key=" + new_key.private_bytes().hex(), now=net.now) == b"errno=0\n\n"
+    assert alice.device.private_key == new_key
+    assert alice.device.rotation.ends == net.now + DEFAULT_ROTATION_GRACE
+    text = uapi_get(alice.device)
+    assert "wgpy_previous_public_key=" + old_key.public.hex() + "\n" in text
+    assert old_key.private_bytes().hex() not in text
+    assert "private_key=" + new_key.private_bytes().hex() in text
+    # The session made before the rotation still sends, without a handshake.
+    handshakes = len(net.sent_types(alice))
+    net.send(alice, bob, b"after")
+    net.run(until=net.now + 1)
+    assert [bytes(p[20:]) for p in bob.delivered] == [b"before", b"after"]
+    assert len(net.sent_types(alice)) == handshakes + 1
+    # The grace can be set afterwards, and 0 ends the rotation.
+    assert uapi(alice.device, "wgpy_rotation_grace=30", now=net.now) == b"errno=0\n\n"
+    assert alice.device.rotation.ends == net.now + 30
+    assert uapi(alice.device, "wgpy_rotation_grace=0", now=net.now) == b"errno=0\n\n"
+    assert alice.device.rotation is None
+    assert "wgpy_previous" not in uapi_get(alice.device)
+
+
+def test_a_stock_private_key_line_still_expires_every_session_as_wireguard_go_does():
+    net = Net(seed=8)
+    alice, bob = net.device("192.0.2.1"), net.device("192.0.2.2")
+    net.link(alice, bob)
+    net.send(alice, bob, b"before")
+    net.run(until=net.now + 1)
+    new_key = PrivateKey.generate(net.rng)
+    net.run(until=net.now + REKEY_TIMEOUT)   # past the handshake rate limit
+    assert uapi(alice.device, "private_key=" + new_key.private_bytes().hex(), now=net.now) == b"errno=0\n\n"
+    since = net.now
+    net.send(alice, bob, b"after")
+    net.run(until=net.now + 2 * REKEY_TIMEOUT)
+    # The old session no longer sends: handshakes as the new key, which bob does not know.
+    assert {t.name for t in net.sent_types(alice, since=since)} == {"INITIATION"}
+    assert [bytes(p[20:]) for p in bob.delivered] == [b"before"]
+
+
+@pytest.mark.parametrize("lines", [
+    ["wgpy_rotation_grace=10"],                                   # no rotation in progress
+    ["wgpy_rotate_private_key=" + "00" * 32],                     # rotating to no key
+    ["wgpy_rotate_private_key=xyz"],
+    ["wgpy_rotate_private_key=" + "11" * 32, "wgpy_rotation_grace=-1"],
+    ["wgpy_rotate_private_key=" + "11" * 32, "wgpy_rotation_grace=" + str(int(MAX_ROTATION_GRACE) + 1)],
+])
+def test_uapi_rotation_mistakes_are_einval(lines):
+    net = Net(seed=9)
+    alice = net.device("192.0.2.1")
+    assert uapi(alice.device, *lines) == b"errno=-22\n\n"

@@ -156,6 +156,18 @@ class Device:
         if grace == 0:
             self.end_rotation(now)
 
+    def set_rotation_grace(self, grace: float, now: float) -> None:
+        """End the rotation in progress ``grace`` seconds from ``now`` instead (0: at once), say once every
+        peer has the new key. ValueError without a rotation in progress."""
+        from .rotation import check_grace
+
+        grace = check_grace(grace)
+        if self.rotation is None:
+            raise ValueError("no key rotation in progress")
+        self.rotation.ends = now + grace
+        if grace == 0:
+            self.end_rotation(now)
+
     def end_rotation(self, now: float) -> None:
         """End a rotation's grace now (``handle_timer`` calls it when the grace is over): forget the old
         identity, the handshakes pending under it, and the sessions of the peers whose last handshake it

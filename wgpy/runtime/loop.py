@@ -30,8 +30,10 @@ from ..core.events import (
     HandshakeGaveUp,
     HandshakeInitiated,
     HandshakeResponded,
+    KeyRotated,
     KeysZeroed,
     PacketDropped,
+    PreviousKeyRetired,
     PeerAdded,
     PeerRemoved,
     PrivateKeyChanged,
@@ -391,6 +393,13 @@ class Runtime:
                 who = peer_name(event.peer) if event.peer else (format_endpoint(event.source) if event.source else "tun")
                 detail = f" ({event.detail})" if event.detail else ""
                 log.debug("%s - Dropped: %s%s", who, event.reason.value, detail)
+            return
+        if isinstance(event, KeyRotated):   # wgpy's key rotation (docs/rotation.md): worth a line at info
+            log.info("Key rotated: public key now %s; the previous one, %s, is kept for %.0f s",
+                     key_to_base64(event.public), key_to_base64(event.previous), event.grace_ends - time.monotonic())
+            return
+        if isinstance(event, PreviousKeyRetired):
+            log.info("Rotation grace over: previous public key %s forgotten", key_to_base64(event.previous))
             return
         if not log.isEnabledFor(DEBUG):
             return
