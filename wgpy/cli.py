@@ -8,6 +8,8 @@
     wgpy down CONF         take it down again
     wgpy proxy CONF ...    no root, no TUN: SOCKS5, an HTTP proxy and port forwards into the tunnel
     wgpy show [NAME]       what ``wg show`` prints, also for sockets wg does not look in (wgpy proxy's)
+    wgpy mesh render|apply|status ROSTER ...
+                           a fleet from a roster: wg-quick files, interfaces brought to it, who is reachable
     wgpy genkey            a new private key, base64 (as ``wg genkey``)
     wgpy pubkey            the public key of the private key on standard input (as ``wg pubkey``)
     wgpy genpsk            a new preshared key, base64 (as ``wg genpsk``)
@@ -25,7 +27,7 @@ from . import __version__
 # daemon's start-up and idle memory are measured against wireguard-go's in benchmarks/bench_startup.py.
 
 
-COMMANDS = ("demo", "up", "down", "proxy", "show", "genkey", "pubkey", "genpsk", "explain", "decode")
+COMMANDS = ("demo", "up", "down", "proxy", "show", "mesh", "genkey", "pubkey", "genpsk", "explain", "decode")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     show = commands.add_parser("show", help="show an interface as wg show does, from any UAPI socket")
     show.add_argument("name", nargs="?", metavar="NAME", help="the interface (all that are found when left out)")
     show.add_argument("--socket", metavar="PATH", help="the UAPI socket to ask, instead of finding NAME's")
+    _mesh_parser(commands)
     commands.add_parser("genkey", help="print a new private key")
     commands.add_parser("pubkey", help="read a private key on stdin, print its public key")
     commands.add_parser("genpsk", help="print a new preshared key")
@@ -126,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         from .runtime import show_command
 
         return show_command.main(args.name, args.socket)
+    if args.command == "mesh":
+        from .mesh import command as mesh
+
+        return mesh.main(args)
     if args.command in ("genkey", "genpsk"):
         import os
 
@@ -148,6 +155,26 @@ def main(argv: list[str] | None = None) -> int:
 
         return study.main(args.inputs, args.keylog, args.format, args.full)
     return 2  # unreachable: every command returned above
+
+
+def _mesh_parser(commands) -> None:
+    mesh = commands.add_parser("mesh", help="a fleet from a roster: render wg-quick files, apply, status",
+                                description="A fleet of hosts from one TOML roster (docs/mesh.md). Keys and preshared "
+                                            "keys live in ROSTER's state directory (fleet.toml: fleet.state/), made on "
+                                            "first use.")
+    verbs = mesh.add_subparsers(dest="mesh_command", metavar="VERB", required=True)
+    render = verbs.add_parser("render", help="one wg-quick file per host (DIR/HOST.conf, mode 0600)")
+    apply = verbs.add_parser("apply", help="bring a local interface to the host's state (syncconf semantics)")
+    status = verbs.add_parser("status", help="each peer's handshake, endpoint and transfer; who is unreachable")
+    for verb in (render, apply, status):
+        verb.add_argument("roster", metavar="ROSTER", help="the roster (TOML)")
+        verb.add_argument("--state", metavar="DIR", help="the state directory (default: beside ROSTER, NAME.state)")
+    render.add_argument("--host", metavar="NAME", help="only this host")
+    render.add_argument("--out", metavar="DIR", required=True, help="where to write the files")
+    apply.add_argument("--host", metavar="NAME", required=True, help="the host this interface is")
+    status.add_argument("--host", metavar="NAME", help="the host this interface is (default: found by its key)")
+    for verb in (apply, status):
+        verb.add_argument("--interface", metavar="IFACE", help="the interface (default: the roster's, wgmesh)")
 
 
 def _daemon_args(argv: list[str]) -> tuple[list[str], bool, str | None]:
