@@ -1,4 +1,4 @@
-"""The ``wgpy mesh`` subcommands: render, apply, status. Reads the roster, then (only once it is valid)
+"""The ``wgpy mesh`` subcommands: render, apply, status, rotate. Reads the roster, then (only once it is valid)
 the state directory, making keys on first use; then does the one thing asked."""
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def main(args) -> int:
             print(f"wgpy mesh: {note}", file=sys.stderr)
         if args.mesh_command == "render":
             return _render(fleet, args.host, args.out)
+        if args.mesh_command == "rotate":
+            return _rotate(fleet, args)
         if args.mesh_command == "apply":
             return _apply(fleet, args.host, args.interface or fleet.roster.interface)
         return _status(fleet, args.host, args.interface or fleet.roster.interface)
@@ -98,6 +100,24 @@ def _apply(fleet: Fleet, name: str, interface: str) -> int:
         print(f"{interface}: unchanged")
     for note in host.notes:
         print(f"note: {note}")
+    return 0
+
+
+def _rotate(fleet: Fleet, args) -> int:
+    from .rotate import finish, rotate
+
+    host = fleet.host(args.host)
+    interface = args.interface or fleet.roster.interface
+    if args.finish:
+        said = finish(fleet.state, host.name, interface)
+    else:
+        said = rotate(fleet.state, host.name, interface, args.grace)
+    for line in said:
+        print(f"{interface}: {line}")
+    if not args.finish:
+        others = [name for name in fleet.roster.names if name != host.name]
+        print(f"next, within {args.grace} s, on each of {', '.join(others)}: "
+              f"wgpy mesh apply {args.roster} --host NAME")
     return 0
 
 
