@@ -55,7 +55,7 @@ def test_rotate_then_apply_on_the_other_host_then_finish(tmp_path):
     keys = tmp_path / "fleet.state" / "keys"
     new = fleet.state.private_key("a")
     assert new != old and a.private_key.private_bytes() == new
-    assert key_from_base64((keys / "a.previous.key").read_text().strip()) == old
+    assert key_from_base64((keys / "a.previous.key").read_text().strip()) == fleet.state.previous_key("a") == old
     assert not (keys / "a.next.key").exists()
     for name in ("a.key", "a.previous.key"):
         assert stat.S_IMODE(os.stat(keys / name).st_mode) == 0o600

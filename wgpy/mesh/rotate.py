@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from ..core.crypto import clamp, public_key
+from ..core.crypto import public_key
 from ..core.encoding import key_to_base64, key_to_hex
 from .apply import parse_get
 from .state import State, StateError
@@ -34,7 +34,7 @@ def rotate(state: State, name: str, interface: str, grace: int, *, request=None,
     old = state.private_key(name)
     if old is None:
         raise StateError(f"the state holds no key for {name}: it cannot rotate (a roster public_key is kept elsewhere)")
-    new = _ensure(state, name, "next", lambda: clamp(rng(32)))
+    new = state.ensure_next_key(name, rng)
     current = parse_get(request(interface, "get=1\n\n")).private_key
     said = []
     if current == key_to_hex(old):
@@ -48,7 +48,7 @@ def rotate(state: State, name: str, interface: str, grace: int, *, request=None,
         raise OSError(f"{interface} does not hold {name}'s key: not rotated")
     else:
         said.append("already rotated on the interface")
-    _promote(state, name, old)
+    state.promote_next_key(name)
     said.append(f"state: keys/{name}.key is the new key, keys/{name}.previous.key the old one")
     return said
 
@@ -59,25 +59,6 @@ def finish(state: State, name: str, interface: str, *, request=None) -> list[str
         from ..runtime.uapi_socket import request
     answer = request(interface, "set=1\nwgpy_rotation_grace=0\n\n")
     said = ["grace ended on the interface" if "errno=0" in answer.splitlines() else "no rotation in progress on the interface"]
-    try:
-        os.unlink(os.path.join(state.directory, "keys", f"{name}.previous.key"))
+    if state.forget_previous_key(name):
         said.append(f"state: keys/{name}.previous.key removed")
-    except FileNotFoundError:
-        pass
     return said
-
-
-def _ensure(state: State, name: str, which: str, make) -> bytes:
-    return state._ensure_key(os.path.join("keys", f"{name}.{which}.key"), make)
-
-
-def _promote(state: State, name: str, old: bytes) -> None:
-    """keys/NAME.previous.key := old, then keys/NAME.key := keys/NAME.next.key by one rename, so that a run
-    stopped at any point leaves NAME.key holding a key the interface knows."""
-    keys = os.path.join(state.directory, "keys")
-    previous = os.path.join(keys, f"{name}.previous.key")
-    if state._read_key(os.path.join("keys", f"{name}.previous.key")) != old:
-        temporary = f"{previous}.{os.getpid()}.tmp"
-        State._create(temporary, key_to_base64(old) + "\n")
-        os.replace(temporary, previous)
-    os.replace(os.path.join(keys, f"{name}.next.key"), os.path.join(keys, f"{name}.key"))
