@@ -394,16 +394,14 @@ class Runtime:
                 detail = f" ({event.detail})" if event.detail else ""
                 log.debug("%s - Dropped: %s%s", who, event.reason.value, detail)
             return
-        if isinstance(event, KeyRotated):   # wgpy's key rotation (docs/rotation.md): worth a line at info
-            log.info("Key rotated: public key now %s; the previous one, %s, is kept for %.0f s",
-                     key_to_base64(event.public), key_to_base64(event.previous), event.grace_ends - time.monotonic())
-            return
-        if isinstance(event, PreviousKeyRetired):
-            log.info("Rotation grace over: previous public key %s forgotten", key_to_base64(event.previous))
-            return
         if not log.isEnabledFor(DEBUG):
             return
-        if isinstance(event, HandshakeInitiated):
+        if isinstance(event, KeyRotated):   # wgpy's key rotation (docs/rotation.md)
+            log.debug("Key rotated: public key now %s; the previous one, %s, is kept for %.0f s",
+                      key_to_base64(event.public), key_to_base64(event.previous), event.grace_ends - time.monotonic())
+        elif isinstance(event, PreviousKeyRetired):
+            log.debug("Rotation grace over: previous public key %s forgotten", key_to_base64(event.previous))
+        elif isinstance(event, HandshakeInitiated):
             log.debug("%s - Sending handshake initiation (attempt %d)", peer_name(event.peer), event.attempt)
         elif isinstance(event, HandshakeResponded):
             log.debug("%s - Received handshake initiation", peer_name(event.peer))
