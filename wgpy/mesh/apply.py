@@ -4,7 +4,10 @@ daemon, wireguard-go; wireguard.com/xplatform).
 ``wg syncconf`` (wireguard-tools ``src/setconf.c``) removes the peers the file no longer names and sets
 the rest without ``replace_peers``, so sessions survive. This goes one step further: it compares with
 the interface's ``get=1`` answer and sends only the fields that differ, so an unchanged peer is not
-touched at all (not even its learned endpoint), and each change is said in a line. Secrets are never
+touched at all, and each change is said in a line. One more difference from syncconf: a peer with a
+live session (a handshake within the last 180 s) keeps the endpoint it roamed to (whitepaper section
+2.1), since that is the address that works; the roster's endpoint is set on a new peer, or on one that
+has not answered. Secrets are never
 printed: a changed key is said to have changed.
 
 :func:`changes` is pure (two texts in, an operation and sentences out); :func:`apply` talks to the socket.
@@ -41,7 +44,8 @@ def parse_get(answer: str) -> Current:
                 raise OSError(f"the interface answered get with errno={value}")
         elif key == "public_key":
             peer = current.peers.setdefault(value, {"preshared_key": _ZERO, "endpoint": None, "keepalive": 0,
-                                                    "allowed_ips": set(), "handshake": 0, "rx": 0, "tx": 0})
+                                                    "allowed_ips": set(), "handshake": 0, "handshake_nsec": 0,
+                                                    "rx": 0, "tx": 0})
         elif peer is None:
             if key == "private_key":
                 current.private_key = value
@@ -57,6 +61,8 @@ def parse_get(answer: str) -> Current:
             peer["allowed_ips"].add(ip_network(value, strict=False))
         elif key == "last_handshake_time_sec":
             peer["handshake"] = int(value)
+        elif key == "last_handshake_time_nsec":
+            peer["handshake_nsec"] = int(value)
         elif key == "rx_bytes":
             peer["rx"] = int(value)
         elif key == "tx_bytes":
@@ -76,9 +82,13 @@ def format_endpoint(endpoint: tuple) -> str:
     return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
 
 
-def changes(host: HostPlan, current: Current, resolve) -> tuple[str | None, list[str]]:
+LIVE_SESSION = 180     # seconds since a handshake during which a roamed endpoint is kept
+
+
+def changes(host: HostPlan, current: Current, resolve, now: float) -> tuple[str | None, list[str]]:
     """The ``set=1`` operation that brings ``current`` to ``host`` (None when nothing differs) and one
-    sentence per change. ``resolve(name, port)`` turns an endpoint's host name into an address."""
+    sentence per change. ``resolve(name, port)`` turns an endpoint's host name into an address; ``now``
+    is Unix time, to tell a live session."""
     lines: list[str] = []
     said: list[str] = []
     if host.private_key is not None and key_to_hex(host.private_key) != current.private_key:
@@ -103,7 +113,8 @@ def changes(host: HostPlan, current: Current, resolve) -> tuple[str | None, list
             what.append("preshared key")
         if peer.endpoint is not None:
             endpoint = _endpoint_of(peer.endpoint, resolve)
-            if old is None or old["endpoint"] != endpoint:
+            live = old is not None and old["handshake"] and now - old["handshake"] <= LIVE_SESSION
+            if old is None or (old["endpoint"] != endpoint and not live):
                 fields.append(f"endpoint={format_endpoint(endpoint)}")
                 what.append(f"endpoint {format_endpoint(endpoint)}")
         keepalive = peer.keepalive or 0
@@ -142,7 +153,9 @@ def apply(host: HostPlan, interface: str, *, request=None, resolve=None) -> list
     if resolve is None:
         resolve = _resolve
     current = parse_get(request(interface, "get=1\n\n"))
-    operation, said = changes(host, current, resolve)
+    import time
+
+    operation, said = changes(host, current, resolve, time.time())
     if operation is not None:
         answer = request(interface, operation)
         if "errno=0" not in answer.splitlines():
@@ -153,4 +166,7 @@ def apply(host: HostPlan, interface: str, *, request=None, resolve=None) -> list
 def _resolve(host: str, port: int) -> str:
     import socket
 
-    return socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][4][0]
+    try:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][4][0]
+    except socket.gaierror as error:
+        raise OSError(f"endpoint {host} does not resolve ({error.strerror})") from None

@@ -1,5 +1,10 @@
-"""The ``wgpy mesh`` subcommands: render, apply, status, rotate. Reads the roster, then (only once it is valid)
-the state directory, making keys on first use; then does the one thing asked."""
+"""The ``wgpy mesh`` subcommands: render, apply, status, rotate. Reads the roster, then (only once it is
+valid) the state directory; then does the one thing asked.
+
+``render`` makes keys, preshared keys and addresses on first use. ``apply`` and ``status`` only read the
+state, and refuse a host the state does not know yet: a copy of the state on a host that made its own key
+for a new host would disagree with every other copy. ``rotate`` writes one thing, the rotated host's new
+key (and keeps the old one beside it): the other hosts' copies must then be updated before they apply."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from .state import State, StateError, state_directory
 class Fleet:
     """A valid roster with its state: every host's plan."""
 
-    def __init__(self, path: str, state_dir: str | None = None) -> None:
+    def __init__(self, path: str, state_dir: str | None = None, *, create: bool = True) -> None:
         from ..core.crypto import public_key
 
         with open(path, encoding="utf-8") as file:
@@ -25,20 +30,34 @@ class Fleet:
         self.state = State(state_dir or state_directory(path))
         recorded = self.state.addresses()
         addresses, self.notes = assign_addresses(self.roster, recorded)
+        if not create and addresses != recorded:
+            missing = sorted(name for name in addresses if addresses[name] != recorded.get(name))
+            raise LookupError(f"{self.state.directory} has no addresses for {', '.join(missing)} yet: "
+                              "run wgpy mesh render first (it is the one command that writes the state)")
         private: dict[str, bytes | None] = {}
         public: dict[str, bytes] = {}
         for host in self.roster.hosts:
             if host.public_key is None:
-                private[host.name] = self.state.ensure_private_key(host.name)
+                private[host.name] = self._key(create, host.name)
                 public[host.name] = public_key(private[host.name])
             else:      # kept elsewhere; used here only if the state holds the matching private key
                 stored = self.state.private_key(host.name)
                 private[host.name] = stored if stored is not None and public_key(stored) == host.public_key else None
                 public[host.name] = host.public_key
-        psks = {pair: self.state.ensure_preshared_key(*pair) for pair in pairs(self.roster)}
-        if addresses != recorded:     # a host removed from the roster gives its addresses back
+        psks = {pair: self._key(create, *pair) for pair in pairs(self.roster)}
+        if create and addresses != recorded:     # a host removed from the roster gives its addresses back
             self.state.save_addresses(addresses)
         self.plans = plan(self.roster, addresses, public, private, psks)
+
+    def _key(self, create: bool, *names: str) -> bytes:
+        """A host's private key (one name) or a pair's preshared key (two)."""
+        if create:
+            return self.state.ensure_private_key(*names) if len(names) == 1 else self.state.ensure_preshared_key(*names)
+        key = self.state.private_key(*names) if len(names) == 1 else self.state.preshared_key(*names)
+        if key is None:
+            raise LookupError(f"{self.state.directory} has no {'key' if len(names) == 1 else 'preshared key'} for "
+                              f"{' and '.join(names)} yet: run wgpy mesh render first")
+        return key
 
     def host(self, name: str) -> HostPlan:
         if name not in self.plans:
@@ -48,7 +67,7 @@ class Fleet:
 
 def main(args) -> int:
     try:
-        fleet = Fleet(args.roster, args.state)
+        fleet = Fleet(args.roster, args.state, create=args.mesh_command == "render")
         for note in fleet.notes:
             print(f"wgpy mesh: {note}", file=sys.stderr)
         if args.mesh_command == "render":
@@ -116,8 +135,8 @@ def _rotate(fleet: Fleet, args) -> int:
         print(f"{interface}: {line}")
     if not args.finish:
         others = [name for name in fleet.roster.names if name != host.name]
-        print(f"next, within {args.grace} s, on each of {', '.join(others)}: "
-              f"wgpy mesh apply {args.roster} --host NAME")
+        print(f"next, within {args.grace} s: copy {fleet.state.directory} to {', '.join(others)} "
+              f"(it holds {host.name}'s new key), then on each: wgpy mesh apply {args.roster} --host NAME")
     return 0
 
 

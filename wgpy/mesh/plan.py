@@ -115,7 +115,8 @@ def plan(roster: Roster, addresses: Addresses, public_keys: dict[str, bytes], pr
          preshared_keys: dict[tuple[str, str], bytes]) -> dict[str, HostPlan]:
     """Every host's interface. ``preshared_keys`` holds one key per pair of :func:`pairs`."""
     def own(host: Host) -> list[IPNetwork]:
-        mine = [ip_network(addresses[host.name][family]) for family in ("ipv4", "ipv6") if family in addresses[host.name]]
+        recorded = addresses[host.name]
+        mine = [ip_network(recorded[family]) for family in ("ipv4", "ipv6") if family in recorded]
         return mine + list(host.subnets)
 
     hubs = list(roster.hubs)

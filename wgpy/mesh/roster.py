@@ -393,7 +393,8 @@ class _Checker:
             names.setdefault(host.name, host.index)
             if host.public_key is not None:
                 if host.public_key in keys:
-                    self.issue(Problem.DUPLICATE_KEY, *at, "public_key", detail=f"{keys[host.public_key]} and {host.name}")
+                    self.issue(Problem.DUPLICATE_KEY, *at, "public_key",
+                               detail=f"{keys[host.public_key]} and {host.name}")
                 keys.setdefault(host.public_key, host.name)
             for key, address, prefix in (("address", host.address, ipv4), ("address6", host.address6, ipv6)):
                 if address is None:

@@ -17,7 +17,8 @@ from .plan import HostPlan
 UNREACHABLE_AFTER = 180      # seconds without a handshake
 
 
-def status(host: HostPlan, roster_names: list[str], current: Current, now: int, hubs: tuple[str, ...] = ()) -> tuple[str, list[str]]:
+def status(host: HostPlan, roster_names: list[str], current: Current, now: int,
+           hubs: tuple[str, ...] = ()) -> tuple[str, list[str]]:
     """The text, and the names of the unreachable peers."""
     out = [f"host {host.name} ({', '.join(map(str, host.addresses))})"]
     unreachable = []
