@@ -44,7 +44,7 @@ _EXPORTS = {
     **{name: ("wgpy.core.events", name) for name in (
         "Event", "HandshakeInitiated", "HandshakeResponded", "HandshakeCompleted", "HandshakeGaveUp",
         "CookieReceived", "SessionExpired", "KeysZeroed", "EndpointChanged", "PeerAdded", "PeerRemoved", "PrivateKeyChanged", "UnderLoad",
-        "PacketDropped")},
+        "PacketDropped", "KeyRotated", "PreviousKeyRetired")},
 }
 __all__ = sorted(_EXPORTS)
 

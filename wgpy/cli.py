@@ -8,7 +8,7 @@
     wgpy down CONF         take it down again
     wgpy proxy CONF ...    no root, no TUN: SOCKS5, an HTTP proxy and port forwards into the tunnel
     wgpy show [NAME]       what ``wg show`` prints, also for sockets wg does not look in (wgpy proxy's)
-    wgpy mesh render|apply|status ROSTER ...
+    wgpy mesh render|apply|status|rotate ROSTER ...
                            a fleet from a roster: wg-quick files, interfaces brought to it, who is reachable
     wgpy genkey            a new private key, base64 (as ``wg genkey``)
     wgpy pubkey            the public key of the private key on standard input (as ``wg pubkey``)
@@ -166,14 +166,19 @@ def _mesh_parser(commands) -> None:
     render = verbs.add_parser("render", help="one wg-quick file per host (DIR/HOST.conf, mode 0600)")
     apply = verbs.add_parser("apply", help="bring a local interface to the host's state (syncconf semantics)")
     status = verbs.add_parser("status", help="each peer's handshake, endpoint and transfer; who is unreachable")
-    for verb in (render, apply, status):
+    rotate = verbs.add_parser("rotate", help="a new key for HOST, its old one kept for a grace (docs/rotation.md)")
+    for verb in (render, apply, status, rotate):
         verb.add_argument("roster", metavar="ROSTER", help="the roster (TOML)")
         verb.add_argument("--state", metavar="DIR", help="the state directory (default: beside ROSTER, NAME.state)")
     render.add_argument("--host", metavar="NAME", help="only this host")
     render.add_argument("--out", metavar="DIR", required=True, help="where to write the files")
     apply.add_argument("--host", metavar="NAME", required=True, help="the host this interface is")
     status.add_argument("--host", metavar="NAME", help="the host this interface is (default: found by its key)")
-    for verb in (apply, status):
+    rotate.add_argument("host", metavar="HOST", help="the host whose key changes (this interface is it)")
+    rotate.add_argument("--grace", metavar="SECONDS", type=int, default=600,
+                        help="how long the old key still answers (default 600): update the other hosts meanwhile")
+    rotate.add_argument("--finish", action="store_true", help="end the grace now and remove the old key's file")
+    for verb in (apply, status, rotate):
         verb.add_argument("--interface", metavar="IFACE", help="the interface (default: the roster's, wgmesh)")
 
 

@@ -34,8 +34,8 @@ from .constants import (
     MessageType,
 )
 from .errors import Drop, Rejected
-from .events import (EndpointChanged, Event, HandshakeGaveUp, KeysZeroed, PeerAdded, PeerRemoved, PrivateKeyChanged,
-                     SessionExpired, UnderLoad)
+from .events import (EndpointChanged, Event, HandshakeGaveUp, KeyRotated, KeysZeroed, PeerAdded, PeerRemoved,
+                     PreviousKeyRetired, PrivateKeyChanged, SessionExpired, UnderLoad)
 from .handshake_queue import HandshakeQueue
 from .index_table import IndexTable
 from .output import Output
@@ -48,6 +48,7 @@ TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing at run 
 if TYPE_CHECKING:
     from .crypto import PrivateKey, Rng
     from .keylog import KeylogEntry
+    from .rotation import Rotation
 
 # The protocol, send.py and receive.py with the peers, handshakes, messages and cookies they build on,
 # is loaded with the device's first key, peer or packet (_load_protocol), not with the device: an idle
@@ -80,6 +81,8 @@ class Device:
         self._next_collection = 0.0
         self._private_key: PrivateKey | None = None
         self.cookie_checker: CookieChecker | None = None
+        # The old identity during a key rotation's grace (rotation.py); None otherwise.
+        self.rotation: Rotation | None = None
         self.indices = IndexTable(rng)
         self.output = Output()
         self.handshake_queue = HandshakeQueue()
@@ -110,9 +113,11 @@ class Device:
 
     def set_private_key(self, private_key: PrivateKey | None) -> None:
         """Change the device's identity. As in wireguard-go: a peer with the new public key is removed,
-        and every peer's handshake and sending keys are expired, since they belong to the old identity."""
+        and every peer's handshake and sending keys are expired, since they belong to the old identity.
+        A rotation in progress ends without its grace: the old identity is forgotten too."""
         if private_key == self._private_key:
             return
+        self.rotation = None
         self._private_key = private_key
         self.output.emit(PrivateKeyChanged(private_key.public if private_key is not None else None))
         if private_key is not None and CookieChecker is None:
@@ -125,6 +130,61 @@ class Device:
             for keypair in (peer.keypairs.current, peer.keypairs.next):
                 if keypair is not None:
                     keypair.expire_sending()
+
+    def rotate_private_key(self, private_key: PrivateKey, grace: float, now: float) -> None:
+        """Change the device's identity without an outage (a wgpy extension; rotation.py, docs/rotation.md):
+        sessions stay up, and for ``grace`` seconds the old key still answers the handshakes addressed to
+        it and initiates to the peers that know only it. A second rotation during a grace replaces the
+        first: the identity being left is then the one kept. Without a current key, or with the same
+        one, this is ``set_private_key``."""
+        from .rotation import Rotation, check_grace
+
+        grace = check_grace(grace)
+        previous = self._private_key
+        if previous is None or private_key == previous:
+            self.set_private_key(private_key)
+            return
+        if CookieChecker is None:
+            _load_protocol()
+        self._private_key = private_key
+        self.cookie_checker = CookieChecker(private_key.public, self.rng)
+        self.rotation = Rotation(previous, CookieChecker(previous.public, self.rng), now + grace)
+        if private_key.public in self.peers:
+            self.remove_peer(private_key.public)
+        self.output.emit(PrivateKeyChanged(private_key.public))
+        self.output.emit(KeyRotated(previous.public, private_key.public, now + grace))
+        if grace == 0:
+            self.end_rotation(now)
+
+    def set_rotation_grace(self, grace: float, now: float) -> None:
+        """End the rotation in progress ``grace`` seconds from ``now`` instead (0: at once), say once every
+        peer has the new key. ValueError without a rotation in progress."""
+        from .rotation import check_grace
+
+        grace = check_grace(grace)
+        if self.rotation is None:
+            raise ValueError("no key rotation in progress")
+        self.rotation.ends = now + grace
+        if grace == 0:
+            self.end_rotation(now)
+
+    def end_rotation(self, now: float) -> None:
+        """End a rotation's grace now (``handle_timer`` calls it when the grace is over): forget the old
+        identity, the handshakes pending under it, and the sessions of the peers whose last handshake it
+        made (stricter than wireguard-go's key change, which only stops sending on them: a retired key
+        authenticates nothing more); their next packet starts a handshake as the new identity."""
+        rotation = self.rotation
+        if rotation is None:
+            return
+        self.rotation = None
+        old = rotation.previous.public
+        for peer in self.peers.values():
+            if peer.handshake is not None and peer.handshake.local.public == old:
+                self.indices.forget_handshake(peer)
+            if peer.local_identity == old:
+                peer.local_identity = None
+                self.indices.forget_keypairs(peer.keypairs.clear())
+        self.output.emit(PreviousKeyRetired(old))
 
     def add_peer(self, public_key: bytes) -> Peer | None:
         """The peer with this public key, created if new; None for the device's own key (ignored, as
@@ -213,6 +273,8 @@ class Device:
             if peer.public_key in self.peers:
                 self._EXPIRE[timer](self, peer, now)
         self._handle_handshakes(now)
+        if self.rotation is not None and now >= self.rotation.ends:
+            self.end_rotation(now)
         if self._was_under_load and now >= self.handshake_queue.under_load_until:
             self._was_under_load = False
             self.output.emit(UnderLoad(False))
@@ -230,6 +292,8 @@ class Device:
             deadline = self._next_collection
         if self._was_under_load and (deadline is None or self.handshake_queue.under_load_until < deadline):
             deadline = self.handshake_queue.under_load_until   # to say the load is over
+        if self.rotation is not None and (deadline is None or self.rotation.ends < deadline):
+            deadline = self.rotation.ends
         return deadline
 
     def _handle_handshakes(self, now: float) -> None:

@@ -93,6 +93,25 @@ class PrivateKeyChanged:
 
 
 @record
+class KeyRotated:
+    """The device has a new identity, ``public``, and keeps the old one, ``previous``, for the
+    handshakes of peers that still know only it, until ``grace_ends`` (seconds on the device's clock;
+    docs/rotation.md). Established sessions are kept. A wgpy extension: wireguard-go has no such thing."""
+
+    previous: bytes
+    public: bytes
+    grace_ends: float
+
+
+@record
+class PreviousKeyRetired:
+    """The rotation's grace ended: the old identity ``previous`` is forgotten; an initiation addressed to
+    it is now a BAD_MAC1 drop, and the sessions it authenticated no longer send."""
+
+    previous: bytes
+
+
+@record
 class UnderLoad:
     """The device started (``True``) or stopped (``False``) answering handshakes with cookies."""
 
@@ -121,6 +140,8 @@ Event = (
     | PeerAdded
     | PeerRemoved
     | PrivateKeyChanged
+    | KeyRotated
+    | PreviousKeyRetired
     | UnderLoad
     | PacketDropped
 )

@@ -5,18 +5,20 @@ from __future__ import annotations
 from collections import deque
 from .constants import KEY_LEN, TIMESTAMP_LEN
 from .cookie import CookieGenerator
-from .crypto import ZERO_KEY, constant_time_equal
+from .crypto import ZERO_KEY, PrivateKey, constant_time_equal
 from .keypairs import Keypairs
 from .noise import InitiatorHandshake
 from .record import record
 
 
-@record(frozen=False, hidden=("state",))
+@record(frozen=False, hidden=("state", "local"))
 class InitiationSent:
-    """We sent an initiation under ``local_index`` and wait for its response (kernel CREATED_INITIATION)."""
+    """We sent an initiation under ``local_index`` and wait for its response (kernel CREATED_INITIATION).
+    ``local`` is the identity it was sent as: during a key rotation, the old one or the new one."""
 
     local_index: int
     state: InitiatorHandshake
+    local: PrivateKey
 
 
 class Peer:
@@ -42,6 +44,7 @@ class Peer:
         "rx_bytes",
         "tx_bytes",
         "last_handshake_time",
+        "local_identity",
     )
 
     def __init__(self, public_key: bytes) -> None:
@@ -68,6 +71,9 @@ class Peer:
         self.rx_bytes = 0
         self.tx_bytes = 0
         self.last_handshake_time: float | None = None  # wall-clock seconds of the last completed handshake
+        # Our public key as this peer knows it: the identity of our last handshake with it. During a key
+        # rotation it says which of our two identities to initiate with first (docs/rotation.md).
+        self.local_identity: bytes | None = None
 
     @property
     def preshared_key(self) -> bytes | None:

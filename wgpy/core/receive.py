@@ -24,6 +24,7 @@ from .events import CookieReceived, HandshakeCompleted
 from .keypairs import Keypair
 from .messages import ZERO_MAC, CookieReply, Initiation, Response, check_size, message_type
 from .peer import InitiationSent, Peer
+from .rotation import addressed_identity
 from .send import send_handshake_initiation, send_handshake_response, send_keepalive, send_staged_packets
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing at run time (bench_startup.py)
@@ -45,16 +46,18 @@ def queue_handshake(device: Device, data: bytes, kind: MessageType, source: tupl
     item = (data, kind, source, local)
     if not queue.full:
         if kind != MessageType.COOKIE_REPLY and not checker.check_mac1(data):
-            raise Rejected(Drop.BAD_MAC1)
+            if device.rotation is None or not device.rotation.checker.check_mac1(data):
+                raise Rejected(Drop.BAD_MAC1)
         queue.push(item)
         return
     # Full: a zero MAC2 proves nothing (and costs nothing to see).
     if kind == MessageType.COOKIE_REPLY or data[-16:] == ZERO_MAC:
         device.output.drop(Drop.HANDSHAKE_QUEUE_FULL, None, source)
         return
-    if not checker.check_mac1(data):
+    addressed = addressed_identity(device.private_key, checker, device.rotation, data)
+    if addressed is None:
         raise Rejected(Drop.BAD_MAC1)
-    if not checker.check_mac2(data, source, now):
+    if not addressed[1].check_mac2(data, source, now):
         device.output.drop(Drop.HANDSHAKE_QUEUE_FULL, None, source)
         return
     evicted = queue.push_proven(item)
@@ -68,8 +71,15 @@ def receive_handshake(device: Device, data: bytes, kind: MessageType, source: tu
     private_key = device.private_key
     if private_key is None:
         raise Rejected(Drop.NO_PRIVATE_KEY)
+    checker = device.cookie_checker
+    if device.rotation is not None:
+        # Rotating: MAC1 says which identity the sender knows (checked when queued; the grace may have
+        # ended since). Outside a rotation the queue's check stands.
+        addressed = addressed_identity(private_key, checker, device.rotation, data)
+        if addressed is None:
+            raise Rejected(Drop.BAD_MAC1)
+        private_key, checker = addressed
     if under_load:
-        checker = device.cookie_checker
         cookie = checker.cookie(source, now)
         if not checker.check_mac2(data, source, now, cookie):
             # Section 5.3: prove your address first. The reply costs one MAC and one AEAD call.
@@ -83,9 +93,9 @@ def receive_handshake(device: Device, data: bytes, kind: MessageType, source: tu
     if isinstance(message, Initiation):
         peer, consumed = _consume_initiation(device, private_key, message, now)
         device.set_endpoint(peer, source, local)
-        send_handshake_response(device, peer, consumed, message.sender_index, now)
+        send_handshake_response(device, peer, consumed, message.sender_index, now, private_key)
     else:
-        peer = _consume_response(device, private_key, message, now)
+        peer = _consume_response(device, message, now)
         device.set_endpoint(peer, source, local)
         # Send what waited for this session, or a keepalive to confirm it at once (section 6.1).
         send_keepalive(device, peer, now)
@@ -111,18 +121,21 @@ def _consume_initiation(
         raise Rejected(Drop.INITIATION_FLOOD, peer=peer.public_key)
     peer.latest_timestamp = consumed.payload
     peer.last_initiation_consumption = now
+    peer.local_identity = local.public   # the peer knows us by this key
     return peer, consumed
 
 
-def _consume_response(device: Device, local: PrivateKey, message: Response, now: float) -> Peer:
-    """Finish the handshake we initiated: the response must answer our pending initiation."""
+def _consume_response(device: Device, message: Response, now: float) -> Peer:
+    """Finish the handshake we initiated: the response must answer our pending initiation, and is read
+    with the identity that initiation was sent as."""
     entry = device.indices.lookup(message.receiver_index)
     if entry is None or not isinstance(entry[1], InitiationSent) or entry[0].handshake is not entry[1]:
         raise Rejected(Drop.NO_MATCHING_INITIATION)
     peer, pending = entry
-    keys = noise.consume_response(pending.state, local, message, peer.preshared_key)
+    keys = noise.consume_response(pending.state, pending.local, message, peer.preshared_key)
     # Success: the initiation's index now names the session.
     peer.handshake = None
+    peer.local_identity = pending.local.public   # the peer knows us by this key
     keypair = Keypair(keys, pending.local_index, message.sender_index, now)
     device.indices.register(pending.local_index, peer, keypair)
     device.indices.forget_keypairs(peer.keypairs.add(keypair))

@@ -16,6 +16,7 @@ from .events import HandshakeInitiated, HandshakeResponded
 from .keylog import KeylogEntry
 from .keypairs import Keypair
 from .peer import InitiationSent, Peer
+from .rotation import initiation_identity
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing at run time (bench_startup.py)
 if TYPE_CHECKING:
@@ -33,12 +34,14 @@ def send_handshake_initiation(device: Device, peer: Peer, now: float, is_retry: 
     if local is None:
         device.output.drop(Drop.NO_PRIVATE_KEY, peer.public_key)
         return
+    if device.rotation is not None:   # which of our two identities this peer knows (rotation.py)
+        local = initiation_identity(local, device.rotation, peer, peer.handshake_attempts)
     peer.last_sent_handshake = now
     device.indices.forget_handshake(peer)
     local_index = device.indices.allocate()
     ephemeral = PrivateKey.generate(device.rng)
     if device.keylog_enabled:
-        _log_keys(device, peer, ephemeral)
+        _log_keys(device, peer, ephemeral, local)
     try:
         message, state = noise.create_initiation(
             local,
@@ -51,7 +54,7 @@ def send_handshake_initiation(device: Device, peer: Peer, now: float, is_retry: 
         # The peer's public key is a low-order point: as the kernel's failed create_initiation, send nothing.
         device.output.drop(refused.reason, peer.public_key)
         return
-    pending = InitiationSent(local_index, state)
+    pending = InitiationSent(local_index, state, local)
     device.indices.register(local_index, peer, pending)
     peer.handshake = pending
     wire = peer.cookie.add_macs(message.pack(), now)
@@ -63,14 +66,16 @@ def send_handshake_initiation(device: Device, peer: Peer, now: float, is_retry: 
 
 
 def send_handshake_response(
-    device: Device, peer: Peer, consumed: noise.ResponderHandshake, remote_index: int, now: float
+    device: Device, peer: Peer, consumed: noise.ResponderHandshake, remote_index: int, now: float,
+    local: PrivateKey | None = None,
 ) -> None:
     """Answer a valid initiation from ``peer`` and derive the new session (sections 5.4.3 and 5.4.5).
-    The responder's keypair waits in ``next`` until the initiator's first data packet confirms it."""
+    The responder's keypair waits in ``next`` until the initiator's first data packet confirms it.
+    ``local`` is the identity the initiation addressed (the device's key unless it is rotating)."""
     local_index = device.indices.allocate()
     ephemeral = PrivateKey.generate(device.rng)
     if device.keylog_enabled:
-        _log_keys(device, peer, ephemeral)
+        _log_keys(device, peer, ephemeral, local or device.private_key)
     response, keys = noise.create_response(consumed, ephemeral, peer.preshared_key, local_index, remote_index)
     # Our own pending initiation, if any, is superseded by the one we answer (kernel: same handshake slot).
     device.indices.forget_handshake(peer)
@@ -95,10 +100,10 @@ def _send_to_peer(device: Device, peer: Peer, datagram: bytes) -> None:
     device.output.send((datagram, peer.endpoint))
 
 
-def _log_keys(device: Device, peer: Peer, ephemeral: PrivateKey) -> None:
-    """Keep a key log entry for an ephemeral key just generated for ``peer`` (only when the device's
-    ``keylog_enabled`` asks for it: these are secrets)."""
-    device.output.log_keys(KeylogEntry(device.private_key.private_bytes(), peer.public_key,
+def _log_keys(device: Device, peer: Peer, ephemeral: PrivateKey, local: PrivateKey) -> None:
+    """Keep a key log entry for an ephemeral key just generated for ``peer`` as identity ``local`` (only
+    when the device's ``keylog_enabled`` asks for it: these are secrets)."""
+    device.output.log_keys(KeylogEntry(local.private_bytes(), peer.public_key,
                                        ephemeral.private_bytes(), peer.preshared_key or bytes(32)))
 
 

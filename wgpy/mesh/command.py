@@ -1,9 +1,10 @@
-"""The ``wgpy mesh`` subcommands: render, apply, status. Reads the roster, then (only once it is valid)
-the state directory; then does the one thing asked.
+"""The ``wgpy mesh`` subcommands: render, apply, status, rotate. Reads the roster, then (only once it is
+valid) the state directory; then does the one thing asked.
 
-``render`` is the only writer of the state: it makes keys, preshared keys and addresses on first use.
-``apply`` and ``status`` only read it, and refuse a host the state does not know yet: a copy of the
-state on a host that made its own key for a new host would disagree with every other copy."""
+``render`` makes keys, preshared keys and addresses on first use. ``apply`` and ``status`` only read the
+state, and refuse a host the state does not know yet: a copy of the state on a host that made its own key
+for a new host would disagree with every other copy. ``rotate`` writes one thing, the rotated host's new
+key (and keeps the old one beside it): the other hosts' copies must then be updated before they apply."""
 
 from __future__ import annotations
 
@@ -71,6 +72,8 @@ def main(args) -> int:
             print(f"wgpy mesh: {note}", file=sys.stderr)
         if args.mesh_command == "render":
             return _render(fleet, args.host, args.out)
+        if args.mesh_command == "rotate":
+            return _rotate(fleet, args)
         if args.mesh_command == "apply":
             return _apply(fleet, args.host, args.interface or fleet.roster.interface)
         return _status(fleet, args.host, args.interface or fleet.roster.interface)
@@ -116,6 +119,24 @@ def _apply(fleet: Fleet, name: str, interface: str) -> int:
         print(f"{interface}: unchanged")
     for note in host.notes:
         print(f"note: {note}")
+    return 0
+
+
+def _rotate(fleet: Fleet, args) -> int:
+    from .rotate import finish, rotate
+
+    host = fleet.host(args.host)
+    interface = args.interface or fleet.roster.interface
+    if args.finish:
+        said = finish(fleet.state, host.name, interface)
+    else:
+        said = rotate(fleet.state, host.name, interface, args.grace)
+    for line in said:
+        print(f"{interface}: {line}")
+    if not args.finish:
+        others = [name for name in fleet.roster.names if name != host.name]
+        print(f"next, within {args.grace} s: copy {fleet.state.directory} to {', '.join(others)} "
+              f"(it holds {host.name}'s new key), then on each: wgpy mesh apply {args.roster} --host NAME")
     return 0
 
 

@@ -79,6 +79,41 @@ class State:
         self._create(temporary, text)
         os.replace(temporary, os.path.join(self.directory, "addresses.json"))
 
+    # ------------------------------------------------------------------------------------ key rotation
+    # keys/NAME.next.key: made by ``wgpy mesh rotate`` before the interface changes; NAME.previous.key: the
+    # key it replaced, until ``--finish`` (docs/rotation.md).
+
+    def ensure_next_key(self, name: str, rng=os.urandom) -> bytes:
+        """The key ``name`` rotates to, made on first use (a run that stopped reuses it)."""
+        from ..core.crypto import clamp
+
+        return self._ensure_key(os.path.join("keys", f"{name}.next.key"), lambda: clamp(rng(KEY_LEN)))
+
+    def previous_key(self, name: str) -> bytes | None:
+        return self._read_key(os.path.join("keys", f"{name}.previous.key"))
+
+    def promote_next_key(self, name: str) -> None:
+        """NAME.previous.key := NAME.key, then NAME.key := NAME.next.key by one rename: a run stopped at any
+        point leaves NAME.key holding a key the interface knows."""
+        old = self.private_key(name)
+        keys = os.path.join(self.directory, "keys")
+        if old is not None and self.previous_key(name) != old:
+            temporary = os.path.join(keys, f".{name}.previous.key.{os.getpid()}")
+            try:
+                os.unlink(temporary)
+            except FileNotFoundError:
+                pass
+            self._create(temporary, key_to_base64(old) + "\n")
+            os.replace(temporary, os.path.join(keys, f"{name}.previous.key"))
+        os.replace(os.path.join(keys, f"{name}.next.key"), os.path.join(keys, f"{name}.key"))
+
+    def forget_previous_key(self, name: str) -> bool:
+        try:
+            os.unlink(os.path.join(self.directory, "keys", f"{name}.previous.key"))
+        except FileNotFoundError:
+            return False
+        return True
+
     # ------------------------------------------------------------------------------------ the files
 
     def _ensure_key(self, relative: str, make) -> bytes:

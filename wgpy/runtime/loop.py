@@ -30,8 +30,10 @@ from ..core.events import (
     HandshakeGaveUp,
     HandshakeInitiated,
     HandshakeResponded,
+    KeyRotated,
     KeysZeroed,
     PacketDropped,
+    PreviousKeyRetired,
     PeerAdded,
     PeerRemoved,
     PrivateKeyChanged,
@@ -414,7 +416,12 @@ class Runtime:
             return
         if not log.isEnabledFor(DEBUG):
             return
-        if isinstance(event, HandshakeInitiated):
+        if isinstance(event, KeyRotated):   # wgpy's key rotation (docs/rotation.md)
+            log.debug("Key rotated: public key now %s; the previous one, %s, is kept for %.0f s",
+                      key_to_base64(event.public), key_to_base64(event.previous), event.grace_ends - time.monotonic())
+        elif isinstance(event, PreviousKeyRetired):
+            log.debug("Rotation grace over: previous public key %s forgotten", key_to_base64(event.previous))
+        elif isinstance(event, HandshakeInitiated):
             log.debug("%s - Sending handshake initiation (attempt %d)", peer_name(event.peer), event.attempt)
         elif isinstance(event, HandshakeResponded):
             log.debug("%s - Received handshake initiation", peer_name(event.peer))

@@ -33,6 +33,10 @@ def get_lines(device: Device) -> Iterator[str]:
         yield f"listen_port={device.listen_port}"
     if device.fwmark:
         yield f"fwmark={device.fwmark}"
+    if device.rotation is not None:
+        # A wgpy extension (docs/rotation.md), only during a key rotation: a public key, no secret.
+        # wireguard-tools' parser (ipc-uapi.h) skips a key it does not know, as it does here.
+        yield "wgpy_previous_public_key=" + key_to_hex(device.rotation.previous_public)
     for peer in list(device.peers.values()):
         preshared_key = peer.preshared_key
         seconds, nanoseconds = _handshake_time(peer.last_handshake_time)

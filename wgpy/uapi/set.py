@@ -11,7 +11,13 @@ skipped. The peer section the bad line is in is not finished: nothing is sent fo
 staged packet), unless the bad line was too long to read, after which wireguard-go's scanner stops and
 finishes the section as at the end of the input.
 
-``wgpy_endpoint_host=<name>:<port>`` (a wgpy extension, never sent by a stock ``wg``) gives the host name
+Two device keys are wgpy extensions, which a stock ``wg`` never sends (docs/rotation.md):
+``wgpy_rotate_private_key=HEX`` changes the private key as ``private_key`` does but keeps every session and
+the old key, for the handshakes of peers that know only it, for :data:`DEFAULT_ROTATION_GRACE` seconds;
+``wgpy_rotation_grace=SECONDS`` then sets the rotation in progress to end that many seconds from now (0: at
+once). ``wireguard-go`` answers ``-EINVAL`` to both, as to any unknown key.
+
+The peer key ``wgpy_endpoint_host=<name>:<port>`` (a wgpy extension too) gives the host name
 a peer's endpoint was resolved from; the runtime re-resolves it while running (runtime/reresolve.py), and
 ``get`` answers it after ``endpoint``. An empty value forgets the name. ``endpoint=`` leaves it alone.
 
@@ -39,6 +45,7 @@ from .values import (InterfaceIndex, expect_true, key_name, parse_endpoint, pars
                      parse_uint)
 
 MAX_LINE_SIZE = 64 * 1024 - 1   # bufio.MaxScanTokenSize, less the newline that must fit in the buffer too
+DEFAULT_ROTATION_GRACE = 600   # seconds, when a rotation gives none: time to update a fleet's configurations
 MAX_PEERS = 1 << 16             # wireguard-go device/constants.go MaxPeers; NewPeer refuses more
 
 Bind = Callable[[int, int], int]
@@ -67,7 +74,7 @@ class SetOperation:
     peer section. ``bind`` and ``interface_index`` are the hooks :class:`~wgpy.uapi.UapiConnection`
     describes."""
 
-    __slots__ = ("device", "number", "_bind", "_interface_index", "_lines", "_section")
+    __slots__ = ("device", "number", "_bind", "_interface_index", "_lines", "_section", "_now")
 
     def __init__(
         self,
@@ -83,12 +90,14 @@ class SetOperation:
         self._interface_index = interface_index
         self._lines = io.BytesIO(body)   # a copy; iterating it gives the lines, each with its "\n"
         self._section: _Section | None = None
+        self._now = 0.0
 
     def apply(self, now: float, budget: float = math.inf) -> bool:
         """wireguard-go ``IpcSetOperation``: device lines until the first ``public_key``, then peer
         sections; stop at the first bad line (raising :class:`UapiError`), keeping what the lines before it
         did. Applies at most ``budget`` lines; True once the operation is done, False if there may be more
         (call again)."""
+        self._now = now
         count = None if budget == math.inf else int(budget)
         first, section = self.number, self._section
         number = first
@@ -169,6 +178,19 @@ class SetOperation:
         elif key == "replace_peers":
             expect_true(key, value)
             device.remove_all_peers()
+        elif key == "wgpy_rotate_private_key":
+            raw = parse_key(value, key)
+            if constant_time_equal(raw, _ZERO_KEY):
+                raise UapiError(IPC_ERROR_INVALID, "failed to rotate the private key: a rotation needs a new key")
+            device.rotate_private_key(PrivateKey(clamp(raw)), DEFAULT_ROTATION_GRACE, self._now)
+        elif key == "wgpy_rotation_grace":
+            grace = parse_uint(value, 32, key)
+            if device.rotation is None:
+                raise UapiError(IPC_ERROR_INVALID, "failed to set wgpy_rotation_grace: no key rotation in progress")
+            try:
+                device.set_rotation_grace(grace, self._now)
+            except ValueError as error:
+                raise UapiError(IPC_ERROR_INVALID, f"failed to set wgpy_rotation_grace: {error}") from None
         else:
             raise UapiError(IPC_ERROR_INVALID, f"invalid UAPI device key {key_name(key)}")
 
