@@ -4,7 +4,7 @@ connections per second.
     python3 benchmarks/bench_proxy.py [--quick] [--repeat 3] [--megabytes 128] [--connections 400]
 
     pf13-a (the near peer, one of two modes at a time)           pf13-b
-      tun:   python -m wgpy -f pf13wg-a, 10.113.0.2/24             wireguard-go pf13wg-b 10.113.0.1/24
+      tun:   python -m wgpy -f pf13wg-a, 10.113.0.1NN/24           wireguard-go pf13wg-b 10.113.0.1/24
              curl http://10.113.0.1:8080/...                        an HTTP server on 10.113.0.1:8080:
       proxy: python -m wgpy proxy pf13px.conf --socks5 :1080          GET /blob (sendfile), PUT /sink
              curl --socks5-hostname 127.0.0.1:1080 http://...         (read and dropped), GET /small
@@ -52,7 +52,12 @@ DEFAULT_JSON = HERE / "results" / "proxy.json"
 NS = ("pf13-a", "pf13-b")
 VETH = ("pf13a0", "pf13b0")
 UNDERLAY = ("192.0.2.1", "192.0.2.2")
-TUNNEL = ("10.113.0.2", "10.113.0.1")       # near, far
+FAR_ADDRESS = "10.113.0.1"
+# Each session's near peer takes the next address of 10.113.0.128/25, so no session's connections meet
+# the far side's TIME-WAIT of an earlier one: wgpy's stack sends no TCP timestamps (RFC 7323) and a new
+# process draws a new ISN secret, so Linux refuses about half of the SYNs that reuse such a 4-tuple and
+# each of those costs the client an RST and a SYN retransmission a second later (docs/performance.md).
+NEAR_NETWORK = "10.113.0.128/25"
 NEAR_TUN, FAR_TUN = "pf13wg-a", "pf13wg-b"
 PROXY_NAME = "pf13px"                        # the configuration file's name, so the UAPI socket's
 PORT = 51813
@@ -140,6 +145,12 @@ class Far:
         self.megabytes = megabytes
         self.near_key, self.far_key = X25519PrivateKey.generate(), X25519PrivateKey.generate()
         self.processes: list[subprocess.Popen] = []
+        self.sessions = 0
+
+    def next_address(self) -> str:
+        """The near peer's tunnel address for the next session (see NEAR_NETWORK)."""
+        self.sessions += 1
+        return f"10.113.0.{128 + self.sessions % 127}"
 
     def __enter__(self) -> "Far":
         try:
@@ -178,13 +189,13 @@ class Far:
             time.sleep(0.01)
         subprocess.run(["ip", "netns", "exec", NS[1], "wg", "set", FAR_TUN, "private-key", "/dev/stdin",
                         "listen-port", str(PORT), "peer", b64(self.near_key.public_key().public_bytes_raw()),
-                        "allowed-ips", f"{TUNNEL[0]}/32"],
+                        "allowed-ips", NEAR_NETWORK],
                        input=b64(self.far_key.private_bytes_raw()) + "\n", check=True, capture_output=True,
                        text=True, timeout=30)
         sh("ip", "-n", NS[1], "link", "set", FAR_TUN, "mtu", str(self.mtu))
-        sh("ip", "-n", NS[1], "addr", "add", f"{TUNNEL[1]}/24", "dev", FAR_TUN)
+        sh("ip", "-n", NS[1], "addr", "add", f"{FAR_ADDRESS}/24", "dev", FAR_TUN)
         sh("ip", "-n", NS[1], "link", "set", FAR_TUN, "up")
-        server = subprocess.Popen(["ip", "netns", "exec", NS[1], sys.executable, "-c", SERVER, TUNNEL[1],
+        server = subprocess.Popen(["ip", "netns", "exec", NS[1], sys.executable, "-c", SERVER, FAR_ADDRESS,
                                    str(HTTP_PORT), str(self.blob), str(SMALL_BODY)],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         self.processes.append(server)
@@ -242,6 +253,7 @@ class Mode:
 
     def __init__(self, far: Far) -> None:
         self.far = far
+        self.address = far.next_address()
         self.process: subprocess.Popen | None = None
         self.log = far.work / f"{self.key}.log"
 
@@ -283,11 +295,11 @@ class TunMode(Mode):
         far_public = b64(self.far.far_key.public_key().public_bytes_raw())
         subprocess.run(["ip", "netns", "exec", NS[0], "wg", "set", NEAR_TUN, "private-key", "/dev/stdin",
                         "listen-port", str(PORT), "peer", far_public, "endpoint", f"{UNDERLAY[1]}:{PORT}",
-                        "allowed-ips", f"{TUNNEL[1]}/32"],
+                        "allowed-ips", f"{FAR_ADDRESS}/32"],
                        input=b64(self.far.near_key.private_bytes_raw()) + "\n", check=True,
                        capture_output=True, text=True, timeout=30)
         sh("ip", "-n", NS[0], "link", "set", NEAR_TUN, "mtu", str(self.far.mtu))
-        sh("ip", "-n", NS[0], "addr", "add", f"{TUNNEL[0]}/24", "dev", NEAR_TUN)
+        sh("ip", "-n", NS[0], "addr", "add", f"{self.address}/24", "dev", NEAR_TUN)
         sh("ip", "-n", NS[0], "link", "set", NEAR_TUN, "up")
 
 
@@ -299,9 +311,9 @@ class ProxyMode(Mode):
         config = self.far.work / f"{PROXY_NAME}.conf"
         with open(os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
             file.write(f"[Interface]\nPrivateKey = {b64(self.far.near_key.private_bytes_raw())}\n"
-                       f"Address = {TUNNEL[0]}/24\nMTU = {self.far.mtu}\n"
+                       f"Address = {self.address}/24\nMTU = {self.far.mtu}\n"
                        f"[Peer]\nPublicKey = {b64(self.far.far_key.public_key().public_bytes_raw())}\n"
-                       f"Endpoint = {UNDERLAY[1]}:{PORT}\nAllowedIPs = {TUNNEL[1]}/32\n")
+                       f"Endpoint = {UNDERLAY[1]}:{PORT}\nAllowedIPs = {FAR_ADDRESS}/32\n")
         return [sys.executable, "-m", "wgpy", "proxy", str(config), "--socks5", f"127.0.0.1:{SOCKS_PORT}"]
 
     def configure(self, deadline: float) -> None:
@@ -337,7 +349,7 @@ def timed(mode: Mode, figures: dict, name: str, work) -> None:
 
 def session(mode: Mode, args) -> dict:
     """Start ``mode``, take every figure once, stop it; raises Failed when something broke."""
-    url = f"http://{TUNNEL[1]}:{HTTP_PORT}"
+    url = f"http://{FAR_ADDRESS}:{HTTP_PORT}"
     size = args.megabytes << 20
     figures: dict = {}
     try:
