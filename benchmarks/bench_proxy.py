@@ -336,15 +336,18 @@ def curl(mode: Mode, *args: str, timeout: float = 120) -> str:
     return run.stdout
 
 
-def timed(mode: Mode, figures: dict, name: str, work) -> None:
-    """``work()`` returns (units done, what they are); the figures are its rate and wgpy's CPU."""
+def timed(mode: Mode, figures: dict, name: str, unit: str, count: float, work) -> None:
+    """``work()`` returns the function of the elapsed seconds that gives the figure ``name``; also wgpy's
+    CPU over it, in cores and in microseconds per ``unit`` (``count`` of them were carried)."""
     pids = [mode.process.pid]
     cpu, began = cpu_seconds(pids), time.monotonic()
     done = work()
     seconds = time.monotonic() - began
     mode.check(float("inf"))
+    cpu = cpu_seconds(pids) - cpu
     figures[name] = done(seconds)
-    figures[f"{name}_cpu_cores"] = (cpu_seconds(pids) - cpu) / seconds
+    figures[f"{name}_cpu_cores"] = cpu / seconds
+    figures[f"{name}_cpu_us_per_{unit}"] = cpu / count * 1e6
 
 
 def session(mode: Mode, args) -> dict:
@@ -380,9 +383,11 @@ def session(mode: Mode, args) -> dict:
                 raise Failed(f"{answered} of {count} short requests answered")
             return lambda seconds: count / seconds
 
-        timed(mode, figures, "download_mbps", download)
-        timed(mode, figures, "upload_mbps", upload)
-        timed(mode, figures, "connections_per_s", connections)
+        # Segments: the payload in full-sized ones (an IPv4 MSS without options, as wgpy's stack sends).
+        segments = size / (mode.far.mtu - 40)
+        timed(mode, figures, "download_mbps", "segment", segments, download)
+        timed(mode, figures, "upload_mbps", "segment", segments, upload)
+        timed(mode, figures, "connections_per_s", "connection", args.connections, connections)
     finally:
         mode.stop()
     return figures
@@ -410,14 +415,17 @@ def print_table(results: dict) -> None:
     print(f"\nmedians of {results['settings']['repeat']} repetition(s), MTU {results['settings']['mtu']}, "
           f"{results['settings']['megabytes']} MiB each way, {results['settings']['connections']} connections "
           f"at concurrency {results['settings']['concurrency']}:")
-    print(f"{'mode':8s} {'down Mbit/s':>12s} {'(cores)':>8s} {'up Mbit/s':>10s} {'(cores)':>8s} "
-          f"{'conn/s':>8s} {'(cores)':>8s}")
+    print("(cores: wgpy's CPU over the test; us: its CPU per full-sized segment of payload, or per connection)")
+    print(f"{'mode':8s} {'down Mbit/s':>12s} {'cores':>6s} {'us/seg':>7s} {'up Mbit/s':>10s} {'cores':>6s} "
+          f"{'us/seg':>7s} {'conn/s':>7s} {'cores':>6s} {'us/conn':>8s}")
     for key in MODES:
         if key in summary:
             row = summary[key]
-            print(f"{key:8s} {row['download_mbps']:12.0f} {row['download_mbps_cpu_cores']:8.2f} "
-                  f"{row['upload_mbps']:10.0f} {row['upload_mbps_cpu_cores']:8.2f} "
-                  f"{row['connections_per_s']:8.0f} {row['connections_per_s_cpu_cores']:8.2f}")
+            print(f"{key:8s} {row['download_mbps']:12.0f} {row['download_mbps_cpu_cores']:6.2f} "
+                  f"{row['download_mbps_cpu_us_per_segment']:7.1f} {row['upload_mbps']:10.0f} "
+                  f"{row['upload_mbps_cpu_cores']:6.2f} {row['upload_mbps_cpu_us_per_segment']:7.1f} "
+                  f"{row['connections_per_s']:7.0f} {row['connections_per_s_cpu_cores']:6.2f} "
+                  f"{row['connections_per_s_cpu_us_per_connection']:8.0f}")
     if "ratio_proxy_to_tun" in summary:
         ratio = summary["ratio_proxy_to_tun"]
         print("proxy / tun: " + ", ".join(f"{name.split('_')[0]} {value:.2f}x" for name, value in ratio.items()))

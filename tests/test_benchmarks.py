@@ -206,16 +206,13 @@ def test_bench_flood_goes_on_after_a_broken_session_and_an_unexpected_error(monk
     assert "Broken: no tunnel through wgpy" in err and "RuntimeError: an error nobody expected" in err
 
 
-class AbsentFar:
-    """The far side of bench_proxy stood in for: nothing to start."""
+class AbsentFar(bench_proxy.Far):
+    """The far side of bench_proxy stood in for: no namespaces, nothing started."""
 
-    def __init__(self, work, megabytes, mtu) -> None:
-        self.work, self.mtu, self.blob = work, mtu, work / "blob"
+    def start(self) -> None:
+        pass
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
         pass
 
 
