@@ -3,8 +3,9 @@
     python3 benchmarks/run_all.py [--quick] [--results DIR] [NAME ...]
 
 Every bench_*.py here, or those NAMEd (bench_core or core): the micro-benchmarks first (bench_allowedips,
-bench_core, bench_device, bench_replay, bench_scaling, ...), each writing DIR/<name>.json, and the tunnel
-benchmark last, writing DIR/tunnel.json and its plot. Those that need root say they skipped without it.
+bench_core, bench_device, bench_replay, bench_scaling, ...) and those in network namespaces (bench_flood,
+bench_proxy: wgpy proxy beside the TUN mode), each writing DIR/<name>.json, and the tunnel benchmark last,
+writing DIR/tunnel.json and its plot. Those that need root say they skipped without it.
 --quick is handed to every benchmark that takes it (a smoke run of each), and --json to every one that
 takes it, as each one's --help says. Exits 1 if any benchmark did not exit 0, after running the others,
 and names them at the end.

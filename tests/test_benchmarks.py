@@ -24,6 +24,7 @@ SCRIPTS = sorted(BENCHMARKS.glob("bench_*.py")) + [BENCHMARKS / "run_all.py"]
 sys.path.insert(0, str(BENCHMARKS))
 
 import bench_flood  # noqa: E402
+import bench_proxy  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_tunnel  # noqa: E402
 import scaling_report  # noqa: E402
@@ -203,6 +204,34 @@ def test_bench_flood_goes_on_after_a_broken_session_and_an_unexpected_error(monk
     assert {s["system"] for s in sessions} == {"wgpy", "wireguard-go"}
     err = capsys.readouterr().err
     assert "Broken: no tunnel through wgpy" in err and "RuntimeError: an error nobody expected" in err
+
+
+class AbsentFar(bench_proxy.Far):
+    """The far side of bench_proxy stood in for: no namespaces, nothing started."""
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def test_bench_proxy_measures_both_modes_then_exits_1_if_one_failed(monkeypatch, tmp_path, capsys):
+    """The namespaces and the far side are stood in for; the sessions are real: each mode's wgpy command
+    does not exist, so each session fails to start and is named; both modes are tried."""
+    pretend_root(monkeypatch, bench_proxy)
+    monkeypatch.setattr(bench_proxy, "Far", AbsentFar)
+    for mode in bench_proxy.MODES.values():
+        monkeypatch.setattr(mode, "command", lambda self: [MISSING])
+    monkeypatch.delenv(FORCE, raising=False)
+    out = tmp_path / "proxy.json"
+    assert bench_proxy.main(["--repeat", "1", "--json", str(out)]) == 1
+    results = json.loads(out.read_text())
+    assert [s["mode"] for s in results["sessions"]] == ["tun", "proxy"]
+    assert all("error" in s["figures"] for s in results["sessions"])
+    assert results["summary"] == {} and set(results["failed"]) == {"tun, repetition 1", "proxy, repetition 1"}
+    err = capsys.readouterr().err
+    assert "tun, repetition 1 FAILED" in err and "proxy, repetition 1 FAILED" in err
 
 
 def test_a_missing_requirement_is_a_skip_unless_ci(monkeypatch, capsys):

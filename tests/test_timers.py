@@ -247,3 +247,17 @@ def test_the_timer_heap_stays_small_while_timers_move(net):
     net.run(until=net.now + 1)
     assert len(bob.delivered) == 3000
     assert len(alice.device.schedule) < 50 and len(bob.device.schedule) < 50
+
+
+def test_the_timer_heap_stays_small_while_data_goes_both_ways(net, session):
+    """A transfer with answers: each received packet clears New-Handshake and each sent one sets it again
+    (Send-Keepalive the other way round). Each set after a clear files a heap entry; the stale ones must
+    not pile up for as long as the traffic lasts (each next_deadline would re-file them all)."""
+    alice, bob, t0 = session
+    for n in range(2000):
+        net.send(alice, bob, b"%d" % n)
+        net.send(bob, alice, b"re %d" % n)
+        net.run(until=net.now + 0.002)
+    net.run(until=net.now + 0.1)
+    assert len(bob.delivered) == 2001 and len(alice.delivered) == 2000   # bob's first was "start"
+    assert len(alice.device.schedule) < 50 and len(bob.device.schedule) < 50

@@ -35,6 +35,11 @@ class Timer(IntEnum):
     SESSION_EXPIRY = 6         # REJECT_AFTER_TIME after a session was derived (an event)
 
 
+# Re-filed stale entries one next_deadline() may meet before it compacts the heap: a few are a moved timer
+# each; more are duplicates of one (see Schedule._compact).
+MAX_REFILED = 8
+
+
 class Schedule:
     """The deadlines of all peers of one device: a heap with lazy deletion."""
 
@@ -65,11 +70,19 @@ class Schedule:
             self._compact()
 
     def _compact(self) -> None:
-        """Drop the entries of cleared timers (a safety net: lazy deletion leaves them until they surface)."""
-        live = [e for e in self._heap if e[2].timers.get(e[3]) is not None]
-        heapq.heapify(live)
-        self._heap = live
-        self._compact_at = 2 * len(live) + 1024
+        """Keep one entry per pending timer, at its deadline: drops the entries of cleared timers and the
+        duplicates that a timer cleared and set again leaves (each set after a clear pushes one, and a
+        stale one re-files itself when it surfaces, so without this they pile up for as long as traffic
+        flows, and every ``next_deadline`` re-files them all)."""
+        live = {}
+        for _, _, peer, timer in self._heap:
+            deadline = peer.timers.get(timer)
+            if deadline is not None:
+                live[id(peer), timer] = (deadline, next(self._order), peer, timer)
+        heap = list(live.values())
+        heapq.heapify(heap)
+        self._heap = heap
+        self._compact_at = 2 * len(heap) + 1024
 
     @staticmethod
     def clear(peer: Peer, timer: Timer) -> None:
@@ -82,6 +95,7 @@ class Schedule:
 
     def next_deadline(self) -> float | None:
         heap = self._heap
+        refiled = 0
         while heap:
             deadline, _, peer, timer = heap[0]
             current = peer.timers.get(timer)
@@ -90,6 +104,11 @@ class Schedule:
             heapq.heappop(heap)  # stale: cleared, or moved
             if current is not None and current > deadline:
                 heapq.heappush(heap, (current, next(self._order), peer, timer))  # moved later: re-file
+                refiled += 1
+                if refiled > MAX_REFILED:  # duplicates of pending timers: one entry each is enough
+                    self._compact()
+                    heap = self._heap
+                    refiled = 0
         return None
 
     def expired(self, now: float) -> Iterator[tuple[Peer, Timer]]:
