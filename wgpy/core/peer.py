@@ -41,6 +41,7 @@ class Peer:
         "rx_bytes",
         "tx_bytes",
         "last_handshake_time",
+        "static_static",
     )
 
     def __init__(self, public_key: bytes) -> None:
@@ -64,6 +65,10 @@ class Peer:
         self.rx_bytes = 0
         self.tx_bytes = 0
         self.last_handshake_time: float | None = None  # wall-clock seconds of the last completed handshake
+        # DH(our static private key, this public key), the same in every handshake with this peer: the
+        # device computes it when the peer or its own key changes (kernel precomputed_static_static).
+        # None without a private key, or for a low-order key, whose handshakes compute it and fail.
+        self.static_static: bytes | None = None
 
     @property
     def preshared_key(self) -> bytes | None:

@@ -100,7 +100,7 @@ def _consume_initiation(
 ) -> tuple[Peer, noise.ResponderHandshake]:
     """Decrypt an initiation; accept it only from a known peer, with a newer timestamp, at most
     INITIATIONS_PER_SECOND per peer (section 5.1). Commits to the peer only when all of that holds."""
-    consumed = noise.consume_initiation(local, message)
+    consumed = noise.consume_initiation(local, message, static_static=lambda public: _static_static(device.peers, public))
     peer = device.peers.get(consumed.initiator_public)
     if peer is None:
         raise Rejected(Drop.UNKNOWN_PEER)
@@ -112,6 +112,12 @@ def _consume_initiation(
     peer.latest_timestamp = consumed.payload
     peer.last_initiation_consumption = now
     return peer, consumed
+
+
+def _static_static(peers: dict, public_key: bytes) -> bytes | None:
+    """The precomputed static-static DH with the peer that has ``public_key``, if it is one of ours."""
+    peer = peers.get(public_key)
+    return peer.static_static if peer is not None else None
 
 
 def _consume_response(device: Device, local: PrivateKey, message: Response, now: float) -> Peer:

@@ -46,6 +46,7 @@ def send_handshake_initiation(device: Device, peer: Peer, now: float, is_retry: 
             ephemeral,
             local_index,
             tai64n.encode(now + device.epoch_offset),
+            static_static=peer.static_static,
         )
     except Rejected as refused:
         # The peer's public key is a low-order point: as the kernel's failed create_initiation, send nothing.
