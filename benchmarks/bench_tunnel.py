@@ -1,6 +1,7 @@
 """Tunnel benchmark: wgpy beside Debian's wireguard-go, with veth and a null relay as ceilings.
 
     python3 benchmarks/bench_tunnel.py [--quick] [--repeat 3] [--seconds 5] [--mtu 1420 --mtu 9000]
+    python3 benchmarks/bench_tunnel.py --systems wireguard-go wgpy --measure ping,first-reply --repeat 5
     python3 benchmarks/bench_tunnel.py --write-docs      # docs/performance.{md,png,json} from the JSON
 
 Two network namespaces joined by a veth pair (tunnelbench/netns.py). Four systems carry the traffic from
@@ -66,7 +67,7 @@ def measure_all(args, settings: measure.Settings, failures: Failures) -> dict:
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
                     "wireguard_go": version("wireguard-go"), "iperf3": version("iperf3"),
                     "loadavg_start": loadavg()},
-        "settings": {"seconds": settings.seconds, "repeat": args.repeat, "mtus": args.mtu, "systems": args.systems,
+        "settings": {"measures": list(settings.measures), "seconds": settings.seconds, "repeat": args.repeat, "mtus": args.mtu, "systems": args.systems,
                      "ping_count": settings.ping_count,
                      "udp_offered_kpps": {str(mtu): settings.udp_rates(mtu) for mtu in args.mtu}},
         "note": args.note,
@@ -75,7 +76,8 @@ def measure_all(args, settings: measure.Settings, failures: Failures) -> dict:
     server = measure.IperfServer()
     try:
         netns.setup()
-        server.start()
+        if {"tcp", "udp"} & set(settings.measures):
+            server.start()
         for repetition in range(args.repeat):
             order = args.systems if repetition % 2 == 0 else args.systems[::-1]
             for mtu in args.mtu:
@@ -144,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="UDP offered rates at a tunnel MTU, in kpackets/s (default "
                              + "; ".join(f"{m}={','.join(f'{r:g}' for r in rates)}" for m, rates in UDP_KPPS.items())
                              + ")")
+    parser.add_argument("--measure", default=",".join(measure.MEASURES), metavar="WHAT,...",
+                        help=f"what each session measures, of {', '.join(measure.MEASURES)} (default all); "
+                             "iperf3 runs only for tcp or udp")
     parser.add_argument("--ping-count", type=int, default=100, help="pings per session (default 100)")
     parser.add_argument("--note", default="", help="a remark stored with the results (the machine's load...)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})")
@@ -169,7 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.udp_kpps:
         mtu, _, kpps = item.partition("=")
         rates[int(mtu)] = [float(rate) for rate in kpps.split(",")]
-    settings = measure.Settings(seconds=args.seconds, ping_count=args.ping_count, udp_kpps=rates)
+    measures = tuple(m.strip() for m in args.measure.split(",") if m.strip())
+    unknown = [m for m in measures if m not in measure.MEASURES]
+    if unknown or not measures:
+        parser.error(f"--measure: {', '.join(unknown) or 'nothing'} is not one of {', '.join(measure.MEASURES)}")
+    settings = measure.Settings(seconds=args.seconds, ping_count=args.ping_count, udp_kpps=rates,
+                                measures=measures)
 
     signal.signal(signal.SIGTERM, interrupted)
     try:

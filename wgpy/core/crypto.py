@@ -43,6 +43,17 @@ def _load() -> None:
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
     _loaded = True
+    _warm_up()
+
+
+def _warm_up() -> None:
+    """Use each primitive of a handshake once, on throwaway inputs. OpenSSL looks an algorithm up on its
+    first use in a process (about 0.3 ms for ChaCha20-Poly1305, 0.05 ms for X25519 here): paid now, when
+    a key is set, that is not added to the first handshake, and so to the first packet's round trip."""
+    aead = ChaCha20Poly1305(ZERO_KEY)
+    aead.decrypt(bytes(12), aead.encrypt(bytes(12), ZERO_KEY, ZERO_KEY), ZERO_KEY)
+    key = X25519PrivateKey.from_private_bytes(ZERO_KEY)
+    key.exchange(X25519PrivateKey.from_private_bytes(bytes(31) + b"\x01").public_key())
 
 
 def __getattr__(name: str):

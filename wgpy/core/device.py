@@ -126,6 +126,7 @@ class Device:
         if private_key is not None and private_key.public in self.peers:
             self.remove_peer(private_key.public)
         for peer in self.peers.values():
+            self._precompute_static_static(peer)
             self.indices.forget_handshake(peer)
             for keypair in (peer.keypairs.current, peer.keypairs.next):
                 if keypair is not None:
@@ -151,6 +152,8 @@ class Device:
         self.rotation = Rotation(previous, CookieChecker(previous.public, self.rng), now + grace)
         if private_key.public in self.peers:
             self.remove_peer(private_key.public)
+        for peer in self.peers.values():
+            self._precompute_static_static(peer)   # for the new key; the old one's handshakes compute theirs
         self.output.emit(PrivateKeyChanged(private_key.public))
         self.output.emit(KeyRotated(previous.public, private_key.public, now + grace))
         if grace == 0:
@@ -196,8 +199,20 @@ class Device:
             if Peer is None:
                 _load_protocol()
             peer = self.peers[public_key] = Peer(public_key)
+            self._precompute_static_static(peer)
             self.output.emit(PeerAdded(public_key))
         return peer
+
+    def _precompute_static_static(self, peer: Peer) -> None:
+        """Compute the static-static DH with ``peer`` once, not in each handshake, where it would add one
+        X25519 to each side's work before the first packet can go (kernel noise.c, wireguard-go's
+        precomputedStaticStatic): about 0.07 ms off link-up to first reply."""
+        peer.static_static = None
+        if self._private_key is not None:
+            try:
+                peer.static_static = self._private_key.exchange(peer.public_key)
+            except Rejected:
+                pass   # a low-order key: each handshake computes it again and is refused, as before
 
     def remove_peer(self, public_key: bytes) -> None:
         """Remove a peer with its sessions, allowed IPs, staged packets and timers."""

@@ -22,6 +22,8 @@ Every function computes on local values and returns new immutable state, or rais
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .constants import CONSTRUCTION, IDENTIFIER, KEY_LEN, TIMESTAMP_LEN
 from .crypto import AEAD, AEAD_DECRYPT, HASH, KDF1, KDF2, KDF3, ZERO_KEY, PrivateKey, aead_nonce
 from .messages import Initiation, Response
@@ -96,9 +98,15 @@ class Transcript:
         shared = self._dh(private, public, names)
         self.mix_key(shared, dh_name(names) if self.trace.enabled else "")
 
-    def mix_dh_for_key(self, private: PrivateKey, public: bytes, names: tuple[str, str]) -> bytes:
-        """(C, k) = KDF2(C, DH(private, public)); returns k: the ``es`` and ``ss`` tokens of message 1."""
-        shared = self._dh(private, public, names)
+    def mix_dh_for_key(self, private: PrivateKey, public: bytes, names: tuple[str, str],
+                       shared: bytes | None = None) -> bytes:
+        """(C, k) = KDF2(C, DH(private, public)); returns k: the ``es`` and ``ss`` tokens of message 1.
+        ``shared`` is DH(private, public) when the caller has it already (the static-static one, which
+        the device keeps per peer as the kernel's ``precomputed_static_static``)."""
+        if shared is None:
+            shared = self._dh(private, public, names)
+        elif self.trace.enabled:
+            self._trace_dh(private, public, names, shared)
         self.chaining_key, key = KDF2(self.chaining_key, shared)
         if self.trace.enabled:
             what = dh_name(names)
@@ -110,10 +118,13 @@ class Transcript:
         """DH(private, public); ``names`` are the whitepaper's, ``("E_priv_i", "S_pub_r")``."""
         shared = private.exchange(public)
         if self.trace.enabled:
-            what = dh_name(names)
-            self.trace.step(Op.DH, what, self.section, names, (what,),
-                            **{names[0]: private.private_bytes(), names[1]: public, what: shared})
+            self._trace_dh(private, public, names, shared)
         return shared
+
+    def _trace_dh(self, private: PrivateKey, public: bytes, names: tuple[str, str], shared: bytes) -> None:
+        what = dh_name(names)
+        self.trace.step(Op.DH, what, self.section, names, (what,),
+                        **{names[0]: private.private_bytes(), names[1]: public, what: shared})
 
     def mix_psk(self, preshared_key: bytes) -> bytes:
         """(C, tau, k) = KDF3(C, Q); H = HASH(H || tau); returns k: the ``psk`` token."""
@@ -193,8 +204,10 @@ def write_message_1(
     ephemeral: PrivateKey,
     payload: bytes,
     payload_names: tuple[str, str] = PAYLOAD,
+    static_static: bytes | None = None,
 ) -> tuple[bytes, bytes, bytes, InitiatorHandshake]:
-    """``-> e, es, s, ss`` with ``payload``; returns (e_pub, AEAD(s_pub), AEAD(payload), state)."""
+    """``-> e, es, s, ss`` with ``payload``; returns (e_pub, AEAD(s_pub), AEAD(payload), state).
+    ``static_static``: DH(initiator, responder_public) if already known."""
     t = transcript
     # e
     t.mix_key(ephemeral.public, "E_pub_i")
@@ -204,7 +217,7 @@ def write_message_1(
     # s
     encrypted_static = t.encrypt_and_hash(key, initiator.public, "S_pub_i", "msg.encrypted_static")
     # ss
-    key = t.mix_dh_for_key(initiator, responder_public, ("S_priv_i", "S_pub_r"))
+    key = t.mix_dh_for_key(initiator, responder_public, ("S_priv_i", "S_pub_r"), static_static)
     # payload (the TAI64N timestamp in WireGuard)
     encrypted_payload = t.encrypt_and_hash(key, payload, *payload_names)
     state = InitiatorHandshake(responder_public, ephemeral, t.chaining_key, t.hash)
@@ -218,8 +231,10 @@ def read_message_1(
     encrypted_static: bytes,
     encrypted_payload: bytes,
     payload_names: tuple[str, str] = PAYLOAD,
+    static_static: Callable[[bytes], bytes | None] | None = None,
 ) -> ResponderHandshake:
-    """The responder's side of ``-> e, es, s, ss``. Raises Rejected if any step fails."""
+    """The responder's side of ``-> e, es, s, ss``. Raises Rejected if any step fails. ``static_static``
+    gives DH(responder, initiator's static public key) for the keys it has it for (None otherwise)."""
     t = transcript
     # e
     t.mix_key(unencrypted_ephemeral, "E_pub_i")
@@ -229,7 +244,8 @@ def read_message_1(
     # s
     initiator_public = t.decrypt_and_hash(key, encrypted_static, "S_pub_i", "msg.encrypted_static")
     # ss
-    key = t.mix_dh_for_key(responder, initiator_public, ("S_priv_r", "S_pub_i"))
+    known = static_static(initiator_public) if static_static is not None else None
+    key = t.mix_dh_for_key(responder, initiator_public, ("S_priv_r", "S_pub_i"), known)
     # payload
     payload = t.decrypt_and_hash(key, encrypted_payload, *payload_names)
     return ResponderHandshake(initiator_public, payload, unencrypted_ephemeral, t.chaining_key, t.hash)
@@ -327,24 +343,28 @@ def create_initiation(
     timestamp: bytes,
     *,
     trace: NullTrace = NULL_TRACE,
+    static_static: bytes | None = None,
 ) -> tuple[Initiation, InitiatorHandshake]:
     """The handshake initiation (section 5.4.2), with MAC1 and MAC2 still zero (cookie.py adds them)."""
     if len(timestamp) != TIMESTAMP_LEN:
         raise ValueError("the initiation's payload is a 12-byte TAI64N timestamp")
     transcript = Transcript.start(responder_public, trace=trace)
     ephemeral_public, encrypted_static, encrypted_timestamp, state = write_message_1(
-        transcript, local, responder_public, ephemeral, timestamp, TIMESTAMP
+        transcript, local, responder_public, ephemeral, timestamp, TIMESTAMP, static_static
     )
     message = Initiation(sender_index, ephemeral_public, encrypted_static, encrypted_timestamp)
     return message, state
 
 
-def consume_initiation(local: PrivateKey, message: Initiation, *, trace: NullTrace = NULL_TRACE) -> ResponderHandshake:
+def consume_initiation(local: PrivateKey, message: Initiation, *, trace: NullTrace = NULL_TRACE,
+                       static_static: Callable[[bytes], bytes | None] | None = None) -> ResponderHandshake:
     """Decrypt an initiation addressed to ``local``. The caller then checks that ``initiator_public`` is a
-    peer and that the timestamp (``payload``) is newer than the last one accepted from it."""
+    peer and that the timestamp (``payload``) is newer than the last one accepted from it.
+    ``static_static(initiator_public)``, if given, is the static-static DH when the caller has it."""
     transcript = Transcript.start(local.public, trace=trace)
     return read_message_1(
-        transcript, local, message.unencrypted_ephemeral, message.encrypted_static, message.encrypted_timestamp, TIMESTAMP
+        transcript, local, message.unencrypted_ephemeral, message.encrypted_static, message.encrypted_timestamp, TIMESTAMP,
+        static_static,
     )
 
 

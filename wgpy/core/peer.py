@@ -45,6 +45,7 @@ class Peer:
         "tx_bytes",
         "last_handshake_time",
         "local_identity",
+        "static_static",
     )
 
     def __init__(self, public_key: bytes) -> None:
@@ -74,6 +75,10 @@ class Peer:
         # Our public key as this peer knows it: the identity of our last handshake with it. During a key
         # rotation it says which of our two identities to initiate with first (docs/rotation.md).
         self.local_identity: bytes | None = None
+        # DH(our static private key, this public key), the same in every handshake with this peer: the
+        # device computes it when the peer or its own key changes (kernel precomputed_static_static).
+        # None without a private key, or for a low-order key, whose handshakes compute it and fail.
+        self.static_static: bytes | None = None
 
     @property
     def preshared_key(self) -> bytes | None:

@@ -110,7 +110,10 @@ def _consume_initiation(
 ) -> tuple[Peer, noise.ResponderHandshake]:
     """Decrypt an initiation; accept it only from a known peer, with a newer timestamp, at most
     INITIATIONS_PER_SECOND per peer (section 5.1). Commits to the peer only when all of that holds."""
-    consumed = noise.consume_initiation(local, message)
+    # The precomputed static-static DH belongs to the device's current key; an initiation addressed to
+    # the key a rotation is leaving (rotation.py) computes its own.
+    known = (lambda public: _static_static(device.peers, public)) if local is device.private_key else None
+    consumed = noise.consume_initiation(local, message, static_static=known)
     peer = device.peers.get(consumed.initiator_public)
     if peer is None:
         raise Rejected(Drop.UNKNOWN_PEER)
@@ -123,6 +126,12 @@ def _consume_initiation(
     peer.last_initiation_consumption = now
     peer.local_identity = local.public   # the peer knows us by this key
     return peer, consumed
+
+
+def _static_static(peers: dict, public_key: bytes) -> bytes | None:
+    """The precomputed static-static DH with the peer that has ``public_key``, if it is one of ours."""
+    peer = peers.get(public_key)
+    return peer.static_static if peer is not None else None
 
 
 def _consume_response(device: Device, message: Response, now: float) -> Peer:

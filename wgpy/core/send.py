@@ -49,6 +49,7 @@ def send_handshake_initiation(device: Device, peer: Peer, now: float, is_retry: 
             ephemeral,
             local_index,
             tai64n.encode(now + device.epoch_offset),
+            static_static=peer.static_static if local is device.private_key else None,  # see receive.py
         )
     except Rejected as refused:
         # The peer's public key is a low-order point: as the kernel's failed create_initiation, send nothing.
