@@ -133,7 +133,9 @@ class TcpListener:
     for every address and port; ``accept`` hands them out established, oldest first.
 
     ``backlog`` bounds the connections it holds that are not yet accepted, half-open or established
-    (Linux bounds the two separately, by ``backlog`` and ``tcp_max_syn_backlog``).
+    (Linux bounds the two separately, by ``backlog`` and ``tcp_max_syn_backlog``). When it is full and a
+    SYN comes, the oldest half-open connection makes room (FreeBSD's syncache does so), so a SYN flood
+    cannot keep a real client out for as long as the flood's SYN,ACK retransmissions last.
     """
 
     def __init__(self, address: bytes | None, port: int | None, backlog: int, transparent: bool,
@@ -143,7 +145,7 @@ class TcpListener:
         self.backlog = backlog
         self.transparent = transparent
         self.closed = False
-        self.half_open: set[TcpSocket] = set()
+        self.half_open: dict[TcpSocket, None] = {}   # oldest first
         self.ready: deque[TcpSocket] = deque()
         self._unlisten = unlisten
 
@@ -154,6 +156,16 @@ class TcpListener:
     @property
     def full(self) -> bool:
         return len(self.half_open) + len(self.ready) >= self.backlog
+
+    def drop_oldest_half_open(self) -> bool:
+        """Reset the oldest half-open connection to make room for a new SYN; False when there is none."""
+        if not self.half_open:
+            return False
+        sock = next(iter(self.half_open))
+        del self.half_open[sock]
+        sock.listener = None
+        sock.abort()
+        return True
 
     def accept(self) -> TcpSocket | None:
         """The oldest established connection not yet accepted, or None."""
