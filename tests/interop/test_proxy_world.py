@@ -282,6 +282,21 @@ class World:
         (self.work / "fetched").unlink()
         return digest.hexdigest()
 
+    def transfer(self) -> tuple[int, int]:
+        """What the far side has received from and sent to the proxy's peer (``wg show IFACE transfer``)."""
+        shown = self.hosts.wg(self.hosts.b, "show", self.interface, "transfer").stdout
+        line = next(line for line in shown.splitlines() if line.startswith(b64(self.proxy_key.public)))
+        return int(line.split()[1]), int(line.split()[2])
+
+    def far_connections(self, port: int) -> int:
+        """Established TCP connections to the far namespace's server on ``port``."""
+        shown = self.in_b("ss", "-Htn", "state", "established", f"( sport = :{port} )").stdout
+        return len(shown.splitlines())
+
+    def proxy_rss(self) -> int:
+        status = Path(f"/proc/{self.proxy.pid}/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) * 1024
+
     def metrics(self) -> dict[tuple[str, str], int]:
         """``/metrics``' drops: (layer, reason) -> count."""
         text = self.curl("http://127.0.0.1:9100/metrics").stdout.decode()
@@ -322,20 +337,26 @@ def test_no_privilege_no_tun(world):
 
 
 def test_50_mib_download_by_name_through_socks5(world):
+    before = world.transfer()
     result, seconds = world.fetch()
     assert result.returncode == 0, result.stderr
     assert world.fetched_sha() == world.blob_sha
+    received, sent = (after - before for after, before in zip(world.transfer(), before))
+    assert sent > BLOB_SIZE   # it did come through WireGuard: the far side's counter for the proxy's peer
     assert "files.px2" in (world.work / "dnsmasq.log").read_text()   # asked inside the tunnel
     figure(f"[{world.far}] download, curl --socks5-hostname: {rate(BLOB_SIZE, seconds)}")
 
 
 def test_50_mib_upload_through_the_http_proxy(world):
+    before = world.transfer()
     start = time.monotonic()
     result = world.curl("--proxytunnel", "--proxy", "http://127.0.0.1:3128", "-H", "Expect:", "-T", str(world.blob),
                         f"http://files.px2:8090/upload")
     seconds = time.monotonic() - start
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().split() == [str(BLOB_SIZE), world.blob_sha]
+    received, sent = (after - before for after, before in zip(world.transfer(), before))
+    assert received > BLOB_SIZE
     figure(f"[{world.far}] upload, curl -T through HTTP CONNECT: {rate(BLOB_SIZE, seconds)}")
 
 
@@ -364,8 +385,9 @@ def test_bad_clients_beside_a_big_transfer(world):
     """While the blob comes down: garbage to both proxies, a client killed mid-transfer, a client that
     reads nothing. Each bad one gets its error (or its close); the blob arrives whole."""
     before = world.metrics()
+    # Held to 15 MB/s, so that it surely runs through everything below (unlimited, it takes about a second).
     big = subprocess.Popen(["ip", "netns", "exec", world.hosts.a, "curl", "--silent", "--show-error", "--max-time", "90",
-                            "--socks5-hostname", "127.0.0.1:1080", "--output", str(world.work / "fetched"),
+                            "--limit-rate", "15M", "--socks5-hostname", "127.0.0.1:1080", "--output", str(world.work / "fetched"),
                             "http://files.px2:8080/blob"], stderr=subprocess.PIPE)
     world.hosts.processes.append(big)
     staller = subprocess.Popen(["ip", "netns", "exec", world.hosts.a, sys.executable, "-c", STALLER],
@@ -375,16 +397,19 @@ def test_bad_clients_beside_a_big_transfer(world):
     start = time.monotonic()
     vanishers = []
     for _ in range(3):
-        vanisher = subprocess.Popen(["ip", "netns", "exec", world.hosts.a, "curl", "--silent", "--socks5-hostname",
+        vanisher = subprocess.Popen(["ip", "netns", "exec", world.hosts.a, "curl", "--silent", "--limit-rate", "1M", "--socks5-hostname",
                                      "127.0.0.1:1080", "--output", "/dev/null", "http://files.px2:8080/blob"])
         world.hosts.processes.append(vanisher)
         vanishers.append(vanisher)
     garbage = world.in_a(sys.executable, "-c", GARBAGE)
     assert garbage.returncode == 0, garbage.stderr
     time.sleep(0.5)
+    wait_for(lambda: world.far_connections(8080) == 5, "five transfers from the far server at once", 10)
     for vanisher in vanishers:
+        assert vanisher.poll() is None     # still in the middle of its 50 MiB
         vanisher.send_signal(signal.SIGKILL)   # curl gone mid-transfer, its socket reset
         vanisher.wait()
+    assert big.poll() is None, "the big transfer ended before the bad clients were done"
     answers = {key: bytes.fromhex(value) for key, value in json.loads(garbage.stdout).items()}
     assert answers["socks4"] in (b"", b"\x05\xff")                     # not SOCKS5: refused, closed
     assert answers["socks_bind"] == b"\x05\x00" + b"\x05\x07\x00\x01" + bytes(6)   # command not supported
@@ -399,8 +424,12 @@ def test_bad_clients_beside_a_big_transfer(world):
     # The staller still holds its connection; the proxy still serves others.
     ok = world.curl("--socks5-hostname", "127.0.0.1:1080", "http://files.px2:8080/small")
     assert ok.returncode == 0 and len(ok.stdout) == 1024, ok.stderr
+    # Upstream, through the tunnel: the killed clients' connections are gone, the staller's is held.
+    wait_for(lambda: world.far_connections(8080) == 1, "only the staller's connection to the far server", 10)
+    rss = world.proxy_rss()
     staller.stdin.close()
     staller.wait(timeout=10)
+    wait_for(lambda: world.far_connections(8080) == 0, "the staller's connection to go, upstream too", 10)
     after = world.metrics()
     grown = {key[1]: count - before.get(key, 0) for key, count in after.items()
              if key[0] == "proxy" and count > before.get(key, 0)}
@@ -408,7 +437,8 @@ def test_bad_clients_beside_a_big_transfer(world):
     assert grown.get("command_not_supported", 0) >= 1 and grown.get("address_type_not_supported", 0) >= 1, grown
     assert sum(grown.get(r, 0) for r in ("bad_request_line", "bad_field", "bad_version", "method_not_allowed",
                                           "head_too_large")) >= 3, grown
-    figure(f"[{world.far}] 50 MiB beside bad clients: {rate(BLOB_SIZE, seconds)}; proxy refusals counted: {grown}")
+    figure(f"[{world.far}] 50 MiB beside bad clients (curl --limit-rate 15M): {rate(BLOB_SIZE, seconds)}; proxy refusals counted: {grown}; "
+           f"proxy RSS with the staller held: {rss / 2**20:.0f} MiB")
 
 
 def test_syn_flood_through_the_tunnel_leaves_the_reverse_port_usable(world):
