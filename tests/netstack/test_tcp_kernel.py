@@ -15,6 +15,7 @@ import hashlib
 import os
 import random
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -111,6 +112,13 @@ class Link:
             self.process.kill()
             self.process.wait()
         self.tun.close()  # a TUN device goes with its last descriptor
+        # Anything still running in our namespace is ours (as tests/netns.py's Hosts does).
+        for pid in subprocess.run(["ip", "netns", "pids", self.namespace], capture_output=True,
+                                  text=True).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
         subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
 
     def kernel(self, mode: str, port: int, size: int) -> subprocess.Popen:

@@ -221,3 +221,29 @@ def test_after_a_syn_timeout_data_starts_with_a_three_second_rto():
     assert pair.run(until=pair.established, max_steps=20)
     assert pair.client.rtt.srtt is None and pair.client.rtt.timeout == 3.0
     assert pair.server.rtt.srtt is not None  # the server timed its SYN,ACK: it has a sample
+
+
+def test_limited_transmit_brings_the_third_duplicate_ack_in_a_small_window():
+    """RFC 3042: three segments in flight, the first lost: two duplicate ACKs only, and the window is full.
+    A new segment for each of them brings the third duplicate ACK: fast retransmit, no timeout."""
+    pair = established()
+    client = pair.client
+    client.congestion.cwnd = client.congestion.ssthresh = 3 * 1380  # as after a few losses
+    first = client.snd_max & 0xFFFFFFFF
+    dropped = []
+
+    def drop_first(direction, segment):
+        if direction == "c>s" and segment.payload and segment.seq == first and not dropped:
+            dropped.append(pair.now)
+            return True
+        return False
+
+    pair.drop_if = drop_first
+    data = random.Random(13).randbytes(20 * 1380)
+    start = len(pair.carried)
+    transfer = Transfer(pair, data, b"")
+    assert pair.run(until=transfer.done, pump=transfer.pump, max_steps=500)
+    assert bytes(transfer.received["server"]) == data
+    resent = [t for t, s in data_segments(pair, "c>s", start) if s.seq == first]
+    assert len(resent) == 2 and resent[1] - resent[0] < 0.05  # one round trip, not the 200 ms timeout
+    assert client.rtt.backoff == 0

@@ -17,7 +17,8 @@ Choices, where the RFCs leave one or Linux differs (each is argued where it is m
 - Nagle off (as TCP_NODELAY); sender and receiver SWS avoidance on.
 - TIME-WAIT 2*MSL with MSL 30 s (60 s, Linux's TCP_TIMEWAIT_LEN); a newer SYN may reopen it (`reopens_with`).
 - Timestamps never offered (no RTTM or PAWS); SACK offered: blocks sent in pure ACKs, the peer's used in
-  fast recovery; after a timeout, go-back-N from SND.UNA (the scoreboard is forgotten, RFC 2018 8).
+  fast recovery; Limited Transmit (RFC 3042); after a timeout, go-back-N from SND.UNA (the scoreboard is
+  forgotten, RFC 2018 8). No RACK, tail loss probes or early retransmit (Linux has them).
 - Closing with unread data sends RST (as Linux, RFC 2525 2.17); an orphan in FIN-WAIT-2 gives up after 60 s.
 - Timeouts close without RST (as Linux): "timed out" after 15 retransmissions (6 for a SYN) or the user
   timeout, if set; a peer that answers zero-window probes is timed out only by that user timeout.

@@ -719,7 +719,14 @@ class TcpConnection:
                 out.append(self._segment(snd_una, flags, buffer.read(snd_una, n)))
             elif fin_seq == snd_una:
                 out.append(self._segment(snd_una, FIN | ACK))
-        edge = snd_una + min(self.snd_wnd, self.congestion.cwnd)
+        congestion = self.congestion
+        cwnd = congestion.cwnd
+        if congestion.duplicate_acks and not congestion.in_recovery:
+            # Limited Transmit (RFC 3042): a new segment for each of the first two duplicate ACKs, so a
+            # small window still brings the third one (without it, a loss in a flight of three or four
+            # segments waited for the timeout).
+            cwnd += min(congestion.duplicate_acks, 2) * mss
+        edge = snd_una + min(self.snd_wnd, cwnd)
         probing = self.probe_due
         if probing:  # RFC 9293 3.8.6.1: one octet beyond a zero window
             self.probe_due = False
