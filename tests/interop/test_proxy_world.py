@@ -473,3 +473,24 @@ def test_50_mib_through_a_bad_network(world):
     assert world.fetched_sha() == world.blob_sha
     assert far["dropped"] > 0 and near["dropped"] > 0
     figure(f"[{world.far}] download over badnet: {rate(BLOB_SIZE, seconds)}; near side {near}; far side {far}")
+
+
+def test_upload_through_a_bad_network(world):
+    """The same impairment, the other way: the proxy's own TCP (NewReno with SACK, no RACK or TLP:
+    docs/netstack.md) sends into the loss. 10 MiB, not 50: 50 MiB took 50 to 80 s here (the kernel's
+    TCP brings the 50 MiB down in about 5 s), which would double this file's time."""
+    size = 10 * 1024 * 1024
+    upload = world.work / "upload"
+    with open(world.blob, "rb") as source:
+        upload.write_bytes(source.read(size))
+    impairment = dict(loss=0.02, duplicate=0.01, reorder=0.1, delay=0.002, jitter=0.001)
+    with bad_network(world.hosts, world.hosts.a, "va", 27, seed=3, **impairment) as near, \
+            bad_network(world.hosts, world.hosts.b, "vb", 28, seed=4, **impairment) as far:
+        start = time.monotonic()
+        result = world.curl("--socks5-hostname", "127.0.0.1:1080", "-H", "Expect:", "-T", str(upload),
+                            "http://files.px2:8090/upload", max_time=60)
+        seconds = time.monotonic() - start
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().split() == [str(size), sha(upload.read_bytes())]
+    assert far["dropped"] > 0 and near["dropped"] > 0
+    figure(f"[{world.far}] upload over badnet: {rate(size, seconds)}; near side {near}; far side {far}")
