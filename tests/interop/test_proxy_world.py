@@ -316,7 +316,10 @@ def world(request):
             world.start()
             yield world
             assert world.proxy.poll() is None, "the proxy died"
-            print(f"proxy log (tail):\n{world.log.read_text()[-3000:]}")
+            log = world.log.read_text()
+            print(f"proxy log (tail):\n{log[-3000:]}")
+            # Nothing the tests did was a bug of the proxy's, the tunnel's or the stack's.
+            assert "Traceback" not in log and world.metrics().get(("proxy", "internal_error"), 0) == 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -384,7 +387,7 @@ def test_iperf3_through_forward_and_reverse(world):
 def test_bad_clients_beside_a_big_transfer(world):
     """While the blob comes down: garbage to both proxies, a client killed mid-transfer, a client that
     reads nothing. Each bad one gets its error (or its close); the blob arrives whole."""
-    before = world.metrics()
+    before, descriptors = world.metrics(), len(os.listdir(f"/proc/{world.proxy.pid}/fd"))
     # Held to 15 MB/s, so that it surely runs through everything below (unlimited, it takes about a second).
     big = subprocess.Popen(["ip", "netns", "exec", world.hosts.a, "curl", "--silent", "--show-error", "--max-time", "90",
                             "--limit-rate", "15M", "--socks5-hostname", "127.0.0.1:1080", "--output", str(world.work / "fetched"),
@@ -430,6 +433,7 @@ def test_bad_clients_beside_a_big_transfer(world):
     staller.stdin.close()
     staller.wait(timeout=10)
     wait_for(lambda: world.far_connections(8080) == 0, "the staller's connection to go, upstream too", 10)
+    wait_for(lambda: len(os.listdir(f"/proc/{world.proxy.pid}/fd")) == descriptors, "the proxy's descriptors back", 10)
     after = world.metrics()
     grown = {key[1]: count - before.get(key, 0) for key, count in after.items()
              if key[0] == "proxy" and count > before.get(key, 0)}
@@ -439,6 +443,43 @@ def test_bad_clients_beside_a_big_transfer(world):
                                           "head_too_large")) >= 3, grown
     figure(f"[{world.far}] 50 MiB beside bad clients (curl --limit-rate 15M): {rate(BLOB_SIZE, seconds)}; proxy refusals counted: {grown}; "
            f"proxy RSS with the staller held: {rss / 2**20:.0f} MiB")
+
+
+# A thousand clients that connect and say nothing; then one more on each proxy port, answered at once.
+SILENT_CROWD = """
+import json, socket, sys, time
+crowd = [socket.create_connection(("127.0.0.1", 1080), timeout=10) for _ in range(int(sys.argv[1]))]
+time.sleep(0.5)
+answers = {}
+for port, hello in ((1080, b"\\x05\\x01\\x00"), (3128, b"CONNECT files.px2:8080 HTTP/1.1\\r\\n\\r\\n")):
+    late = socket.create_connection(("127.0.0.1", port), timeout=10)
+    late.sendall(hello)
+    answers[port] = late.recv(200).hex()
+    late.close()
+print(json.dumps(answers), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_silent_crowd_fills_the_proxy_and_the_next_client_is_told(world):
+    """MAX_CLIENTS (1000) connections that send nothing: the next client gets SOCKS5's "no acceptable
+    methods" or HTTP 503 at once, not a hang; the forwards, outside that limit, still work; when the
+    crowd goes, clients are served again."""
+    before = world.metrics()
+    crowd = subprocess.Popen(["ip", "netns", "exec", world.hosts.a, sys.executable, "-c", SILENT_CROWD, "1000"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    world.hosts.processes.append(crowd)
+    answers = {int(port): bytes.fromhex(value) for port, value in json.loads(crowd.stdout.readline()).items()}
+    assert answers[1080] == b"\x05\xff"
+    assert answers[3128].startswith(b"HTTP/1.1 503 ")
+    forwarded = world.in_a("iperf3", "-c", "127.0.0.1", "-p", "5202", "-t", "1", "-J", timeout=30)
+    assert forwarded.returncode == 0, forwarded.stdout[-1000:]
+    crowd.stdin.close()
+    crowd.wait(timeout=10)
+    wait_for(lambda: world.curl("--socks5-hostname", "127.0.0.1:1080", "http://files.px2:8080/small").returncode == 0,
+             "the proxy to serve again", 10)
+    grown = world.metrics().get(("proxy", "too_many_clients"), 0) - before.get(("proxy", "too_many_clients"), 0)
+    assert grown >= 2     # the two above, and any retry of the wait while the crowd was leaving
 
 
 def test_syn_flood_through_the_tunnel_leaves_the_reverse_port_usable(world):
