@@ -763,6 +763,38 @@ def test_clients_beyond_the_limit_are_refused_in_their_protocol(monkeypatch):
     assert again == b"\x05\x00" and counts["refused:too_many_clients"] == 2
 
 
+def test_connections_from_the_tunnel_have_their_own_limit(monkeypatch):
+    """Two held connections to a --reverse port fill the tunnel's places, not this host's: a third from
+    the tunnel is closed (too_many_tunnel_clients), a SOCKS5 client is still answered."""
+    from wgpy.runtime import proxy as proxy_module
+    monkeypatch.setattr(proxy_module, "MAX_CLIENTS", 2)
+
+    async def main():
+        echo = await echo_server()
+        reverse_port = free_port(socket.SOCK_STREAM)
+        serving = await serve(LoopbackTunnel(), Options(socks5=("127.0.0.1", 0), forwards=[
+            parse_forward(f"tcp:{reverse_port}:127.0.0.1:{port_of(echo)}", reverse=True)]))
+        held = [await asyncio.open_connection(TUNNEL_ADDRESS, reverse_port) for _ in range(2)]
+        for reader, writer in held:
+            writer.write(b"ping")
+            assert await reader.readexactly(4) == b"ping"
+        reader, writer = await asyncio.open_connection(TUNNEL_ADDRESS, reverse_port)
+        third = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(serving.listeners[0]))
+        writer.write(b"\x05\x01\x00")
+        socks = await reader.readexactly(2)
+        writer.close()
+        for _, held_writer in held:
+            held_writer.close()
+        await serving.close()
+        echo.close()
+        return third, socks, serving.proxy.counts
+    third, socks, counts = run(main())
+    assert third == b"" and socks == b"\x05\x00"
+    assert counts["refused:too_many_tunnel_clients"] == 1 and counts["refused:too_many_clients"] == 0
+
+
 def test_listeners_open_to_the_network_without_a_password_are_named():
     from wgpy.runtime.proxy_command import open_to_others
     assert open_to_others(Options(socks5=("127.0.0.1", 1080), http=("::1", 3128),

@@ -116,6 +116,7 @@ def test_the_syn_backlog_fills_and_then_drops_by_name():
     s.tcp_listen(port=80, backlog=8)
     flood = [segment_packet(PEER, US, tcp.Segment(1024 + n, 80, n, 0, tcp.SYN, 1000)) for n in range(20)]
     s.receive_packets(flood, 1.0)
+    # All at once: no half-open connection is stale yet, so the new SYNs are the ones dropped.
     assert s.connections == 8 and s.drops == {NetDrop.SYN_BACKLOG_FULL: 12}
     assert len(s.packets_to_send()) == 8
     s.tcp_listen(port=81, backlog=100)
@@ -127,6 +128,48 @@ def test_the_syn_backlog_fills_and_then_drops_by_name():
         s.poll(float(t))
     s.packets_to_send()
     assert s.connections == 0
+
+
+def test_a_client_gets_in_through_a_syn_flood_and_a_backlog_of_unaccepted_ones_drops_the_syn():
+    s = stack()
+    listener = s.tcp_listen(port=80, backlog=8)
+    s.receive_packets([segment_packet(PEER, US, tcp.Segment(1024 + n, 80, n, 0, tcp.SYN, 1000)) for n in range(100)], 1.0)
+    s.packets_to_send()
+    assert s.drops == {NetDrop.SYN_BACKLOG_FULL: 92}
+    # A real client 60 ms later: the oldest half-open one is stale (over STALE_FLOOR) and is reset for it.
+    s.receive_packets([segment_packet(PEER, US, tcp.Segment(5000, 80, 7, 0, tcp.SYN, 1000))], 1.06)
+    rst, (_, syn_ack) = sent_segments(s)
+    assert rst[1].flags & tcp.RST and rst[1].destination_port == 1024 and syn_ack.destination_port == 5000
+    s.receive_packets([segment_packet(PEER, US, tcp.Segment(5000, 80, 8, (syn_ack.seq + 1) & 0xFFFFFFFF, tcp.ACK, 1000))], 1.07)
+    assert listener.accept().remote == ("10.0.0.1", 5000)
+    assert s.drops[NetDrop.SYN_BACKLOG_STALE_DROPPED] == 1
+    # Full of established connections nobody accepts: nothing to reset, the SYN is the one dropped.
+    full = s.tcp_listen(port=82, backlog=2)
+    for port in (3000, 3001, 3002):
+        s.receive_packets([segment_packet(PEER, US, tcp.Segment(port, 82, 7, 0, tcp.SYN, 1000))], 2.0)
+        for _, seg in sent_segments(s):
+            s.receive_packets([segment_packet(PEER, US, tcp.Segment(port, 82, 8, (seg.seq + 1) & 0xFFFFFFFF, tcp.ACK, 1000))], 2.0)
+    assert s.drops[NetDrop.SYN_BACKLOG_FULL] == 93
+    assert [full.accept().remote[1], full.accept().remote[1], full.accept()] == [3000, 3001, None]
+
+
+def test_stale_means_four_recent_handshake_times():
+    """Handshakes that take 0.1 s make a half-open connection stale only after about 0.4 s."""
+    s = stack()
+    listener = s.tcp_listen(port=80, backlog=1)
+    now = 1.0
+    for n in range(40):   # one at a time, each answered 0.1 s after its SYN, and accepted
+        s.receive_packets([segment_packet(PEER, US, tcp.Segment(2000 + n, 80, 7, 0, tcp.SYN, 1000))], now)
+        ((_, syn_ack),) = sent_segments(s)
+        now += 0.1
+        s.receive_packets([segment_packet(PEER, US, tcp.Segment(2000 + n, 80, 8, (syn_ack.seq + 1) & 0xFFFFFFFF, tcp.ACK, 1000))], now)
+        listener.accept().abort()
+        sent_segments(s)
+    s.receive_packets([segment_packet(PEER, US, tcp.Segment(3000, 80, 7, 0, tcp.SYN, 1000))], now)
+    s.receive_packets([segment_packet(PEER, US, tcp.Segment(3001, 80, 7, 0, tcp.SYN, 1000))], now + 0.3)
+    assert s.drops == {NetDrop.SYN_BACKLOG_FULL: 1}
+    s.receive_packets([segment_packet(PEER, US, tcp.Segment(3002, 80, 7, 0, tcp.SYN, 1000))], now + 0.45)
+    assert s.drops == {NetDrop.SYN_BACKLOG_FULL: 1, NetDrop.SYN_BACKLOG_STALE_DROPPED: 1}
 
 
 def test_listen_rules():

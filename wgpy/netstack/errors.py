@@ -39,7 +39,8 @@ class NetDrop(Enum):
     # TCP state (stack.py, tcp/connection.py)
     NO_LISTENER = "no connection or listener for this segment: answered with RST"
     STRAY_RST = "RST for no connection: ignored (RFC 9293 3.10.7.1)"
-    SYN_BACKLOG_FULL = "the listener's backlog of half-open connections is full"
+    SYN_BACKLOG_FULL = "the listener's backlog is full and none of its half-open connections is stale"
+    SYN_BACKLOG_STALE_DROPPED = "the listener's backlog was full: its oldest, stale half-open connection was reset for a new SYN"
     TOO_MANY_CONNECTIONS = "the stack holds as many connections as it allows"
     UNACCEPTABLE_SEGMENT = "segment is outside the receive window (RFC 9293 3.10.7.4): answered with ACK"
     BAD_ACK = "ACK acknowledges something not yet sent"

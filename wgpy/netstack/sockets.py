@@ -128,12 +128,24 @@ class TcpSocket:
         return f"TcpSocket({self.local[0]}:{self.local[1]} -> {self.remote[0]}:{self.remote[1]} {self.state.name})"
 
 
+# A half-open connection younger than this is never reset for a new SYN: a floor for the round trip of a
+# real client, under which a burst of them retries (its SYN retransmission) rather than evicts itself.
+STALE_FLOOR = 0.05
+
+
 class TcpListener:
     """Waits for connections on ``port`` at ``address`` (None: every address of the stack), or, transparent,
     for every address and port; ``accept`` hands them out established, oldest first.
 
     ``backlog`` bounds the connections it holds that are not yet accepted, half-open or established
     (Linux bounds the two separately, by ``backlog`` and ``tcp_max_syn_backlog``).
+
+    When it is full and a SYN comes, the oldest half-open connection makes room if it is *stale*: older
+    than four of this listener's recent handshake times (a smoothed SYN-to-ACK time, as SRTT is
+    smoothed in RFC 6298 2), and at least ``STALE_FLOOR``. A real client answers its SYN,ACK within a
+    round trip; a flood's spoofed SYNs never do, so they go stale first and a real client gets in
+    (FreeBSD's syncache drops its oldest entry too). A burst of real clients finds only fresh ones: the
+    new SYN is dropped and its retransmission finds room, as Linux does without SYN cookies.
     """
 
     def __init__(self, address: bytes | None, port: int | None, backlog: int, transparent: bool,
@@ -143,7 +155,8 @@ class TcpListener:
         self.backlog = backlog
         self.transparent = transparent
         self.closed = False
-        self.half_open: set[TcpSocket] = set()
+        self.half_open: dict[TcpSocket, float] = {}   # -> when its SYN came; oldest first
+        self.handshake_time = STALE_FLOOR / 4           # smoothed, seconds from SYN to established
         self.ready: deque[TcpSocket] = deque()
         self._unlisten = unlisten
 
@@ -154,6 +167,24 @@ class TcpListener:
     @property
     def full(self) -> bool:
         return len(self.half_open) + len(self.ready) >= self.backlog
+
+    def established(self, sock: TcpSocket, now: float) -> None:
+        """Call me when a half-open connection completes its handshake: it waits for ``accept``."""
+        born = self.half_open.pop(sock)
+        self.handshake_time += (max(0.0, now - born) - self.handshake_time) / 8   # RFC 6298 2: alpha 1/8
+        self.ready.append(sock)
+
+    def drop_stale_half_open(self, now: float) -> bool:
+        """Reset the oldest half-open connection if it is stale, to make room for a new SYN."""
+        if not self.half_open:
+            return False
+        sock, born = next(iter(self.half_open.items()))
+        if now - born < max(STALE_FLOOR, 4 * self.handshake_time):
+            return False
+        del self.half_open[sock]
+        sock.listener = None
+        sock.abort()
+        return True
 
     def accept(self) -> TcpSocket | None:
         """The oldest established connection not yet accepted, or None."""

@@ -248,7 +248,9 @@ class Stack:
         if not flags & SYN:
             return NetDrop.UNEXPECTED_SEGMENT
         if listener.full:
-            return NetDrop.SYN_BACKLOG_FULL
+            if not listener.drop_stale_half_open(now):
+                return NetDrop.SYN_BACKLOG_FULL   # the client's SYN retransmission will try again
+            self.drops[NetDrop.SYN_BACKLOG_STALE_DROPPED] += 1
         if len(self._tcp) >= self.max_connections:
             return NetDrop.TOO_MANY_CONNECTIONS
         local_end, remote_end = (destination, segment.destination_port), (source, segment.source_port)
@@ -258,7 +260,7 @@ class Stack:
         connection = TcpConnection.from_syn(local_end, remote_end, segment, iss, now, self._mss(source),
                                             self.tcp_config)
         sock = TcpSocket(connection, self._touch, listener)
-        listener.half_open.add(sock)
+        listener.half_open[sock] = now
         self._tcp[(destination, segment.destination_port, source, segment.source_port)] = sock
         self._dirty[sock] = None
         return None
@@ -285,11 +287,11 @@ class Stack:
             listener = sock.listener
             state = connection.state
             if listener is not None and sock in listener.half_open and state is not TcpState.SYN_RECEIVED:
-                listener.half_open.discard(sock)
                 if state in SYNCHRONIZED:
-                    listener.ready.append(sock)
+                    listener.established(sock, now)
                     events[Incoming(listener)] = None
                 else:
+                    del listener.half_open[sock]
                     sock.listener = None   # reset or timed out before it was established: never accepted
             for event in sock.changes():
                 events[event] = None

@@ -111,7 +111,7 @@ async def _open_here(host: str, port: int):
 
 
 async def _tcp(proxy: Proxy, forward: Forward, reader, writer, connect) -> None:
-    if not proxy.admit(writer):
+    if not proxy.admit(writer, from_tunnel=forward.reverse):
         return
     proxy.counts[f"{'reverse' if forward.reverse else 'forward'}_tcp"] += 1
     try:
@@ -126,7 +126,7 @@ async def _tcp(proxy: Proxy, forward: Forward, reader, writer, connect) -> None:
     except ConnectionError:
         proxy.count_refusal("client_gone")
     finally:
-        proxy.clients -= 1
+        proxy.release(from_tunnel=forward.reverse)
 
 
 class UdpForward(asyncio.DatagramProtocol):

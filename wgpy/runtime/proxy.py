@@ -33,6 +33,7 @@ HANDSHAKE_TIMEOUT = 30.0     # seconds for a client to finish its greeting, cred
 CONNECT_TIMEOUT = 15.0       # seconds for a name and a connection through the tunnel
 MAX_UDP_PEERS = 64           # destinations of one UDP association, each a datagram endpoint in the tunnel
 MAX_CLIENTS = 1000           # clients served at once, all listeners together: each holds two descriptors
+# ...and, apart, connections from the tunnel to --reverse ports: the peer cannot take this host's places.
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ class Proxy:
         self.tunnel = tunnel
         self.credentials = credentials
         self.counts: Counter[str] = Counter()     # "refused:REASON", "socks5_connect", ... (for /metrics)
-        self.clients = 0                           # served now
+        self.clients = 0                           # served now, from this host
+        self.tunnel_clients = 0                    # served now, from the tunnel (--reverse)
         self._tasks: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------------------------ upstream
@@ -163,15 +165,26 @@ class Proxy:
 
     # ------------------------------------------------------------------------------ SOCKS5
 
-    def admit(self, writer, refusal: bytes = b"") -> bool:
-        """Room for one more client? If not, it gets ``refusal`` and a close, and is counted."""
-        if self.clients >= MAX_CLIENTS:
-            self.count_refusal("too_many_clients")
+    def admit(self, writer, refusal: bytes = b"", from_tunnel: bool = False) -> bool:
+        """Room for one more client? If not, it gets ``refusal`` and a close, and is counted. Clients
+        from the tunnel have their own MAX_CLIENTS (``release`` with the same ``from_tunnel``)."""
+        if (self.tunnel_clients if from_tunnel else self.clients) >= MAX_CLIENTS:
+            self.count_refusal("too_many_tunnel_clients" if from_tunnel else "too_many_clients")
             writer.write(refusal)
             writer.close()
             return False
-        self.clients += 1
+        if from_tunnel:
+            self.tunnel_clients += 1
+        else:
+            self.clients += 1
         return True
+
+    def release(self, from_tunnel: bool = False) -> None:
+        """Call me when a client ``admit`` let in is done."""
+        if from_tunnel:
+            self.tunnel_clients -= 1
+        else:
+            self.clients -= 1
 
     async def handle_socks5(self, reader, writer) -> None:
         """One SOCKS5 client (RFC 1928 3, 4, 6; RFC 1929)."""
@@ -199,7 +212,7 @@ class Proxy:
             self.count_refusal("internal_error")
             log.error("SOCKS5 client: a bug, this client closed", exc_info=True)
         finally:
-            self.clients -= 1
+            self.release()
             writer.close()
 
     async def _socks5_request(self, reader, writer, buffer: bytearray) -> socks5.Request | None:
@@ -315,7 +328,7 @@ class Proxy:
             self.count_refusal("internal_error")
             log.error("HTTP client: a bug, this client closed", exc_info=True)
         finally:
-            self.clients -= 1
+            self.release()
             writer.close()
 
     async def _forward_one_request(self, request: ProxyRequest, buffer: bytearray, reader, writer,
