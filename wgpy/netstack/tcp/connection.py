@@ -14,7 +14,9 @@ octet allowed beyond a zero window as the probe. SACK (RFC 2018): as a receiver 
 pure ACKs, so a Linux sender recovers several losses per window in one round trip instead of one per RTT
 (without them, 2 % loss put Linux in RTO backoff for seconds); as a sender we keep a scoreboard of the
 peer's blocks and, in NewReno's fast recovery, retransmit each hole they show once (sack.py), instead of
-one hole per round trip. Timestamps are not offered, so the peer sends none (no RTTM, no PAWS). Urgent
+one hole per round trip. Timestamps (RFC 7323) are offered and, when the peer offers them too, carried
+on every segment but RSTs: RTT samples from each TSecr (4.1), TS.Recent and Last.ACK.sent (4.3), PAWS
+(5.3); the segments we send then carry 12 bytes less data (as Linux). Urgent
 data: the pointer is ignored and the data delivered in line (RFC 9293 3.8.5's advice to applications).
 """
 
@@ -42,6 +44,11 @@ MAX_DUPLICATE_ACKS_PER_CALL = 64  # a bound on the pure ACKs one segments_to_sen
 RECEIVING = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})  # states whose segment text is delivered
 SENDING = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK})  # data or FIN may leave
 
+# RFC 7323 5.5: TS.Recent older than 24 days is no longer valid, so PAWS does not refuse an idle
+# connection's next segment (a 1 ms clock's sign bit flips after 24.8 days).
+PAWS_IDLE = 24 * 86400.0
+HALF = 0x80000000
+
 REFUSED, RESET, TIMED_OUT, ABORTED = "connection refused", "connection reset", "timed out", "connection aborted"
 
 
@@ -62,10 +69,11 @@ class TcpConnection(TcpOutput):
                  "ack_pending", "unacked_bytes", "delack_deadline", "rtx_deadline", "retransmissions",
                  "first_timeout", "heard", "probe_due", "retransmit_now", "time_wait_deadline",
                  "fin_wait_2_deadline", "control", "challenge_second", "challenge_count", "now",
-                 "duplicate_acks_owed", "sack_ok", "last_out_of_order", "scoreboard", "syn_timed_out")
+                 "duplicate_acks_owed", "sack_ok", "last_out_of_order", "scoreboard", "syn_timed_out",
+                 "ts_ok", "ts_offset", "ts_recent", "ts_recent_age", "ts_echo", "last_ack_sent")
 
     def __init__(self, local: tuple[bytes, int], remote: tuple[bytes, int], iss: int, mss: int,
-                 config: TcpConfig, state: TcpState) -> None:
+                 config: TcpConfig, state: TcpState, ts_offset: int = 0) -> None:
         if not 0 <= iss <= MASK:
             raise ValueError("the ISS is a 32-bit number")
         self.local, self.remote, self.config, self.state = local, remote, config, state
@@ -108,39 +116,57 @@ class TcpConnection(TcpOutput):
         self.last_out_of_order = 0  # where the latest segment beyond a gap began: the first SACK block
         self.scoreboard = Scoreboard()  # what the peer's SACK blocks say it holds beyond SND.UNA
         self.syn_timed_out = False
+        # RFC 7323: timestamps in use (both SYNs had them); our clock is ms of ``now`` plus ts_offset;
+        # TS.Recent with the ``now`` it was taken at (5.5), the TSecr to time by, Last.ACK.sent (4.3).
+        self.ts_ok = False
+        self.ts_offset = ts_offset & MASK
+        self.ts_recent = 0
+        self.ts_recent_age = 0.0
+        self.ts_echo: int | None = None
+        self.last_ack_sent = 0
 
     # -- opening -------------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, local, remote, iss: int, now: float, mss: int, config: TcpConfig = TcpConfig()) -> TcpConnection:
-        """Active open (RFC 9293 3.10.1): SYN-SENT; the SYN leaves with the next ``segments_to_send``."""
-        return cls(local, remote, iss, mss, config, SYN_SENT)
+    def open(cls, local, remote, iss: int, now: float, mss: int, config: TcpConfig = TcpConfig(),
+             ts_offset: int = 0) -> TcpConnection:
+        """Active open (RFC 9293 3.10.1): SYN-SENT; the SYN leaves with the next ``segments_to_send``.
+        ``ts_offset``: where this connection's timestamp clock starts (RFC 7323 5.4: random per connection)."""
+        return cls(local, remote, iss, mss, config, SYN_SENT, ts_offset)
 
     @classmethod
-    def listen(cls, local, remote, iss: int, now: float, mss: int, config: TcpConfig = TcpConfig()) -> TcpConnection:
+    def listen(cls, local, remote, iss: int, now: float, mss: int, config: TcpConfig = TcpConfig(),
+               ts_offset: int = 0) -> TcpConnection:
         """A fully specified passive open (RFC 9293 3.10.1): LISTEN for a SYN from ``remote`` only.
 
         The stack's listeners take any remote and use :meth:`from_syn`; this is the RFC's other kind.
         """
-        return cls(local, remote, iss, mss, config, LISTEN)
+        return cls(local, remote, iss, mss, config, LISTEN, ts_offset)
 
     @classmethod
     def from_syn(cls, local, remote, syn: Segment, iss: int, now: float, mss: int,
-                 config: TcpConfig = TcpConfig()) -> TcpConnection:
+                 config: TcpConfig = TcpConfig(), ts_offset: int = 0) -> TcpConnection:
         """Passive open on ``syn`` (RFC 9293 3.10.7.2): SYN-RECEIVED; the SYN,ACK leaves next."""
         if syn.flags & (SYN | ACK | RST) != SYN:
             raise ValueError("from_syn needs a SYN without ACK or RST")
-        connection = cls(local, remote, iss, mss, config, LISTEN)
+        connection = cls(local, remote, iss, mss, config, LISTEN, ts_offset)
         connection.receive(syn, now)
         return connection
 
-    def _take_syn(self, segment: Segment, seq: int) -> None:
-        """The peer's SYN: IRS, MSS (RFC 9293 3.7.1), window scaling (RFC 7323 2.2)."""
+    def _take_syn(self, segment: Segment, seq: int, now: float) -> None:
+        """The peer's SYN: IRS, MSS (RFC 9293 3.7.1), window scaling (RFC 7323 2.2), timestamps (3.2)."""
         self.irs = seq
-        self.rcv_nxt = seq + 1
+        self.rcv_nxt = self.last_ack_sent = seq + 1
         peer_mss = segment.mss if segment.mss else self.mss
         # Send no segment larger than the peer takes nor than our own link carries (MSS clamping).
         self.mss = max(min(peer_mss, self.mss_offered), 64)
+        # RFC 7323 3.2: timestamps only when both SYNs carried them; then each segment's 12 option bytes
+        # come out of its data (RFC 9293 3.7.1's effective send MSS; Linux's tcp_current_mss does it too).
+        timestamps = segment.timestamps
+        self.ts_ok = timestamps is not None and self.config.timestamps
+        if self.ts_ok:
+            self.ts_recent, self.ts_recent_age = timestamps[0], now
+            self.mss = max(self.mss - 12, 64)
         self.rcv_mss = self.mss
         self.congestion.set_mss(self.mss)
         if segment.window_scale is not None:
@@ -156,8 +182,12 @@ class TcpConnection(TcpOutput):
         """Whether a SYN to this connection in TIME-WAIT may open a new one (RFC 1122 4.2.2.13, RFC 6191):
         a bare SYN beyond RCV.NXT. The stack then forgets this connection and passes the SYN to
         ``from_syn`` with an ISN beyond ``snd_max`` (RFC 6528 ISNs, 4 us ticks, normally are)."""
-        return (self.state is TIME_WAIT and segment.flags & (SYN | ACK | RST | FIN) == SYN
-                and unwrap(segment.seq, self.rcv_nxt) > self.rcv_nxt)
+        if self.state is not TIME_WAIT or segment.flags & (SYN | ACK | RST | FIN) != SYN:
+            return False
+        if unwrap(segment.seq, self.rcv_nxt) > self.rcv_nxt:
+            return True
+        # RFC 6191 2: or, when the old incarnation used timestamps, a TSval beyond its TS.Recent.
+        return self.ts_ok and segment.timestamps is not None and 0 < (segment.timestamps[0] - self.ts_recent) & MASK < HALF
 
     # -- the user's calls (RFC 9293 3.10.2 - 3.10.6) ---------------------------------------------------
 
@@ -251,8 +281,14 @@ class TcpConnection(TcpOutput):
                 snd_una = self.snd_una
                 ack = snd_una + ((segment.ack - snd_una) & MASK)
                 buffer = self.receive_buffer
+                timestamps = segment.timestamps if self.ts_ok else None
                 if (segment.seq == rcv_nxt & MASK and ack <= self.snd_max and (size or ack > snd_una)
-                        and size <= buffer.window and not buffer.has_out_of_order and not segment.sack_blocks):
+                        and size <= buffer.window and not buffer.has_out_of_order and not segment.sack_blocks
+                        and (timestamps is None or (timestamps[0] - self.ts_recent) & MASK < HALF)):
+                    if timestamps is not None:  # RFC 7323 4.3: TS.Recent when SEG.SEQ <= Last.ACK.sent
+                        if self.last_ack_sent >= rcv_nxt:
+                            self.ts_recent, self.ts_recent_age = timestamps[0], now
+                        self.ts_echo = timestamps[1]
                     if ack > snd_una:
                         self._acknowledge(ack, now)
                     self.snd_wnd = window = segment.window << self.snd_wscale
@@ -290,7 +326,7 @@ class TcpConnection(TcpOutput):
             return NetDrop.UNEXPECTED_SEGMENT
         if not flags & SYN:
             return NetDrop.UNEXPECTED_SEGMENT
-        self._take_syn(segment, segment.seq)
+        self._take_syn(segment, segment.seq, now)
         self.state = SYN_RECEIVED  # the SYN,ACK goes out with segments_to_send (SND.NXT is still ISS)
         return None
 
@@ -311,8 +347,10 @@ class TcpConnection(TcpOutput):
             return None
         if not flags & SYN:
             return NetDrop.UNEXPECTED_SEGMENT
-        self._take_syn(segment, segment.seq)
+        self._take_syn(segment, segment.seq, now)
         if ack is not None and ack > self.iss:
+            if self.ts_ok:
+                self.ts_echo = segment.timestamps[1]
             self._acknowledge(ack, now)
             self.snd_wl2 = ack
             self._establish(now)
@@ -347,6 +385,17 @@ class TcpConnection(TcpOutput):
         drop = None
         if state is SYN_RECEIVED and flags & SYN and seq == self.irs and not flags & RST:
             return self._syn_again(segment, now)
+        timestamps = segment.timestamps if self.ts_ok else None
+        self.ts_echo = None
+        if timestamps is not None:
+            # RFC 7323 5.3 R1, PAWS: a TSval older than TS.Recent is an old duplicate (RSTs excepted),
+            # unless TS.Recent is over 24 days old (5.5), when it is no longer a valid reference.
+            if (timestamps[0] - self.ts_recent) & MASK >= HALF and not flags & RST:
+                if now - self.ts_recent_age <= PAWS_IDLE:
+                    self.ack_pending = True
+                    return NetDrop.PAWS_REJECTED
+                self.ts_recent, self.ts_recent_age = timestamps[0], now
+            self.ts_echo = timestamps[1]
 
         # First, check the sequence number (the table of 3.10.7.4).
         if seg_len == 0:
@@ -366,6 +415,10 @@ class TcpConnection(TcpOutput):
             if state is TIME_WAIT and flags & FIN:  # a retransmitted FIN: restart the 2 MSL timeout
                 self.time_wait_deadline = now + 2 * self.config.msl
             return NetDrop.UNACCEPTABLE_SEGMENT
+        # RFC 7323 4.3 (5.3 R3): an acceptable segment's TSval becomes TS.Recent if it does not start beyond
+        # what we last acknowledged (so with delayed ACKs the earliest unacknowledged one is echoed).
+        if timestamps is not None and seq <= self.last_ack_sent and (timestamps[0] - self.ts_recent) & MASK < HALF:
+            self.ts_recent, self.ts_recent_age = timestamps[0], now
 
         # Second, the RST bit (RFC 5961 3.2: only an exact RCV.NXT resets; in-window ones are challenged).
         if flags & RST:
@@ -558,7 +611,17 @@ class TcpConnection(TcpOutput):
         self.send_buffer.release(ack)
         if self.scoreboard:
             self.scoreboard.acknowledge(ack)
-        self.rtt.on_ack(ack, now)
+        echo = self.ts_echo
+        if echo:  # RFC 7323 4.1 RTTM: the TSecr of any ACK of new data times its round trip (ms clock)
+            self.ts_echo = None
+            elapsed = (self._tsval(now) - echo) & MASK
+            if elapsed < 60_000:  # not from the future nor absurd (a peer's bad TSecr sets no 60 s RTO)
+                expected = -(-(self.snd_max - ack + acked) // (2 * self.mss))  # RFC 7323 appendix G
+                self.rtt.timestamp_sample((elapsed or 1) / 1000, expected)
+            else:
+                self.rtt.on_ack(ack, now)
+        else:
+            self.rtt.on_ack(ack, now)
         self.retransmissions = 0
         self.first_timeout = None
         self.heard = True

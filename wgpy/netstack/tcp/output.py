@@ -1,7 +1,8 @@
 """The sending side of a TCP connection (Linux's tcp_output.c and tcp_timer.c): segment building, the
 window we advertise, data within the peer's window and cwnd with sender SWS avoidance and Nagle
 (RFC 9293 3.8.6.2.1, 3.7.4), fast and SACK retransmission, the one timer for retransmission (RFC 6298)
-and persistence (RFC 9293 3.8.6.1).
+and persistence (RFC 9293 3.8.6.1). With timestamps (RFC 7323 3.2), every segment but a RST carries
+<TSval, TS.Recent>, and Last.ACK.sent (4.3) is the RCV.NXT of the latest segment sent.
 
 ``TcpOutput`` is a mixin of ``TcpConnection`` (connection.py), which holds the state and reads input;
 it has no state of its own.
@@ -23,6 +24,10 @@ class TcpOutput:
     """What leaves a connection, and when: ``segments_to_send``, ``next_deadline``, ``handle_timer``."""
 
     __slots__ = ()
+
+    def _tsval(self, now: float) -> int:
+        """Our timestamp clock (RFC 7323 5.4): milliseconds of ``now`` from this connection's offset."""
+        return (self.ts_offset + int(now * 1000)) & MASK
 
     def _window(self) -> int:
         """The window field to send, moving the advertised right edge only by useful amounts (RFC 9293
@@ -60,7 +65,9 @@ class TcpOutput:
         return ack
 
     def _segment(self, seq: int, flags: int, payload=b"") -> Segment:
-        return Segment(self.local[1], self.remote[1], seq & MASK, self.rcv_nxt & MASK, flags, self._window(), payload)
+        timestamps = (self._tsval(self.now), self.ts_recent) if self.ts_ok and not flags & RST else None
+        return Segment(self.local[1], self.remote[1], seq & MASK, self.rcv_nxt & MASK, flags, self._window(), payload,
+                       timestamps=timestamps)
 
     def _segment_raw(self, seq: int, ack: int, flags: int) -> Segment:
         """A segment not of this connection's sequence space: the RST answering a bad ACK."""
@@ -81,6 +88,8 @@ class TcpOutput:
             self._send_syn(out, now)
         elif state is TIME_WAIT or state is FIN_WAIT_2:
             self._send_acks(out, False)
+        if out:
+            self.last_ack_sent = self.rcv_nxt  # each segment acknowledges RCV.NXT (RFC 7323 4.3)
         return out
 
     def _send_acks(self, out: list, carried: bool) -> None:
@@ -109,13 +118,15 @@ class TcpOutput:
         config = self.config
         if self.state is SYN_SENT:
             syn = Segment(self.local[1], self.remote[1], self.iss, 0, SYN, min(self.receive_buffer.window, 0xFFFF),
-                          mss=self.mss_offered, window_scale=config.window_scale, sack_permitted=True)
+                          mss=self.mss_offered, window_scale=config.window_scale, sack_permitted=True,
+                          timestamps=(self._tsval(now), 0) if config.timestamps else None)
         else:
             # RFC 7323 2.2: a window scale in the SYN,ACK only if the SYN had one (rcv_wscale says so).
             offered = self.rcv_wscale if self.snd_wscale or self.rcv_wscale else None
             syn = Segment(self.local[1], self.remote[1], self.iss, self.rcv_nxt & MASK, SYN | ACK,
                           min(self.receive_buffer.window, 0xFFFF), mss=self.mss_offered, window_scale=offered,
-                          sack_permitted=self.sack_ok)
+                          sack_permitted=self.sack_ok,
+                          timestamps=(self._tsval(now), self.ts_recent) if self.ts_ok else None)
         out.append(syn)
         self._acked()
         if self.snd_max == self.iss:
@@ -172,6 +183,7 @@ class TcpOutput:
         window = self._window()
         ports = self.local[1], self.remote[1]
         ack_field = self.rcv_nxt & MASK
+        timestamps = (self._tsval(now), self.ts_recent) if self.ts_ok else None
         while snd_nxt < data_end:
             n = min(mss, data_end - snd_nxt, edge - snd_nxt)
             if n <= 0:
@@ -191,7 +203,8 @@ class TcpOutput:
                 flags = ACK | PSH
                 if fin_seq == end:
                     flags = ACK | PSH | FIN
-            out.append(Segment(*ports, snd_nxt & MASK, ack_field, flags, window, buffer.read(snd_nxt, n)))
+            out.append(Segment(*ports, snd_nxt & MASK, ack_field, flags, window, buffer.read(snd_nxt, n),
+                               timestamps=timestamps))
             if flags & FIN:
                 end += 1
             if end > self.snd_max:
