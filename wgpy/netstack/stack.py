@@ -18,7 +18,7 @@ from .addresses import InterfaceAddress, from_text, interface_address, is_unusab
 from .errors import NetDrop
 from .events import DatagramReceived, Incoming, SocketEvent
 from .icmp import TokenBucket
-from .ports import check_port, choose_port
+from .ports import PortChooser, check_port, choose_port
 from .sockets import SYNCHRONIZED, TcpListener, TcpSocket
 from .tcp import segment as tcp_segment
 from .tcp.config import TcpConfig, TcpState
@@ -70,6 +70,7 @@ class Stack:
         self.verify_checksums = verify_checksums
         self._isn = IsnGenerator(rng)
         self.epoch_offset = epoch_offset
+        self._ports = PortChooser(rng)
         # Connections by four-tuple (local address, local port, remote address, remote port), all bytes/int.
         self._tcp: dict[tuple[bytes, int, bytes, int], TcpSocket] = {}
         self._listeners: dict[tuple[bytes | None, int], TcpListener] = {}
@@ -169,8 +170,9 @@ class Stack:
             if (source, local_port, remote, port) in self._tcp:
                 raise ValueError(f"{to_text(source)}:{local_port} is already connected to {host}:{port}")
         else:
-            local_port = choose_port(self.rng, lambda candidate: (source, candidate, remote, port) in self._tcp
-                                     or (source, candidate) in self._listeners or (None, candidate) in self._listeners)
+            local_port = self._ports.choose(source, remote, port, lambda candidate: (source, candidate, remote, port)
+                                            in self._tcp or (source, candidate) in self._listeners
+                                            or (None, candidate) in self._listeners)
             if local_port is None:
                 raise ValueError(f"no ephemeral port is free towards {host}:{port}")
         self._now = max(self._now, now)
