@@ -47,7 +47,8 @@ _U32 = struct.Struct("!I")
 _TIMESTAMPS = struct.Struct("!II")
 # The options of nearly every segment once timestamps are on (RFC 7323 appendix A's layout): NOP, NOP, TS.
 _TIMESTAMPS_ONLY = struct.Struct("!BBBBII")
-_TIMESTAMPS_PREFIX = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10))
+_TIMESTAMPS_WORD = OPT_NOP << 24 | OPT_NOP << 16 | OPT_TIMESTAMPS << 8 | 10
+_TIMESTAMPS_BLOCK = struct.Struct("!III")  # that word, TSval, TSecr
 _MAX_OPTIONS = 40  # data offset is 4 bits of 32-bit words: 60 bytes of header at most
 
 
@@ -182,10 +183,14 @@ def parse(data: bytes | memoryview, source: bytes, destination: bytes, verify: b
         return NetDrop.BAD_TCP
     segment = Segment(source_port, destination_port, seq, ack, flags, window, data[header_len:],
                       urgent=urgent if flags & URG else 0)
-    if header_len == 32 and data[20:24] == _TIMESTAMPS_PREFIX:  # the usual options, read at once
-        segment.timestamps = _TIMESTAMPS.unpack_from(data, 24)
-    elif header_len > HEADER_LEN and _parse_options(segment, data, header_len) is not None:
-        return NetDrop.BAD_TCP_OPTIONS
+    if header_len > HEADER_LEN:
+        if header_len == 32:  # the usual options once timestamps are on, read at once
+            word, tsval, tsecr = _TIMESTAMPS_BLOCK.unpack_from(data, HEADER_LEN)
+            if word == _TIMESTAMPS_WORD:
+                segment.timestamps = (tsval, tsecr)
+                return segment
+        if _parse_options(segment, data, header_len) is not None:
+            return NetDrop.BAD_TCP_OPTIONS
     return segment
 
 
