@@ -46,7 +46,6 @@ _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _TIMESTAMPS = struct.Struct("!II")
 # The options of nearly every segment once timestamps are on (RFC 7323 appendix A's layout): NOP, NOP, TS.
-_TIMESTAMPS_ONLY = struct.Struct("!BBBBII")
 _TIMESTAMPS_WORD = OPT_NOP << 24 | OPT_NOP << 16 | OPT_TIMESTAMPS << 8 | 10
 _TIMESTAMPS_BLOCK = struct.Struct("!III")  # that word, TSval, TSecr
 _MAX_OPTIONS = 40  # data offset is 4 bits of 32-bit words: 60 bytes of header at most
@@ -128,8 +127,7 @@ class Segment:
         ``destination`` (4-byte or 16-byte IP addresses)."""
         if self.mss is None and self.window_scale is None and not self.sack_permitted and not self.sack_blocks:
             timestamps = self.timestamps
-            options = b"" if timestamps is None else _TIMESTAMPS_ONLY.pack(OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10,
-                                                                             *timestamps)
+            options = b"" if timestamps is None else _TIMESTAMPS_BLOCK.pack(_TIMESTAMPS_WORD, *timestamps)
         else:
             options = self.options()
         header_len = HEADER_LEN + len(options)
