@@ -54,9 +54,10 @@ VETH = ("pf13a0", "pf13b0")
 UNDERLAY = ("192.0.2.1", "192.0.2.2")
 FAR_ADDRESS = "10.113.0.1"
 # Each session's near peer takes the next address of 10.113.0.128/25, so no session's connections meet
-# the far side's TIME-WAIT of an earlier one: wgpy's stack sends no TCP timestamps (RFC 7323) and a new
-# process draws a new ISN secret, so Linux refuses about half of the SYNs that reuse such a 4-tuple and
-# each of those costs the client an RST and a SYN retransmission a second later (docs/performance.md).
+# the far side's TIME-WAIT of an earlier one: without TCP timestamps (RFC 7323) a new process's new ISN
+# secret made Linux refuse about half of the SYNs that reuse such a 4-tuple, each refusal costing the
+# client an RST and a SYN retransmission a second later (docs/performance.md). wgpy's stack now sends
+# wall-clock timestamps, which pass Linux's TIME-WAIT check; --same-address shows it.
 NEAR_NETWORK = "10.113.0.128/25"
 NEAR_TUN, FAR_TUN = "pf13wg-a", "pf13wg-b"
 PROXY_NAME = "pf13px"                        # the configuration file's name, so the UAPI socket's
@@ -139,8 +140,9 @@ class Far:
     """The namespaces, the veth, wireguard-go and the HTTP server in pf13-b; ``near_key`` is the peer both
     modes use, so the far side never changes between sessions."""
 
-    def __init__(self, work: Path, megabytes: int, mtu: int) -> None:
+    def __init__(self, work: Path, megabytes: int, mtu: int, same_address: bool = False) -> None:
         self.work, self.mtu = work, mtu
+        self.same_address = same_address
         self.blob = work / "blob"
         self.megabytes = megabytes
         self.near_key, self.far_key = X25519PrivateKey.generate(), X25519PrivateKey.generate()
@@ -150,6 +152,8 @@ class Far:
     def next_address(self) -> str:
         """The near peer's tunnel address for the next session (see NEAR_NETWORK)."""
         self.sessions += 1
+        if self.same_address:  # every session on one address: later ones meet the far side's TIME-WAIT
+            return "10.113.0.129"
         return f"10.113.0.{128 + self.sessions % 127}"
 
     def __enter__(self) -> "Far":
@@ -446,7 +450,7 @@ def measure_all(args, failures: Failures) -> dict:
     }
     work = Path(tempfile.mkdtemp(prefix="pf13-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     try:
-        with Far(work, args.megabytes, args.mtu) as far:
+        with Far(work, args.megabytes, args.mtu, args.same_address) as far:
             for repetition in range(args.repeat):
                 order = args.modes if repetition % 2 == 0 else args.modes[::-1]
                 for key in order:
@@ -492,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mtu", type=int, default=1420, help="the tunnel's MTU (default 1420)")
     parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES),
                         help="what to measure (default both)")
+    parser.add_argument("--same-address", action="store_true",
+                        help="every session's near peer on one address, so the four-tuples of a session's "
+                             "connections may still be in the far side's TIME-WAIT from an earlier one")
     parser.add_argument("--note", default="", help="a remark stored with the results (the machine's load...)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})")
     args = parser.parse_args(argv)

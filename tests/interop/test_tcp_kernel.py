@@ -225,7 +225,7 @@ def test_we_connect_to_the_kernel_and_move_data_both_ways(link, loss_rate):
     assert server.wait(10) == 0
     syn_ack = next(s for s in link.received_segments if s.flags & SYN)
     assert syn_ack.mss == mss and syn_ack.window_scale is not None  # Linux answered our options
-    assert syn_ack.timestamps is None  # not offered, so not used
+    assert syn_ack.timestamps is not None  # offered by us (RFC 7323 3.2): Linux answers, both use them
     assert syn_ack.sack_permitted  # offered by us: Linux will read the SACK blocks of our ACKs
     assert link.drops == {}  # every segment from the kernel passed parse, checksum included
 

@@ -12,6 +12,9 @@ from wgpy.netstack.tcp.segment import ACK, SYN, Segment
 
 from .tcp_pair import CLIENT, SERVER, Pair, Transfer, established
 
+# Tests that count in 1380-byte segments run without timestamps (with them a segment carries 1368).
+NO_TIMESTAMPS = TcpConfig(timestamps=False)
+
 S = TcpState
 
 
@@ -53,7 +56,7 @@ def test_user_timeout():
 
 
 def test_fast_retransmit_on_three_duplicate_acks():
-    pair = established()
+    pair = established(config=NO_TIMESTAMPS)
     client = pair.client
     lost = client.snd_max + 2 * 1380  # the third data segment
     dropped = []
@@ -138,7 +141,8 @@ def test_mss_is_clamped_to_the_smaller_side_and_defaults_without_the_option():
     pair = established(server_mss=1000)
     transfer = Transfer(pair, b"a" * 10_000, b"b" * 10_000)
     assert pair.run(until=transfer.done, pump=transfer.pump, max_steps=200)
-    assert max(len(s.payload) for _, _, s in pair.carried) == 1000
+    # 1000 less the 12 bytes of the timestamps every segment carries (as Linux's tcp_current_mss).
+    assert max(len(s.payload) for _, _, s in pair.carried) == 1000 - 12
     # A SYN without an MSS option: 536 bytes (RFC 9293 3.7.1, IPv4).
     syn = Segment(40000, 80, 100, 0, SYN, 65535)
     server = TcpConnection.from_syn(SERVER, CLIENT, syn, 5000, 0.0, 1380)
@@ -184,7 +188,7 @@ def test_ten_mebibytes_each_way_under_loss_duplication_and_reordering(seed):
 def test_sack_recovers_several_losses_of_one_window_in_one_round_trip():
     """Three segments of one window lost: the receiver's SACK blocks show the three holes, the sender
     retransmits them together (sack.py) instead of one per round trip, and no timeout is needed."""
-    pair = established()
+    pair = established(config=NO_TIMESTAMPS)
     client = pair.client
     base = client.snd_max
     lost = {(base + k * 1380) & 0xFFFFFFFF for k in (2, 5, 8)}
@@ -213,8 +217,9 @@ def test_sack_recovers_several_losses_of_one_window_in_one_round_trip():
 
 
 def test_after_a_syn_timeout_data_starts_with_a_three_second_rto():
-    """RFC 6298 5.7: the SYN was retransmitted, so no RTT sample (Karn): the RTO for data is 3 s."""
-    pair = Pair()
+    """RFC 6298 5.7: the SYN was retransmitted, so no RTT sample (Karn): the RTO for data is 3 s. (With
+    timestamps the SYN,ACK's TSecr says which SYN it answers: a sample, test_tcp_timestamps.py.)"""
+    pair = Pair(config=NO_TIMESTAMPS)
     pair.hold.add("c>s")
     assert pair.run(until=lambda: sum(1 for _, _, s in pair.carried if s.flags == SYN) == 2, max_steps=20)
     pair.hold.clear()

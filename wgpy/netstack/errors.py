@@ -50,3 +50,4 @@ class NetDrop(Enum):
     UNEXPECTED_SEGMENT = "segment does not fit the connection's state"
     OUT_OF_ORDER_FULL = "out-of-order segment dropped: the reassembly queue is full"
     WINDOW_FULL = "data beyond the receive window dropped"
+    PAWS_REJECTED = "TSval older than TS.Recent: an old duplicate (RFC 7323 5.3 PAWS), answered with ACK"

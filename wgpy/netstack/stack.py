@@ -18,7 +18,7 @@ from .addresses import InterfaceAddress, from_text, interface_address, is_unusab
 from .errors import NetDrop
 from .events import DatagramReceived, Incoming, SocketEvent
 from .icmp import TokenBucket
-from .ports import check_port, choose_port
+from .ports import PortChooser, check_port, choose_port
 from .sockets import SYNCHRONIZED, TcpListener, TcpSocket
 from .tcp import segment as tcp_segment
 from .tcp.config import TcpConfig, TcpState
@@ -36,11 +36,18 @@ DEFAULT_BACKLOG = 128   # Linux's SOMAXCONN before 5.4 (4096 since)
 
 class Stack:
     """A sans-IO IP stack for one tunnel. ``addresses`` are ``"10.0.0.2/24"`` strings (IPv4 and/or
-    IPv6); ``rng(n) -> bytes`` gives the randomness (ephemeral ports, ISN secret)."""
+    IPv6); ``rng(n) -> bytes`` gives the randomness (ephemeral ports, ISN secret).
+
+    ``epoch_offset`` (wall-clock seconds minus ``now``, as the Device's) sets the TCP timestamp clock to
+    wall-clock milliseconds, so a later process's TSvals continue an earlier one's and a Linux peer takes
+    its SYN for a four-tuple still in TIME-WAIT there (RFC 6191, Linux's tcp_timewait_state_process);
+    without it each connection's clock starts at a random offset (RFC 7323 5.4), which a new process
+    draws anew."""
 
     def __init__(self, addresses: Iterable[str], mtu: int = DEFAULT_MTU, rng: Callable[[int], bytes] | None = None,
                  icmp_rate: TokenBucket | None = None, tcp_config: TcpConfig | None = None,
-                 max_connections: int = MAX_CONNECTIONS, verify_checksums: bool = True) -> None:
+                 max_connections: int = MAX_CONNECTIONS, verify_checksums: bool = True,
+                 epoch_offset: float | None = None) -> None:
         if rng is None:
             raise ValueError("a Stack needs an rng(n) -> bytes (os.urandom in a runtime, a seeded one in tests)")
         self.addresses: list[InterfaceAddress] = [interface_address(text) for text in addresses]
@@ -62,6 +69,8 @@ class Stack:
         # CHECKSUM_UNNECESSARY likewise (receive.c, wg_packet_consume_data_done). Checksums are always sent.
         self.verify_checksums = verify_checksums
         self._isn = IsnGenerator(rng)
+        self.epoch_offset = epoch_offset
+        self._ports = PortChooser(rng)
         # Connections by four-tuple (local address, local port, remote address, remote port), all bytes/int.
         self._tcp: dict[tuple[bytes, int, bytes, int], TcpSocket] = {}
         self._listeners: dict[tuple[bytes | None, int], TcpListener] = {}
@@ -161,14 +170,15 @@ class Stack:
             if (source, local_port, remote, port) in self._tcp:
                 raise ValueError(f"{to_text(source)}:{local_port} is already connected to {host}:{port}")
         else:
-            local_port = choose_port(self.rng, lambda candidate: (source, candidate, remote, port) in self._tcp
-                                     or (source, candidate) in self._listeners or (None, candidate) in self._listeners)
+            local_port = self._ports.choose(source, remote, port, lambda candidate: (source, candidate, remote, port)
+                                            in self._tcp or (source, candidate) in self._listeners
+                                            or (None, candidate) in self._listeners)
             if local_port is None:
                 raise ValueError(f"no ephemeral port is free towards {host}:{port}")
         self._now = max(self._now, now)
         local_end, remote_end = (source, local_port), (remote, port)
         connection = TcpConnection.open(local_end, remote_end, self._isn.isn(local_end, remote_end, now), now,
-                                        self._mss(remote), self.tcp_config)
+                                        self._mss(remote), self.tcp_config, self._ts_offset(local_end, remote_end))
         sock = TcpSocket(connection, self._touch)
         self._tcp[(source, local_port, remote, port)] = sock
         self._dirty[sock] = None
@@ -207,6 +217,12 @@ class Stack:
 
     def _touch(self, sock: TcpSocket) -> None:
         self._dirty[sock] = None
+
+    def _ts_offset(self, local_end: tuple[bytes, int], remote_end: tuple[bytes, int]) -> int:
+        """Where a connection's timestamp clock starts (see the class docstring)."""
+        if self.epoch_offset is not None:
+            return int(self.epoch_offset * 1000)
+        return self._isn.timestamp_offset(local_end, remote_end)
 
     def _mss(self, remote: bytes) -> int:
         """The MSS to offer: the tunnel MTU less the IP and TCP headers (docs/netstack.md)."""
@@ -258,7 +274,7 @@ class Stack:
         if after is not None and not 0 < (iss - after) & 0xFFFFFFFF < 1 << 31:
             iss = (after + 64000) & 0xFFFFFFFF   # beyond every number the old incarnation used
         connection = TcpConnection.from_syn(local_end, remote_end, segment, iss, now, self._mss(source),
-                                            self.tcp_config)
+                                            self.tcp_config, self._ts_offset(local_end, remote_end))
         sock = TcpSocket(connection, self._touch, listener)
         listener.half_open[sock] = now
         self._tcp[(destination, segment.destination_port, source, segment.source_port)] = sock

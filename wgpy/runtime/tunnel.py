@@ -176,7 +176,8 @@ class Tunnel:
         # Checksums inside the tunnel are not checked: each packet's Poly1305 tag proved it, as the kernel's
         # WireGuard marks decrypted packets CHECKSUM_UNNECESSARY (receive.c). They are still sent.
         self.stack = Stack(addresses=[str(interface) for interface in self.config.addresses], mtu=self.mtu,
-                           rng=self._rng, verify_checksums=False, tcp_config=self.tcp_config)
+                           rng=self._rng, verify_checksums=False, tcp_config=self.tcp_config,
+                           epoch_offset=time.time() - now)
         self.engine = Engine(self.device, self.stack, Udp(), loop)
         try:
             resolved = {}

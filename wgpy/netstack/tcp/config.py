@@ -52,6 +52,9 @@ class TcpConfig:
     fin_wait_2_timeout: float = 60.0
     # RFC 5961 7: challenge ACKs per second per connection (Linux: a per-host budget, 1000/s).
     challenge_acks_per_second: int = 10
+    # RFC 7323 3: offer the Timestamps option on SYN (used only when both sides did): RTTM and PAWS, and
+    # the TSval that lets Linux take a SYN for a four-tuple it holds in TIME-WAIT (RFC 6191). Off: none.
+    timestamps: bool = True
 
     def __post_init__(self) -> None:
         if self.send_buffer < 1 or self.receive_buffer < 1 or self.receive_buffer > 1 << 30:

@@ -14,7 +14,9 @@ octet allowed beyond a zero window as the probe. SACK (RFC 2018): as a receiver 
 pure ACKs, so a Linux sender recovers several losses per window in one round trip instead of one per RTT
 (without them, 2 % loss put Linux in RTO backoff for seconds); as a sender we keep a scoreboard of the
 peer's blocks and, in NewReno's fast recovery, retransmit each hole they show once (sack.py), instead of
-one hole per round trip. Timestamps are not offered, so the peer sends none (no RTTM, no PAWS). Urgent
+one hole per round trip. Timestamps (RFC 7323) are offered and, when the peer offers them too, carried
+on every segment but RSTs: RTT samples from each TSecr (4.1), TS.Recent and Last.ACK.sent (4.3), PAWS
+(5.3); the segments we send then carry 12 bytes less data (as Linux). Urgent
 data: the pointer is ignored and the data delivered in line (RFC 9293 3.8.5's advice to applications).
 """
 
@@ -25,6 +27,7 @@ from .buffers import ReceiveBuffer, SendBuffer
 from .config import TcpConfig, TcpState
 from .congestion import NewReno
 from .rtt import RttEstimator
+from .output import TcpOutput
 from .sack import Scoreboard
 from .segment import ACK, FIN, PSH, RST, SYN, Segment
 
@@ -41,6 +44,11 @@ MAX_DUPLICATE_ACKS_PER_CALL = 64  # a bound on the pure ACKs one segments_to_sen
 RECEIVING = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})  # states whose segment text is delivered
 SENDING = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK})  # data or FIN may leave
 
+# RFC 7323 5.5: TS.Recent older than 24 days is no longer valid, so PAWS does not refuse an idle
+# connection's next segment (a 1 ms clock's sign bit flips after 24.8 days).
+PAWS_IDLE = 24 * 86400.0
+HALF = 0x80000000
+
 REFUSED, RESET, TIMED_OUT, ABORTED = "connection refused", "connection reset", "timed out", "connection aborted"
 
 
@@ -50,7 +58,7 @@ def unwrap(wire: int, near: int) -> int:
     return near + d - 0x100000000 if d & 0x80000000 else near + d
 
 
-class TcpConnection:
+class TcpConnection(TcpOutput):
     """One TCP connection. ``local`` and ``remote`` are ``(address_bytes, port)``."""
 
     __slots__ = ("local", "remote", "config", "state", "error", "passive", "iss", "irs",
@@ -61,10 +69,11 @@ class TcpConnection:
                  "ack_pending", "unacked_bytes", "delack_deadline", "rtx_deadline", "retransmissions",
                  "first_timeout", "heard", "probe_due", "retransmit_now", "time_wait_deadline",
                  "fin_wait_2_deadline", "control", "challenge_second", "challenge_count", "now",
-                 "duplicate_acks_owed", "sack_ok", "last_out_of_order", "scoreboard", "syn_timed_out")
+                 "duplicate_acks_owed", "sack_ok", "last_out_of_order", "scoreboard", "syn_timed_out",
+                 "ts_ok", "ts_offset", "ts_recent", "ts_recent_age", "ts_echo", "last_ack_sent")
 
     def __init__(self, local: tuple[bytes, int], remote: tuple[bytes, int], iss: int, mss: int,
-                 config: TcpConfig, state: TcpState) -> None:
+                 config: TcpConfig, state: TcpState, ts_offset: int = 0) -> None:
         if not 0 <= iss <= MASK:
             raise ValueError("the ISS is a 32-bit number")
         self.local, self.remote, self.config, self.state = local, remote, config, state
@@ -107,39 +116,57 @@ class TcpConnection:
         self.last_out_of_order = 0  # where the latest segment beyond a gap began: the first SACK block
         self.scoreboard = Scoreboard()  # what the peer's SACK blocks say it holds beyond SND.UNA
         self.syn_timed_out = False
+        # RFC 7323: timestamps in use (both SYNs had them); our clock is ms of ``now`` plus ts_offset;
+        # TS.Recent with the ``now`` it was taken at (5.5), the TSecr to time by, Last.ACK.sent (4.3).
+        self.ts_ok = False
+        self.ts_offset = ts_offset & MASK
+        self.ts_recent = 0
+        self.ts_recent_age = 0.0
+        self.ts_echo: int | None = None
+        self.last_ack_sent = 0
 
     # -- opening -------------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, local, remote, iss: int, now: float, mss: int, config: TcpConfig = TcpConfig()) -> TcpConnection:
-        """Active open (RFC 9293 3.10.1): SYN-SENT; the SYN leaves with the next ``segments_to_send``."""
-        return cls(local, remote, iss, mss, config, SYN_SENT)
+    def open(cls, local, remote, iss: int, now: float, mss: int, config: TcpConfig = TcpConfig(),
+             ts_offset: int = 0) -> TcpConnection:
+        """Active open (RFC 9293 3.10.1): SYN-SENT; the SYN leaves with the next ``segments_to_send``.
+        ``ts_offset``: where this connection's timestamp clock starts (RFC 7323 5.4: random per connection)."""
+        return cls(local, remote, iss, mss, config, SYN_SENT, ts_offset)
 
     @classmethod
-    def listen(cls, local, remote, iss: int, now: float, mss: int, config: TcpConfig = TcpConfig()) -> TcpConnection:
+    def listen(cls, local, remote, iss: int, now: float, mss: int, config: TcpConfig = TcpConfig(),
+               ts_offset: int = 0) -> TcpConnection:
         """A fully specified passive open (RFC 9293 3.10.1): LISTEN for a SYN from ``remote`` only.
 
         The stack's listeners take any remote and use :meth:`from_syn`; this is the RFC's other kind.
         """
-        return cls(local, remote, iss, mss, config, LISTEN)
+        return cls(local, remote, iss, mss, config, LISTEN, ts_offset)
 
     @classmethod
     def from_syn(cls, local, remote, syn: Segment, iss: int, now: float, mss: int,
-                 config: TcpConfig = TcpConfig()) -> TcpConnection:
+                 config: TcpConfig = TcpConfig(), ts_offset: int = 0) -> TcpConnection:
         """Passive open on ``syn`` (RFC 9293 3.10.7.2): SYN-RECEIVED; the SYN,ACK leaves next."""
         if syn.flags & (SYN | ACK | RST) != SYN:
             raise ValueError("from_syn needs a SYN without ACK or RST")
-        connection = cls(local, remote, iss, mss, config, LISTEN)
+        connection = cls(local, remote, iss, mss, config, LISTEN, ts_offset)
         connection.receive(syn, now)
         return connection
 
-    def _take_syn(self, segment: Segment, seq: int) -> None:
-        """The peer's SYN: IRS, MSS (RFC 9293 3.7.1), window scaling (RFC 7323 2.2)."""
+    def _take_syn(self, segment: Segment, seq: int, now: float) -> None:
+        """The peer's SYN: IRS, MSS (RFC 9293 3.7.1), window scaling (RFC 7323 2.2), timestamps (3.2)."""
         self.irs = seq
-        self.rcv_nxt = seq + 1
+        self.rcv_nxt = self.last_ack_sent = seq + 1
         peer_mss = segment.mss if segment.mss else self.mss
         # Send no segment larger than the peer takes nor than our own link carries (MSS clamping).
         self.mss = max(min(peer_mss, self.mss_offered), 64)
+        # RFC 7323 3.2: timestamps only when both SYNs carried them; then each segment's 12 option bytes
+        # come out of its data (RFC 9293 3.7.1's effective send MSS; Linux's tcp_current_mss does it too).
+        timestamps = segment.timestamps
+        self.ts_ok = timestamps is not None and self.config.timestamps
+        if self.ts_ok:
+            self.ts_recent, self.ts_recent_age = timestamps[0], now
+            self.mss = max(self.mss - 12, 64)
         self.rcv_mss = self.mss
         self.congestion.set_mss(self.mss)
         if segment.window_scale is not None:
@@ -155,8 +182,12 @@ class TcpConnection:
         """Whether a SYN to this connection in TIME-WAIT may open a new one (RFC 1122 4.2.2.13, RFC 6191):
         a bare SYN beyond RCV.NXT. The stack then forgets this connection and passes the SYN to
         ``from_syn`` with an ISN beyond ``snd_max`` (RFC 6528 ISNs, 4 us ticks, normally are)."""
-        return (self.state is TIME_WAIT and segment.flags & (SYN | ACK | RST | FIN) == SYN
-                and unwrap(segment.seq, self.rcv_nxt) > self.rcv_nxt)
+        if self.state is not TIME_WAIT or segment.flags & (SYN | ACK | RST | FIN) != SYN:
+            return False
+        if unwrap(segment.seq, self.rcv_nxt) > self.rcv_nxt:
+            return True
+        # RFC 6191 2: or, when the old incarnation used timestamps, a TSval beyond its TS.Recent.
+        return self.ts_ok and segment.timestamps is not None and 0 < (segment.timestamps[0] - self.ts_recent) & MASK < HALF
 
     # -- the user's calls (RFC 9293 3.10.2 - 3.10.6) ---------------------------------------------------
 
@@ -250,8 +281,14 @@ class TcpConnection:
                 snd_una = self.snd_una
                 ack = snd_una + ((segment.ack - snd_una) & MASK)
                 buffer = self.receive_buffer
+                timestamps = segment.timestamps if self.ts_ok else None
                 if (segment.seq == rcv_nxt & MASK and ack <= self.snd_max and (size or ack > snd_una)
-                        and size <= buffer.window and not buffer.has_out_of_order and not segment.sack_blocks):
+                        and size <= buffer.window and not buffer.has_out_of_order and not segment.sack_blocks
+                        and (timestamps is None or (timestamps[0] - self.ts_recent) & MASK < HALF)):
+                    if timestamps is not None:  # RFC 7323 4.3: TS.Recent when SEG.SEQ <= Last.ACK.sent
+                        if self.last_ack_sent >= rcv_nxt:
+                            self.ts_recent, self.ts_recent_age = timestamps[0], now
+                        self.ts_echo = timestamps[1]
                     if ack > snd_una:
                         self._acknowledge(ack, now)
                     self.snd_wnd = window = segment.window << self.snd_wscale
@@ -289,7 +326,7 @@ class TcpConnection:
             return NetDrop.UNEXPECTED_SEGMENT
         if not flags & SYN:
             return NetDrop.UNEXPECTED_SEGMENT
-        self._take_syn(segment, segment.seq)
+        self._take_syn(segment, segment.seq, now)
         self.state = SYN_RECEIVED  # the SYN,ACK goes out with segments_to_send (SND.NXT is still ISS)
         return None
 
@@ -310,8 +347,10 @@ class TcpConnection:
             return None
         if not flags & SYN:
             return NetDrop.UNEXPECTED_SEGMENT
-        self._take_syn(segment, segment.seq)
+        self._take_syn(segment, segment.seq, now)
         if ack is not None and ack > self.iss:
+            if self.ts_ok:
+                self.ts_echo = segment.timestamps[1]
             self._acknowledge(ack, now)
             self.snd_wl2 = ack
             self._establish(now)
@@ -346,6 +385,17 @@ class TcpConnection:
         drop = None
         if state is SYN_RECEIVED and flags & SYN and seq == self.irs and not flags & RST:
             return self._syn_again(segment, now)
+        timestamps = segment.timestamps if self.ts_ok else None
+        self.ts_echo = None
+        if timestamps is not None:
+            # RFC 7323 5.3 R1, PAWS: a TSval older than TS.Recent is an old duplicate (RSTs excepted),
+            # unless TS.Recent is over 24 days old (5.5), when it is no longer a valid reference.
+            if (timestamps[0] - self.ts_recent) & MASK >= HALF and not flags & RST:
+                if now - self.ts_recent_age <= PAWS_IDLE:
+                    self.ack_pending = True
+                    return NetDrop.PAWS_REJECTED
+                self.ts_recent, self.ts_recent_age = timestamps[0], now
+            self.ts_echo = timestamps[1]
 
         # First, check the sequence number (the table of 3.10.7.4).
         if seg_len == 0:
@@ -365,6 +415,10 @@ class TcpConnection:
             if state is TIME_WAIT and flags & FIN:  # a retransmitted FIN: restart the 2 MSL timeout
                 self.time_wait_deadline = now + 2 * self.config.msl
             return NetDrop.UNACCEPTABLE_SEGMENT
+        # RFC 7323 4.3 (5.3 R3): an acceptable segment's TSval becomes TS.Recent if it does not start beyond
+        # what we last acknowledged (so with delayed ACKs the earliest unacknowledged one is echoed).
+        if timestamps is not None and seq <= self.last_ack_sent and (timestamps[0] - self.ts_recent) & MASK < HALF:
+            self.ts_recent, self.ts_recent_age = timestamps[0], now
 
         # Second, the RST bit (RFC 5961 3.2: only an exact RCV.NXT resets; in-window ones are challenged).
         if flags & RST:
@@ -557,7 +611,17 @@ class TcpConnection:
         self.send_buffer.release(ack)
         if self.scoreboard:
             self.scoreboard.acknowledge(ack)
-        self.rtt.on_ack(ack, now)
+        echo = self.ts_echo
+        if echo:  # RFC 7323 4.1 RTTM: the TSecr of any ACK of new data times its round trip (ms clock)
+            self.ts_echo = None
+            elapsed = (self._tsval(now) - echo) & MASK
+            if elapsed < 60_000:  # not from the future nor absurd (a peer's bad TSecr sets no 60 s RTO)
+                expected = -(-(self.snd_max - ack + acked) // (2 * self.mss))  # RFC 7323 appendix G
+                self.rtt.timestamp_sample((elapsed or 1) / 1000, expected)
+            else:
+                self.rtt.on_ack(ack, now)
+        else:
+            self.rtt.on_ack(ack, now)
         self.retransmissions = 0
         self.first_timeout = None
         self.heard = True
@@ -589,252 +653,6 @@ class TcpConnection:
         self.rtx_deadline = self.delack_deadline = self.time_wait_deadline = self.fin_wait_2_deadline = None
         self.ack_pending = self.retransmit_now = self.probe_due = False
         self.duplicate_acks_owed = 0
-
-    # -- output --------------------------------------------------------------------------------------
-
-    def _window(self) -> int:
-        """The window field to send, moving the advertised right edge only by useful amounts (RFC 9293
-        3.8.6.2.2, receiver SWS avoidance); never shrinking it, so a scaled window is rounded up (as
-        Linux's tcp_select_window: the few bytes beyond the buffer, if sent, are trimmed and ACKed)."""
-        rcv_nxt = self.rcv_nxt
-        free = self.receive_buffer.window
-        limit = 0xFFFF << self.rcv_wscale
-        edge = rcv_nxt + (free if free < limit else limit)
-        if edge >= self.rcv_adv + min(self.mss_offered, self.receive_buffer.capacity >> 1) or (
-                edge > self.rcv_adv and free == self.receive_buffer.capacity):
-            self.rcv_adv = edge
-        offered = self.rcv_adv - rcv_nxt
-        if offered <= 0:
-            return 0
-        window = (offered + (1 << self.rcv_wscale) - 1) >> self.rcv_wscale
-        return window if window < 0xFFFF else 0xFFFF
-
-    def _ack_seq(self) -> int:
-        """The sequence number of an ACK or RST carrying no data: SND.NXT in RFC 9293 terms. Ours goes
-        back after a timeout (go-back-N), and the peer may hold more than SND.NXT, so take the highest
-        sent, within the peer's window (Linux's tcp_acceptable_seq), or the peer would refuse the ACK."""
-        return max(min(self.snd_max, self.snd_una + self.snd_wnd), self.snd_una)
-
-    def _pure_ack(self) -> Segment:
-        """An ACK without data; with SACK blocks (RFC 2018 3, 4) when the peer allowed them and data
-        waits beyond a gap: the block of the latest such segment first, then the others, four at most.
-        Data segments carry none: their payload would have to shrink by the options' length."""
-        ack = self._segment(self._ack_seq(), ACK)
-        if self.sack_ok and self.receive_buffer.has_out_of_order:
-            blocks = self.receive_buffer.blocks()
-            latest = self.last_out_of_order
-            blocks.sort(key=lambda block: not block[0] <= latest < block[1])  # stable: the rest in order
-            ack.sack_blocks = tuple((left & MASK, right & MASK) for left, right in blocks[:4])
-        return ack
-
-    def _segment(self, seq: int, flags: int, payload=b"") -> Segment:
-        return Segment(self.local[1], self.remote[1], seq & MASK, self.rcv_nxt & MASK, flags, self._window(), payload)
-
-    def _segment_raw(self, seq: int, ack: int, flags: int) -> Segment:
-        """A segment not of this connection's sequence space: the RST answering a bad ACK."""
-        return Segment(self.local[1], self.remote[1], seq & MASK, ack & MASK, flags, 0)
-
-    def segments_to_send(self, now: float) -> list[Segment]:
-        """What to transmit now: RSTs and challenge ACKs, SYN, data, retransmissions, FIN, ACKs.
-
-        Call it after ``receive``, ``handle_timer`` and the user's calls (send, recv, shutdown_write...).
-        """
-        self.now = now
-        out = self.control
-        self.control = []
-        state = self.state
-        if state is ESTABLISHED or state in SENDING:
-            self._send_data(out, now)
-        elif state is SYN_SENT or state is SYN_RECEIVED:
-            self._send_syn(out, now)
-        elif state is TIME_WAIT or state is FIN_WAIT_2:
-            self._send_acks(out, False)
-        return out
-
-    def _send_acks(self, out: list, carried: bool) -> None:
-        """The ACKs owed: one pure ACK per out-of-order segment (a segment with data is no duplicate ACK),
-        else one if an ACK is due and no segment ``carried`` it."""
-        owed = self.duplicate_acks_owed
-        if owed:
-            ack = self._pure_ack()
-            out.extend([ack] * owed)
-        elif self.ack_pending and not carried:
-            out.append(self._pure_ack())
-        elif not carried:
-            return
-        self._acked()
-
-    def _acked(self) -> None:
-        self.ack_pending = False
-        self.unacked_bytes = 0
-        self.delack_deadline = None
-        self.duplicate_acks_owed = 0
-
-    def _send_syn(self, out: list, now: float) -> None:
-        """The SYN (SYN-SENT) or SYN,ACK (SYN-RECEIVED): first sending, or again after a timeout."""
-        if self.snd_nxt != self.iss and not (self.state is SYN_RECEIVED and self.ack_pending):
-            return
-        config = self.config
-        if self.state is SYN_SENT:
-            syn = Segment(self.local[1], self.remote[1], self.iss, 0, SYN, min(self.receive_buffer.window, 0xFFFF),
-                          mss=self.mss_offered, window_scale=config.window_scale, sack_permitted=True)
-        else:
-            # RFC 7323 2.2: a window scale in the SYN,ACK only if the SYN had one (rcv_wscale says so).
-            offered = self.rcv_wscale if self.snd_wscale or self.rcv_wscale else None
-            syn = Segment(self.local[1], self.remote[1], self.iss, self.rcv_nxt & MASK, SYN | ACK,
-                          min(self.receive_buffer.window, 0xFFFF), mss=self.mss_offered, window_scale=offered,
-                          sack_permitted=self.sack_ok)
-        out.append(syn)
-        self._acked()
-        if self.snd_max == self.iss:
-            self.rtt.start(self.iss + 1, now)
-        else:
-            self.rtt.on_retransmit()
-        self.snd_nxt = self.snd_max = self.iss + 1
-        if self.rtx_deadline is None:
-            self.rtx_deadline = now + self.rtt.timeout
-
-    def _send_data(self, out: list, now: float) -> None:
-        """Data within min(SND.WND, cwnd), then the FIN; a pure ACK if nothing else carries one."""
-        sent = len(out)
-        buffer = self.send_buffer
-        data_end = buffer.end
-        snd_una = self.snd_una
-        mss = self.mss
-        fin_seq = self.fin_seq
-        if self.retransmit_now:  # fast retransmit (RFC 5681 3.2) or a NewReno partial ACK
-            self.retransmit_now = False
-            board = self.scoreboard
-            if board and self.congestion.in_recovery:
-                # The holes the peer's SACK blocks show, each once per recovery (sack.py).
-                for seq, n in board.holes(max(board.rexmit_next, snd_una), self.congestion.cwnd, mss):
-                    n = min(n, data_end - seq)
-                    if n <= 0:
-                        break
-                    out.append(self._segment(seq, ACK, buffer.read(seq, n)))
-                    board.rexmit_next = seq + n
-            elif snd_una < data_end:  # NewReno: the first unacknowledged segment
-                n = min(mss, data_end - snd_una)
-                flags = ACK | FIN if fin_seq == snd_una + n else ACK
-                out.append(self._segment(snd_una, flags, buffer.read(snd_una, n)))
-            elif fin_seq == snd_una:
-                out.append(self._segment(snd_una, FIN | ACK))
-        congestion = self.congestion
-        cwnd = congestion.cwnd
-        if congestion.duplicate_acks and not congestion.in_recovery:
-            # Limited Transmit (RFC 3042): a new segment for each of the first two duplicate ACKs, so a
-            # small window still brings the third one (without it, a loss in a flight of three or four
-            # segments waited for the timeout).
-            cwnd += min(congestion.duplicate_acks, 2) * mss
-        edge = snd_una + min(self.snd_wnd, cwnd)
-        probing = self.probe_due
-        if probing:  # RFC 9293 3.8.6.1: one octet beyond a zero window
-            self.probe_due = False
-            if edge <= snd_una:
-                edge = snd_una + 1
-        snd_nxt = self.snd_nxt
-        # Outstanding in the sense of SWS avoidance and Nagle: sent since SND.UNA by this pointer. After a
-        # timeout SND.NXT is back at SND.UNA, so the retransmission is never held back by them.
-        in_flight = snd_nxt > snd_una
-        snd_max = self.snd_max
-        window = self._window()
-        ports = self.local[1], self.remote[1]
-        ack_field = self.rcv_nxt & MASK
-        while snd_nxt < data_end:
-            n = min(mss, data_end - snd_nxt, edge - snd_nxt)
-            if n <= 0:
-                break
-            if probing or snd_nxt < snd_max:
-                pass  # a probe or a retransmission: whatever the window allows
-            elif n < mss and n < data_end - snd_nxt and in_flight:
-                # Sender SWS avoidance (RFC 9293 3.8.6.2.1): no small segment while one is outstanding,
-                # unless it is at least half the largest window the peer offered.
-                if n < self.max_snd_wnd >> 1 or self.config.nagle:
-                    break
-            elif self.config.nagle and n < mss and in_flight:  # Nagle (RFC 9293 3.7.4)
-                break
-            end = snd_nxt + n
-            flags = ACK
-            if end == data_end:
-                flags = ACK | PSH
-                if fin_seq == end:
-                    flags = ACK | PSH | FIN
-            out.append(Segment(*ports, snd_nxt & MASK, ack_field, flags, window, buffer.read(snd_nxt, n)))
-            if flags & FIN:
-                end += 1
-            if end > self.snd_max:
-                if snd_nxt >= self.snd_max:
-                    self.rtt.start(end, now)
-                self.snd_max = end
-            else:
-                self.rtt.on_retransmit()
-            snd_nxt = end
-            in_flight = True
-        if fin_seq is not None and snd_nxt == fin_seq:
-            out.append(self._segment(fin_seq, FIN | ACK))
-            snd_nxt += 1
-            if snd_nxt > self.snd_max:
-                self.snd_max = snd_nxt
-                self.rtt.start(snd_nxt, now)
-            else:
-                self.rtt.on_retransmit()
-        self.snd_nxt = snd_nxt
-        self._send_acks(out, len(out) > sent)
-        # The one timer: running while anything is outstanding, or data waits behind a zero window.
-        if self.rtx_deadline is None and (self.snd_max > self.snd_una or (snd_nxt < data_end and self.snd_wnd == 0)):
-            self.rtx_deadline = now + self.rtt.timeout
-
-    # -- timers --------------------------------------------------------------------------------------
-
-    def next_deadline(self) -> float | None:
-        deadlines = [d for d in (self.rtx_deadline, self.delack_deadline, self.time_wait_deadline,
-                                 self.fin_wait_2_deadline) if d is not None]
-        return min(deadlines) if deadlines else None
-
-    def handle_timer(self, now: float) -> None:
-        """Run the timers due at ``now``; then call ``segments_to_send``."""
-        self.now = now
-        if self.fin_wait_2_deadline is not None and now >= self.fin_wait_2_deadline:
-            self.control.append(self._segment(self._ack_seq(), RST | ACK))
-            self._close(TIMED_OUT)
-            return
-        if self.time_wait_deadline is not None and now >= self.time_wait_deadline:
-            self._close(None)  # RFC 9293 3.10.8: the time-wait timeout deletes the TCB
-            return
-        if self.delack_deadline is not None and now >= self.delack_deadline:
-            self.delack_deadline = None
-            self.ack_pending = True
-        if self.rtx_deadline is not None and now >= self.rtx_deadline:
-            self._on_timeout(now)
-
-    def _on_timeout(self, now: float) -> None:
-        """The retransmission timer expired (RFC 6298 5.4 - 5.6), or the persist timer (3.8.6.1)."""
-        state = self.state
-        probing = self.snd_wnd == 0 and state not in (SYN_SENT, SYN_RECEIVED)
-        # A peer that keeps answering probes of its zero window is alive (RFC 9293 3.8.6.1: keep probing).
-        if not (probing and self.heard):
-            self.retransmissions += 1
-        self.heard = False
-        if self.first_timeout is None:
-            self.first_timeout = now
-        config = self.config
-        limit = config.max_syn_retransmissions if state in (SYN_SENT, SYN_RECEIVED) else config.max_retransmissions
-        if self.retransmissions > limit or (config.user_timeout is not None
-                                            and now - self.first_timeout >= config.user_timeout):
-            self._close(TIMED_OUT)  # as Linux, no RST: the peer is presumed unreachable
-            return
-        if probing:
-            self.probe_due = True
-        elif state in (SYN_SENT, SYN_RECEIVED):
-            self.syn_timed_out = True
-        else:
-            self.congestion.on_timeout(self.snd_max - self.snd_una, self.snd_max)
-        self.rtt.on_timeout()
-        self.snd_nxt = self.snd_una  # go back N: everything outstanding is sent again, within cwnd
-        self.scoreboard.clear()  # RFC 2018 8: what was SACKed may have been discarded since
-        if state is SYN_RECEIVED:
-            self.ack_pending = True
-        self.rtx_deadline = now + self.rtt.timeout
 
     def __repr__(self) -> str:
         return (f"TcpConnection({self.local[1]}>{self.remote[1]} {self.state.name} una={self.snd_una - self.iss} "

@@ -31,3 +31,9 @@ class IsnGenerator:
         tuple_bytes = local[0] + _PORT.pack(local[1]) + remote[0] + _PORT.pack(remote[1])
         f = int.from_bytes(hashlib.blake2s(tuple_bytes, digest_size=4, key=self._secret).digest(), "big")
         return (int(now * TICKS_PER_SECOND) + f) & 0xFFFFFFFF
+
+    def timestamp_offset(self, local: tuple[bytes, int], remote: tuple[bytes, int]) -> int:
+        """The offset of one connection's timestamp clock (RFC 7323 5.4, 7.1): random per connection, the
+        same for a four-tuple's later incarnations in this process, so their TSvals keep increasing."""
+        tuple_bytes = b"TSval" + local[0] + _PORT.pack(local[1]) + remote[0] + _PORT.pack(remote[1])
+        return int.from_bytes(hashlib.blake2s(tuple_bytes, digest_size=4, key=self._secret).digest(), "big")

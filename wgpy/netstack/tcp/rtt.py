@@ -6,6 +6,10 @@ retransmitted segment); the timeout doubled on each expiry (5.5) and reset by th
 Differences from RFC 6298, as in Linux: the minimum RTO is 200 ms (Linux's TCP_RTO_MIN) rather than the
 1 s of 2.4, since the RFC's floor is meant for the Internet's slow timers and a tunnel's RTTs are small;
 the maximum is 60 s (2.5 allows it). The initial RTO is 1 s (2.1).
+
+With RFC 7323 timestamps, every ACK of new data gives a sample (RTTM, RFC 7323 4.1), whatever was
+retransmitted; ``timestamp_sample`` takes them with the gains of RFC 7323 appendix G (alpha and beta divided
+by the samples expected per RTT), so a window of many ACKs weighs as much as one classic sample.
 """
 
 from __future__ import annotations
@@ -53,12 +57,20 @@ class RttEstimator:
         self.backoff += 1
         self._timed_seq = None
 
-    def sample(self, r: float) -> None:
-        """RFC 6298 2.2 and 2.3; a sample also ends the backoff (5.7)."""
+    def timestamp_sample(self, r: float, expected_samples: int) -> None:
+        """Call me with an RTT from a TSecr (RFC 7323 4.1) and ExpectedSamples = ceil(FlightSize / (2 *
+        SMSS)) of RFC 7323 appendix G; the sequence-number timing is then not needed."""
+        self._timed_seq = None
+        self.sample(r, expected_samples if expected_samples > 1 else 1)
+
+    def sample(self, r: float, expected_samples: int = 1) -> None:
+        """RFC 6298 2.2 and 2.3 (RFC 7323 appendix G's gains when more samples per RTT are expected); a
+        sample also ends the backoff (5.7)."""
         if self.srtt is None:
             self.srtt, self.rttvar = r, r / 2
         else:
-            self.rttvar = (1 - BETA) * self.rttvar + BETA * abs(self.srtt - r)
-            self.srtt = (1 - ALPHA) * self.srtt + ALPHA * r
+            alpha, beta = ALPHA / expected_samples, BETA / expected_samples
+            self.rttvar = (1 - beta) * self.rttvar + beta * abs(self.srtt - r)
+            self.srtt = (1 - alpha) * self.srtt + alpha * r
         self.rto = min(max(self.srtt + max(CLOCK_GRANULARITY, K * self.rttvar), self.minimum), self.maximum)
         self.backoff = 0

@@ -45,6 +45,9 @@ OPT_TIMESTAMPS = 8  # RFC 7323 3.2
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _TIMESTAMPS = struct.Struct("!II")
+# The options of nearly every segment once timestamps are on (RFC 7323 appendix A's layout): NOP, NOP, TS.
+_TIMESTAMPS_WORD = OPT_NOP << 24 | OPT_NOP << 16 | OPT_TIMESTAMPS << 8 | 10
+_TIMESTAMPS_BLOCK = struct.Struct("!III")  # that word, TSval, TSecr
 _MAX_OPTIONS = 40  # data offset is 4 bits of 32-bit words: 60 bytes of header at most
 
 
@@ -122,8 +125,11 @@ class Segment:
     def pack(self, source: bytes, destination: bytes) -> bytes:
         """The segment on the wire, its checksum computed over the pseudo-header of ``source`` and
         ``destination`` (4-byte or 16-byte IP addresses)."""
-        options = self.options() if (self.mss is not None or self.window_scale is not None or self.sack_permitted
-                                     or self.timestamps is not None or self.sack_blocks) else b""
+        if self.mss is None and self.window_scale is None and not self.sack_permitted and not self.sack_blocks:
+            timestamps = self.timestamps
+            options = b"" if timestamps is None else _TIMESTAMPS_BLOCK.pack(_TIMESTAMPS_WORD, *timestamps)
+        else:
+            options = self.options()
         header_len = HEADER_LEN + len(options)
         payload = self.payload
         fields = (self.source_port, self.destination_port, self.seq, self.ack, header_len << 2, self.flags,
@@ -175,8 +181,14 @@ def parse(data: bytes | memoryview, source: bytes, destination: bytes, verify: b
         return NetDrop.BAD_TCP
     segment = Segment(source_port, destination_port, seq, ack, flags, window, data[header_len:],
                       urgent=urgent if flags & URG else 0)
-    if header_len > HEADER_LEN and _parse_options(segment, data, header_len) is not None:
-        return NetDrop.BAD_TCP_OPTIONS
+    if header_len > HEADER_LEN:
+        if header_len == 32:  # the usual options once timestamps are on, read at once
+            word, tsval, tsecr = _TIMESTAMPS_BLOCK.unpack_from(data, HEADER_LEN)
+            if word == _TIMESTAMPS_WORD:
+                segment.timestamps = (tsval, tsecr)
+                return segment
+        if _parse_options(segment, data, header_len) is not None:
+            return NetDrop.BAD_TCP_OPTIONS
     return segment
 
 
