@@ -11,6 +11,7 @@ Wireshark's WireGuard key log format (with a warning), so that captures of this 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -37,6 +38,11 @@ def main(interface: str, foreground: bool, health: str | None = None) -> int:
     except OSError as err:
         print(f"wgpy: Failed to create TUN device {interface}: {err.strerror or err}", file=sys.stderr)
         return 1
+    # From the moment the UAPI socket exists, whoever started us may stop us: a SIGTERM or SIGINT before
+    # the loop runs is kept for it, not left to kill the process with the socket file behind.
+    early_signals: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: early_signals.append(signum))
     try:
         uapi = UapiServer(tun.name)
     except OSError as err:
@@ -80,7 +86,7 @@ def main(interface: str, foreground: bool, health: str | None = None) -> int:
 
     if foreground:
         log.debug("Device started")
-        reason = runtime.run()
+        reason = runtime.run(early_signals)
         log.debug("Device stopping: %s", reason)
         return 0
 
@@ -98,7 +104,7 @@ def main(interface: str, foreground: bool, health: str | None = None) -> int:
     os.write(ready_write, b"1")
     os.close(ready_write)
     log.debug("Device started")
-    reason = runtime.run()
+    reason = runtime.run(early_signals)
     log.debug("Device stopping: %s", reason)
     os._exit(0)
 

@@ -148,10 +148,13 @@ class Runtime:
     def _on_signal(self, signum, frame) -> None:
         self._stop(f"received {signal.Signals(signum).name}")
 
-    def run(self) -> str:
-        """Serve until something stops us; returns why."""
+    def run(self, early_signals: list[int] | None = None) -> str:
+        """Serve until something stops us; returns why. ``early_signals``: SIGTERM or SIGINT received
+        before the loop took them over (daemon.py records them from the moment the UAPI socket exists)."""
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
+        for signum in early_signals or ():
+            self._on_signal(signum, None)
         signal.set_wakeup_fd(self._wakeup_w)
         self._poll.register(self.tun.fd, select.POLLIN)
         self._poll.register(self.uapi.listener.fileno(), select.POLLIN)
