@@ -180,36 +180,45 @@ def ping_all(fleet: Fleet, pairs: list[tuple[str, str]]) -> list[str]:
     return [f"{a}->{b} IPv{family}" for (a, b, family), ok in zip(jobs, results) if not ok]
 
 
+def five_up(fleet: Fleet, roster: Path, tmp_path: Path) -> list[str]:
+    """ROSTER rendered, applied on its five hosts, every pair pinging once; the hosts."""
+    rendered = fleet.mesh("hub", "render", str(roster), "--out", str(tmp_path / "out"))
+    assert rendered.count("wrote ") == 5 and "forwards between spokes" in rendered, rendered
+    for host in ("hub", "nat1", "nat2", "pub"):
+        fleet.start(host)
+    fleet.start("go", program="wireguard-go")
+    fleet.exec(fleet.ns("hub"), "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+
+    # The stock host takes its rendered file as the kernel's tools would; apply then has nothing to do.
+    fleet.exec(fleet.ns("go"), "wg", "setconf", fleet.iface("go"), "/dev/stdin", input=stripped(tmp_path, "go"))
+    assert fleet.mesh("go", "apply", str(roster), "--host", "go", "--interface", fleet.iface("go")).strip() \
+        == f"{fleet.iface('go')}: unchanged"
+    for host in ("hub", "nat1", "nat2", "pub"):
+        said = fleet.mesh(host, "apply", str(roster), "--host", host, "--interface", fleet.iface(host))
+        assert "private key set" in said and "added peer" in said, said
+
+    hosts = ["hub", "nat1", "nat2", "pub", "go"]
+    # Spokes behind NAT first greet the hub, so it learns their addresses; then every other pair.
+    spokes_to_hub = [(spoke, "hub") for spoke in hosts[1:]]
+    assert ping_all(fleet, spokes_to_hub) == []
+    others = [(a, b) for i, a in enumerate(hosts[1:], 1) for b in hosts[i + 1:]]
+    assert ping_all(fleet, others) == []
+    return hosts
+
+
+def stripped(tmp_path: Path, host: str) -> str:
+    """HOST's rendered file as ``wg setconf``/``syncconf`` takes it."""
+    return subprocess.run(["wg-quick", "strip", str(tmp_path / "out" / f"{host}.conf")], capture_output=True,
+                          text=True, check=True).stdout
+
+
 def test_a_roster_of_five_comes_up_and_a_sixth_joins_without_renegotiating(tmp_path):
     require("ip", "iptables", "wireguard-go", "wg", "wg-quick", "ping", "sysctl")
     started = time.monotonic()
     roster = tmp_path / "fleet.toml"
     roster.write_text(ROSTER)
     with Fleet(tmp_path) as fleet:
-        rendered = fleet.mesh("hub", "render", str(roster), "--out", str(tmp_path / "out"))
-        assert rendered.count("wrote ") == 5 and "forwards between spokes" in rendered, rendered
-        for host in ("hub", "nat1", "nat2", "pub"):
-            fleet.start(host)
-        fleet.start("go", program="wireguard-go")
-        fleet.exec(fleet.ns("hub"), "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
-
-        # The stock host takes its rendered file as the kernel's tools would; apply then has nothing to do.
-        stripped = subprocess.run(["wg-quick", "strip", str(tmp_path / "out" / "go.conf")], capture_output=True,
-                                  text=True, check=True).stdout
-        fleet.exec(fleet.ns("go"), "wg", "setconf", fleet.iface("go"), "/dev/stdin", input=stripped)
-        assert fleet.mesh("go", "apply", str(roster), "--host", "go", "--interface", fleet.iface("go")).strip() \
-            == f"{fleet.iface('go')}: unchanged"
-        for host in ("hub", "nat1", "nat2", "pub"):
-            said = fleet.mesh(host, "apply", str(roster), "--host", host, "--interface", fleet.iface(host))
-            assert "private key set" in said and "added peer" in said, said
-
-        hosts = ["hub", "nat1", "nat2", "pub", "go"]
-        # Spokes behind NAT first greet the hub, so it learns their addresses; then every other pair.
-        spokes_to_hub = [(spoke, "hub") for spoke in hosts[1:]]
-        assert ping_all(fleet, spokes_to_hub) == []
-        others = [(a, b) for i, a in enumerate(hosts[1:], 1) for b in hosts[i + 1:]]
-        assert ping_all(fleet, others) == []
-
+        hosts = five_up(fleet, roster, tmp_path)
         status = fleet.mesh("nat1", "status", str(roster), "--interface", fleet.iface("nat1"))
         assert re.search(r"hub\s+reachable\s+handshake: [^;]+; endpoint: 192\.0\.2\.1:51820", status), status
         assert "nat2" in status and "via hub" in status and "unreachable: none" in status, status
@@ -300,3 +309,82 @@ def test_a_full_mesh_with_wireguard_go_and_a_host_removed(tmp_path):
         assert len(after) == 1 and {k: before[k] for k in after} == after
         assert ping_all(fleet, [("go", "hub")]) == []
         assert not fleet.ping("go", "pub", 4, timeout=2)
+
+
+PING_FOR = 22            # seconds of pings, every pair both ways
+ROTATE_AT, SPOKES_AT, GO_AT, FINISH_AT = 3, 7, 11, 16
+
+
+def test_the_hub_rotates_its_key_while_every_pair_pings(tmp_path):
+    """The hub's key rotated (``wgpy mesh rotate``, docs/rotation.md) on the five-host fleet while every
+    pair pings (IPv4, ``ping -i 0.05``); spoke-to-spoke traffic crosses the hub, so every pair is touched.
+    The hub is the harder case: every other host's entry changes, two of them reach it only from behind
+    NAT (they must initiate to the new key), and the stock host follows with a plain ``wg syncconf``.
+
+        t0 + 3 s    mesh rotate ROSTER hub --grace 60
+        t0 + 7 s    mesh apply on nat1, nat2, pub; the roster re-rendered
+        t0 + 11 s   wg syncconf on go with its re-rendered, stripped file
+        t0 + 16 s   mesh rotate ROSTER hub --finish
+
+    Bounds as tests/interop/test_rotation.py: per ping, the longest time without a reply under
+    REKEY_TIMEOUT and at most REKEY_TIMEOUT / interval pings lost. That test's control (the key changed
+    as ``wg set private-key`` does) breaks them."""
+    require("ip", "iptables", "wireguard-go", "wg", "wg-quick", "ping", "sysctl")
+    from wgpy.core.constants import REKEY_TIMEOUT
+
+    from .test_rotation import INTERVAL, ping_figures
+
+    roster = tmp_path / "fleet.toml"
+    roster.write_text(ROSTER)
+    with Fleet(tmp_path) as fleet:
+        hosts = five_up(fleet, roster, tmp_path)
+        old_public = fleet.exec(fleet.ns("hub"), "wg", "show", fleet.iface("hub"), "public-key").stdout.strip()
+        pings = {}
+        for x in hosts:
+            for y in hosts:
+                if x != y:
+                    pings[(x, y)] = tmp_path / f"ping-{x}-{y}.txt"
+                    fleet.processes.append(subprocess.Popen(
+                        ["ip", "netns", "exec", fleet.ns(x), "ping", "-D", "-n", "-i", str(INTERVAL), "-W", "1",
+                         "-w", str(PING_FOR), fleet.address(y, 4)], stdout=open(pings[(x, y)], "w"),
+                        stderr=subprocess.STDOUT))
+        t0 = time.monotonic()
+
+        def at(offset: float) -> None:
+            time.sleep(max(0.0, t0 + offset - time.monotonic()))
+
+        at(ROTATE_AT)
+        said = fleet.mesh("hub", "rotate", str(roster), "hub", "--grace", "60", "--interface", fleet.iface("hub"))
+        assert "rotated: public key now" in said, said
+        at(SPOKES_AT)
+        for host in ("nat1", "nat2", "pub"):
+            said = fleet.mesh(host, "apply", str(roster), "--host", host, "--interface", fleet.iface(host))
+            assert "removed peer" in said and "added peer hub" in said, said
+        fleet.mesh("hub", "render", str(roster), "--out", str(tmp_path / "out"))
+        at(GO_AT)
+        fleet.exec(fleet.ns("go"), "wg", "syncconf", fleet.iface("go"), "/dev/stdin", input=stripped(tmp_path, "go"))
+        assert fleet.mesh("go", "apply", str(roster), "--host", "go", "--interface", fleet.iface("go")).strip() \
+            == f"{fleet.iface('go')}: unchanged"
+        at(FINISH_AT)
+        said = fleet.mesh("hub", "rotate", str(roster), "hub", "--finish", "--interface", fleet.iface("hub"))
+        assert "grace ended on the interface" in said, said
+        for process in fleet.processes[5:]:
+            process.wait(PING_FOR + 15)
+        new_public = fleet.exec(fleet.ns("hub"), "wg", "show", fleet.iface("hub"), "public-key").stdout.strip()
+        status = fleet.mesh("hub", "status", str(roster), "--interface", fleet.iface("hub"))
+        assert new_public != old_public and "unreachable: none" in status, status
+        # Every other host knows the hub only by its new key, and has a session with it.
+        for host in hosts[1:]:
+            known = fleet.exec(fleet.ns(host), "wg", "show", fleet.iface(host), "latest-handshakes").stdout
+            handshakes = dict(line.split("\t") for line in known.splitlines())
+            assert old_public not in handshakes and int(handshakes[new_public]) > 0, (host, known)
+
+    figures = {pair: ping_figures(path.read_text()) for pair, path in pings.items()}
+    print(f"\nhub rotated at t0+{ROTATE_AT}s, spokes applied at t0+{SPOKES_AT}s, wireguard-go synced at t0+{GO_AT}s, "
+          f"grace finished at t0+{FINISH_AT}s; ping -i {INTERVAL} for {PING_FOR}s each way:")
+    for (x, y), (sent, lost, gap) in figures.items():
+        print(f"  {x} -> {y}: {sent} sent, {lost} lost, longest gap {gap:.2f} s")
+    for (x, y), (sent, lost, gap) in figures.items():
+        assert sent >= 0.8 * PING_FOR / INTERVAL, (x, y, sent)
+        assert gap < REKEY_TIMEOUT, (x, y, gap)
+        assert lost <= REKEY_TIMEOUT / INTERVAL, (x, y, lost)
