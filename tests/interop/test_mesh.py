@@ -8,6 +8,8 @@
 
 Topology "hub": every spoke is a peer of the hub only; spokes reach each other through it. Tunnel
 addresses 10.88.0.0/24 and fd00:88::/64 as the plan assigns them. The hub reaches go over IPv6.
+
+The same five hosts also see the hub's key rotated (``wgpy mesh rotate``) while every pair pings.
 """
 
 from __future__ import annotations
@@ -392,8 +394,8 @@ def test_the_hub_rotates_its_key_while_every_pair_pings(tmp_path, how):
             assert old_public not in handshakes and int(handshakes[new_public]) > 0, (host, known)
 
     figures = {pair: ping_figures(path.read_text()) for pair, path in pings.items()}
-    print(f"\n{how}: hub rotated at t0+{ROTATE_AT}s, spokes applied at t0+{SPOKES_AT}s, wireguard-go synced at t0+{GO_AT}s, "
-          f"grace finished at t0+{FINISH_AT}s; ping -i {INTERVAL} for {PING_FOR}s each way:")
+    print(f"\n{how}: hub rotated at t0+{ROTATE_AT}s, spokes applied at t0+{SPOKES_AT}s, "
+          f"wireguard-go synced at t0+{GO_AT}s, grace finished at t0+{FINISH_AT}s; ping -i {INTERVAL} for {PING_FOR}s each way:")
     for (x, y), (sent, lost, gap) in figures.items():
         print(f"  {x} -> {y}: {sent} sent, {lost} lost, longest gap {gap:.2f} s")
     if how == "stock":
