@@ -16,8 +16,10 @@ HEAVY = ("cryptography", "_hashlib", "hashlib", "hmac", "ctypes", "subprocess", 
 # What the daemon's start-up no longer imports, each measured in benchmarks/bench_startup.py: dataclasses
 # (with inspect; the core's records are record.py's), logging (loaded with the first line written,
 # runtime/log.py), typing, re, base64 and ipaddress (imported where used), and the protocol (send and
-# receive, peers, handshakes, messages, cookies), loaded with the device's first key, peer or packet.
+# receive, peers, handshakes, messages, cookies), loaded with the device's first key, peer or packet;
+# socket and signal (their enums, selectors and functools: about 5 ms), whose C modules serve the daemon.
 NOT_AT_STARTUP = ("dataclasses", "inspect", "logging", "typing", "re", "base64", "ipaddress",
+                  "socket", "signal", "selectors",
                   "wgpy.core.send", "wgpy.core.receive", "wgpy.core.noise", "wgpy.core.messages", "wgpy.core.cookie",
                   "wgpy.core.peer", "wgpy.core.keypairs", "wgpy.core.trace", "wgpy.core.keylog", "wgpy.runtime.keylog")
 

@@ -10,8 +10,8 @@ Wireshark's WireGuard key log format (with a warning), so that captures of this 
 
 from __future__ import annotations
 
+import _signal  # signal.py's C module: signal.py would bring enum (docs/performance.md, "Start-up")
 import os
-import signal
 import sys
 import time
 
@@ -41,8 +41,8 @@ def main(interface: str, foreground: bool, health: str | None = None) -> int:
     # From the moment the UAPI socket exists, whoever started us may stop us: a SIGTERM or SIGINT before
     # the loop runs is kept for it, not left to kill the process with the socket file behind.
     early_signals: list[int] = []
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda signum, frame: early_signals.append(signum))
+    for signum in (_signal.SIGTERM, _signal.SIGINT):
+        _signal.signal(signum, lambda signum, frame: early_signals.append(signum))
     try:
         uapi = UapiServer(tun.name)
     except OSError as err:

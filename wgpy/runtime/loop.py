@@ -13,11 +13,11 @@ traceback, counted in :attr:`Runtime.bugs`, and what it was handling is dropped.
 
 from __future__ import annotations
 
+import _signal
+import _socket  # socket.socket's C type, without socket.py: see docs/performance.md, "Start-up"
 import collections
 import os
 import select
-import signal
-import socket
 import time
 
 from ..core.constants import MAX_TIMER_HANDSHAKES, REJECT_AFTER_TIME
@@ -59,13 +59,15 @@ BUG_LOG_PERIOD = 1.0  # seconds: at most one traceback per kind of input this of
 # about 3 us, a section that starts a handshake about 150 us.
 UAPI_SLICE = 256
 UAPI_SLICE_TIME = 0.004
+SIGNAL_NAMES = {_signal.SIGTERM: "SIGTERM", _signal.SIGINT: "SIGINT"}  # the two the loop takes over
+
 
 class _Client:
     """One UAPI connection: its socket, its protocol state, and answers not yet taken."""
 
     __slots__ = ("socket", "connection", "pending", "closing", "last_active")
 
-    def __init__(self, sock: socket.socket, connection: UapiConnection, now: float) -> None:
+    def __init__(self, sock: _socket.socket, connection: UapiConnection, now: float) -> None:
         self.socket = sock
         self.connection = connection
         self.pending = bytearray()
@@ -79,8 +81,8 @@ class _Client:
 
 
 def _packed(host: str) -> bytes:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.inet_pton(family, host.partition("%")[0])
+    family = _socket.AF_INET6 if ":" in host else _socket.AF_INET
+    return _socket.inet_pton(family, host.partition("%")[0])
 
 
 def _uniform() -> float:
@@ -109,7 +111,7 @@ class Runtime:
         os.set_blocking(self._wakeup_r, False)
         os.set_blocking(self._wakeup_w, False)
         self._poll = select.poll()
-        self._udp_by_fd: dict[int, socket.socket] = {}
+        self._udp_by_fd: dict[int, _socket.socket] = {}
         self.keylog = None  # a KeylogFile when WGPY_KEYLOG asks for one (daemon.py)
         self.health = None  # a health.PollHealthServer when --health asks for one (daemon.py)
         self._queue_full_drops = 0  # handshake messages the full queue refused this second: logged as one line
@@ -146,16 +148,16 @@ class Runtime:
             self.stopping = reason
 
     def _on_signal(self, signum, frame) -> None:
-        self._stop(f"received {signal.Signals(signum).name}")
+        self._stop(f"received {SIGNAL_NAMES.get(signum, signum)}")
 
     def run(self, early_signals: list[int] | None = None) -> str:
         """Serve until something stops us; returns why. ``early_signals``: SIGTERM or SIGINT received
         before the loop took them over (daemon.py records them from the moment the UAPI socket exists)."""
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._on_signal)
+        for signum in (_signal.SIGTERM, _signal.SIGINT):
+            _signal.signal(signum, self._on_signal)
         for signum in early_signals or ():
             self._on_signal(signum, None)
-        signal.set_wakeup_fd(self._wakeup_w)
+        _signal.set_wakeup_fd(self._wakeup_w)
         self._poll.register(self.tun.fd, select.POLLIN)
         self._poll.register(self.uapi.listener.fileno(), select.POLLIN)
         self._poll.register(self._wakeup_r, select.POLLIN)
@@ -185,7 +187,7 @@ class Runtime:
                     next_housekeeping = now + HOUSEKEEPING_PERIOD
                 self._contain("flush", self._flush)
         finally:
-            signal.set_wakeup_fd(-1)
+            _signal.set_wakeup_fd(-1)
             self._close()
         return self.stopping
 
@@ -227,7 +229,7 @@ class Runtime:
         if packets:
             self.device.send_packets(packets, time.monotonic())
 
-    def _read_udp(self, sock: socket.socket) -> None:
+    def _read_udp(self, sock: _socket.socket) -> None:
         """A batch from one socket. The steered socket of plain handshake messages (steering.py) is read
         only as far as the device's handshake queue has room: what it cannot take yet waits in the kernel,
         which drops the rest of a flood without our spending a system call on it."""
@@ -251,7 +253,7 @@ class Runtime:
                 client.close()
                 log.error("UAPI: too many connections, all of them busy: refusing one")
                 continue
-            connection = UapiConnection(self.device, bind=self.bind, interface_index=socket.if_nametoindex,
+            connection = UapiConnection(self.device, bind=self.bind, interface_index=_socket.if_nametoindex,
                                         lock=self._uapi_lock)
             self.clients[client.fileno()] = _Client(client, connection, time.monotonic())
             self._poll.register(client.fileno(), select.POLLIN)

@@ -24,8 +24,8 @@ per family, which takes everything. A port is claimed with a plain socket before
 
 from __future__ import annotations
 
+import _socket  # socket.socket's C type, without socket.py: see docs/performance.md, "Start-up"
 import array
-import socket
 import struct
 
 from ..core.constants import INITIATION_SIZE, RESPONSE_SIZE, MessageType
@@ -87,7 +87,7 @@ def _mac2_test(size: int, name: str) -> list:
 def _source_test(family: int, addresses: list[bytes]) -> list:
     """The source address (in the IP header) is one of ``addresses`` -> priority, else -> handshake."""
     code: list = ["known_source:"]
-    if family == socket.AF_INET:
+    if family == _socket.AF_INET:
         code.append((_LD_W_ABS, _NET + 12))
         for i, address in enumerate(addresses):
             code += [f"address{i}:", (_JEQ_K, int.from_bytes(address, "big"), "priority", f"address{i + 1}")]
@@ -106,7 +106,7 @@ def _source_test(family: int, addresses: list[bytes]) -> list:
 def program(family: int, priority_addresses=()) -> list[tuple]:
     """The steering program of one family's group; handshake messages from ``priority_addresses``
     (packed addresses of that family; the first MAX_PRIORITY_ADDRESSES) take the priority lane."""
-    addresses = [a for a in priority_addresses if len(a) == (4 if family == socket.AF_INET else 16)]
+    addresses = [a for a in priority_addresses if len(a) == (4 if family == _socket.AF_INET else 16)]
     return _assemble([
         (_LD_B_ABS, 0),                                                 # A = the message type
         (_JEQ_K, MessageType.TRANSPORT, "transport", "not_transport"),
@@ -123,16 +123,16 @@ def program(family: int, priority_addresses=()) -> list[tuple]:
     ])
 
 
-def join_group(sock: socket.socket) -> None:
+def join_group(sock: _socket.socket) -> None:
     """Let ``sock`` share its port with the group (before ``bind``)."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT, 1)
 
 
-def attach(sock: socket.socket, priority_addresses=()) -> None:
+def attach(sock: _socket.socket, priority_addresses=()) -> None:
     """Give the group ``sock`` belongs to (all three bound) its program, or a new one in place of the old
     (the kernel copies it); raises OSError if the kernel refuses."""
     code = program(sock.family, priority_addresses)
     # The program's address, as array's buffer_info() gives it for exactly such calls (no ctypes: bench_startup.py)
     buffer = array.array("B", b"".join(_INSTRUCTION.pack(*instruction) for instruction in code))
     fprog = struct.pack("HxxxxxxP", len(code), buffer.buffer_info()[0])   # struct sock_fprog
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)
+    sock.setsockopt(_socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)

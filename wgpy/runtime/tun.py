@@ -9,10 +9,10 @@ of start-up and a MiB of memory, benchmarks/bench_startup.py) for that one call.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import fcntl
 import os
-import socket
 import struct
 
 from ..core.constants import DEFAULT_MTU
@@ -55,11 +55,10 @@ class Tun:
             raise
         self.name = answer[:IFNAMSIZ].split(b"\0", 1)[0].decode()
         self.set_mtu(mtu)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                fcntl.ioctl(s.fileno(), SIOCSIFTXQLEN, self._ifreq(TX_QUEUE_LENGTH))
-            except OSError:
-                pass  # a longer queue is a refinement, not a requirement
+        try:
+            self._interface_ioctl(SIOCSIFTXQLEN, self._ifreq(TX_QUEUE_LENGTH))
+        except OSError:
+            pass  # a longer queue is a refinement, not a requirement
 
     def read(self) -> bytes | None:
         """One packet, or None when none is waiting."""
@@ -115,17 +114,25 @@ class Tun:
 
     def mtu(self) -> int | None:
         """The interface's MTU, or None when it is not visible here (moved to another namespace)."""
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                request = self._ifreq()
-                fcntl.ioctl(s.fileno(), SIOCGIFMTU, request)
-            except OSError:
-                return None
+        request = self._ifreq()
+        try:
+            self._interface_ioctl(SIOCGIFMTU, request)
+        except OSError:
+            return None
         return struct.unpack_from("i", request, 16)[0]
 
     def set_mtu(self, mtu: int) -> None:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            fcntl.ioctl(s.fileno(), SIOCSIFMTU, self._ifreq(mtu))
+        self._interface_ioctl(SIOCSIFMTU, self._ifreq(mtu))
+
+    @staticmethod
+    def _interface_ioctl(request: int, ifreq: bytearray) -> None:
+        """An interface ioctl (``ifreq`` is read and written in place), made on a throwaway socket as
+        ``ip link`` does. ``_socket``, not ``socket``: see docs/performance.md, "Start-up"."""
+        s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+        try:
+            fcntl.ioctl(s.fileno(), request, ifreq)
+        finally:
+            s.close()
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -1,14 +1,16 @@
 """The UAPI socket: ``/var/run/wireguard/IFACE.sock``, where ``wg`` talks to a userspace implementation
 (wireguard.com/xplatform). Root only: the directory is 0700 and the socket 0600.
 
-The protocol itself is in :mod:`wgpy.uapi`; this module only accepts connections and moves bytes.
+The protocol itself is in :mod:`wgpy.uapi`; this module only accepts connections and moves bytes. Its
+sockets are ``_socket``'s, the C type that ``socket.socket`` extends: importing ``socket`` would cost the
+daemon's start-up about 5 ms (docs/performance.md, "Start-up").
 """
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
-import socket
 import stat
 
 SOCKET_DIRECTORY = "/var/run/wireguard"
@@ -18,6 +20,14 @@ READ_SIZE = 65536
 
 class SocketInUse(OSError):
     """Another process already serves this interface's socket."""
+
+
+class _Listener(_socket.socket):
+    """A listening socket whose ``accept`` returns a socket, as ``socket.socket``'s does."""
+
+    def accept(self) -> tuple[_socket.socket, object]:
+        fd, address = self._accept()
+        return _socket.socket(fileno=fd), address
 
 
 def socket_path(interface: str, directory: str = SOCKET_DIRECTORY) -> str:
@@ -32,7 +42,7 @@ class UapiServer:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         os.chmod(directory, 0o700)
         self._remove_stale()
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener = _Listener(_socket.AF_UNIX, _socket.SOCK_STREAM)
         old_umask = os.umask(0o077)
         try:
             listener.bind(self.path)
@@ -49,7 +59,7 @@ class UapiServer:
         belongs to a running daemon: refuse, as wireguard-go does."""
         if not os.path.exists(self.path):
             return
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             probe.connect(self.path)
         except OSError:
@@ -59,7 +69,7 @@ class UapiServer:
             probe.close()
         raise SocketInUse(errno.EADDRINUSE, f"{self.path} is in use by another process")
 
-    def accept(self) -> socket.socket | None:
+    def accept(self) -> _socket.socket | None:
         try:
             client, _ = self.listener.accept()
         except (BlockingIOError, InterruptedError):
@@ -84,7 +94,8 @@ class UapiServer:
 def request(interface: str, text: str, *, timeout: float = 30.0, directory: str = SOCKET_DIRECTORY) -> str:
     """The client side: send one UAPI operation (``get=1\\n\\n`` or ``set=1\\n...\\n\\n``) to the daemon
     serving ``interface`` and return its answer, up to and including the blank line after ``errno=``."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+    client = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
         client.settimeout(timeout)
         client.connect(socket_path(interface, directory))
         client.sendall(text.encode())
@@ -94,4 +105,6 @@ def request(interface: str, text: str, *, timeout: float = 30.0, directory: str 
             if not chunk:
                 break
             answer += chunk
+    finally:
+        client.close()
     return answer.decode()

@@ -11,8 +11,8 @@ chooses. So a spoofed datagram can never choose the address we answer a peer fro
 
 from __future__ import annotations
 
+import _socket  # socket.socket's C type, without socket.py: see docs/performance.md, "Start-up"
 import errno
-import socket
 import struct
 
 from . import steering
@@ -39,7 +39,7 @@ IPV6_PKTINFO = 50
 MAX_DATAGRAM = 65535
 _IN_PKTINFO = struct.Struct("=i4s4s")      # ifindex, spec_dst, addr
 _IN6_PKTINFO = struct.Struct("=16si")      # addr, ifindex
-_ANCILLARY = socket.CMSG_SPACE(_IN6_PKTINFO.size) + socket.CMSG_SPACE(4)
+_ANCILLARY = _socket.CMSG_SPACE(_IN6_PKTINFO.size) + _socket.CMSG_SPACE(4)
 _SOURCE_GONE = (errno.EINVAL, errno.EADDRNOTAVAIL, errno.ENETUNREACH)  # sendmsg from an address we lost
 _GRO_SIZE = struct.Struct("=i")
 _GSO_SIZE = struct.Struct("=H")
@@ -53,22 +53,22 @@ def normalize(address: tuple) -> tuple:
     return (address[0], address[1])
 
 
-def _set_buffer(sock: socket.socket, forced: int, plain: int, size: int) -> None:
+def _set_buffer(sock: _socket.socket, forced: int, plain: int, size: int) -> None:
     try:
-        sock.setsockopt(socket.SOL_SOCKET, forced, size)
+        sock.setsockopt(_socket.SOL_SOCKET, forced, size)
     except OSError:
         try:
-            sock.setsockopt(socket.SOL_SOCKET, plain, size)
+            sock.setsockopt(_socket.SOL_SOCKET, plain, size)
         except OSError:
             pass
 
 
 def _free_port(family: int, address: str, port: int) -> int:
     """``port`` (or, for 0, a port the kernel picks) if no socket holds it; raises OSError (EADDRINUSE)."""
-    probe = socket.socket(family, socket.SOCK_DGRAM)
+    probe = _socket.socket(family, _socket.SOCK_DGRAM)
     try:
-        if family == socket.AF_INET6:
-            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if family == _socket.AF_INET6:
+            probe.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 1)
         probe.bind((address, port))
         return probe.getsockname()[1]
     finally:
@@ -92,7 +92,7 @@ class Udp:
     (the Device) says which local address to send to an endpoint from."""
 
     def __init__(self, offload: bool = True, reply_sources=NoReplySources, steer: bool = True) -> None:
-        self.sockets: list[socket.socket] = []
+        self.sockets: list[_socket.socket] = []
         self.port = 0
         self.fwmark = 0
         self.reply_sources = reply_sources
@@ -125,7 +125,7 @@ class Udp:
         self.close()
         self.sockets, self.port, self.fwmark = sockets, bound, fwmark
         self._roles = {}
-        for family in (socket.AF_INET, socket.AF_INET6):
+        for family in (_socket.AF_INET, _socket.AF_INET6):
             group = [s for s in sockets if s.family == family]
             if len(group) == 3:
                 for role, sock in zip((steering.TRANSPORT, steering.HANDSHAKE, steering.PRIORITY), group):
@@ -134,13 +134,13 @@ class Udp:
             self.set_under_load(True)
         return bound
 
-    def _open(self, port: int, fwmark: int) -> tuple[list[socket.socket], int]:
+    def _open(self, port: int, fwmark: int) -> tuple[list[_socket.socket], int]:
         """The sockets on ``port``: for IPv4, then IPv6 (where the host has it), a steered group of three
         (steering.py), or one socket where the kernel refuses the group."""
-        sockets = self._open_family(socket.AF_INET, "0.0.0.0", port, fwmark)
+        sockets = self._open_family(_socket.AF_INET, "0.0.0.0", port, fwmark)
         port = sockets[0].getsockname()[1]
         try:
-            sockets += self._open_family(socket.AF_INET6, "::", port, fwmark)
+            sockets += self._open_family(_socket.AF_INET6, "::", port, fwmark)
         except OSError as err:
             if err.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):  # else IPv4 alone, as wireguard-go
                 for sock in sockets:
@@ -148,7 +148,7 @@ class Udp:
                 raise
         return sockets, port
 
-    def _open_family(self, family: int, address: str, port: int, fwmark: int) -> list[socket.socket]:
+    def _open_family(self, family: int, address: str, port: int, fwmark: int) -> list[_socket.socket]:
         if self.steer:
             # A SO_REUSEPORT socket could join a group another daemon of ours already holds on the port:
             # claim the port with a plain socket first, so a port in use is EADDRINUSE as without steering.
@@ -178,19 +178,19 @@ class Udp:
             return [transport]
         return group
 
-    def _socket(self, family: int, fwmark: int, receive_buffer: int) -> socket.socket:
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+    def _socket(self, family: int, fwmark: int, receive_buffer: int) -> _socket.socket:
+        sock = _socket.socket(family, _socket.SOCK_DGRAM)
         try:
-            if family == socket.AF_INET:
-                sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            if family == _socket.AF_INET:
+                sock.setsockopt(_socket.IPPROTO_IP, IP_PKTINFO, 1)
             else:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+                sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 1)
+                sock.setsockopt(_socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
             if fwmark:
-                sock.setsockopt(socket.SOL_SOCKET, SO_MARK, _MARK.pack(fwmark))
+                sock.setsockopt(_socket.SOL_SOCKET, SO_MARK, _MARK.pack(fwmark))
             sock.setblocking(False)
-            _set_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, SOCKET_BUFFER)
-            _set_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, receive_buffer)
+            _set_buffer(sock, SO_SNDBUFFORCE, _socket.SO_SNDBUF, SOCKET_BUFFER)
+            _set_buffer(sock, SO_RCVBUFFORCE, _socket.SO_RCVBUF, receive_buffer)
             self._enable_gro(sock)
         except OSError:
             sock.close()
@@ -211,7 +211,7 @@ class Udp:
                 except OSError:
                     pass   # the old program stays: steering without priority for the new addresses
 
-    def role(self, sock: socket.socket) -> int:
+    def role(self, sock: _socket.socket) -> int:
         """Which datagrams ``sock`` receives: steering.TRANSPORT (all of them, without steering),
         steering.HANDSHAKE or steering.PRIORITY."""
         return self._roles.get(sock.fileno(), steering.TRANSPORT)
@@ -223,9 +223,9 @@ class Udp:
         self.under_load = active
         if not self.steer:
             for sock in self.sockets:
-                _set_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, UNDER_LOAD_RECEIVE_BUFFER if active else SOCKET_BUFFER)
+                _set_buffer(sock, SO_RCVBUFFORCE, _socket.SO_RCVBUF, UNDER_LOAD_RECEIVE_BUFFER if active else SOCKET_BUFFER)
 
-    def _enable_gro(self, sock: socket.socket) -> None:
+    def _enable_gro(self, sock: _socket.socket) -> None:
         if self.gro:
             try:
                 sock.setsockopt(SOL_UDP, UDP_GRO, 1)
@@ -234,10 +234,10 @@ class Udp:
 
     def set_fwmark(self, fwmark: int) -> None:
         for s in self.sockets:
-            s.setsockopt(socket.SOL_SOCKET, SO_MARK, _MARK.pack(fwmark))
+            s.setsockopt(_socket.SOL_SOCKET, SO_MARK, _MARK.pack(fwmark))
         self.fwmark = fwmark
 
-    def receive(self, sock: socket.socket, out: list, limit: int) -> int:
+    def receive(self, sock: _socket.socket, out: list, limit: int) -> int:
         """Append up to about ``limit`` received ``(datagram, source, local)`` triples to ``out``, where
         ``local`` is the control message that sends from the address the datagram reached (None if the
         kernel did not say); returns how many reads were made (0 when nothing was waiting). With UDP_GRO
@@ -272,13 +272,13 @@ class Udp:
         """The control message that sends from the address a packet-info message names (kept: we have
         few addresses, and the same one comes with every datagram)."""
         control = None
-        if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= _IN_PKTINFO.size:
+        if level == _socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= _IN_PKTINFO.size:
             _, _, local = _IN_PKTINFO.unpack_from(value)
-            control = (socket.IPPROTO_IP, IP_PKTINFO, _IN_PKTINFO.pack(0, local, bytes(4)))
-        elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO and len(value) >= _IN6_PKTINFO.size:
+            control = (_socket.IPPROTO_IP, IP_PKTINFO, _IN_PKTINFO.pack(0, local, bytes(4)))
+        elif level == _socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO and len(value) >= _IN6_PKTINFO.size:
             local, ifindex = _IN6_PKTINFO.unpack_from(value)
             scoped = ifindex if local[:2] == b"\xfe\x80" else 0
-            control = (socket.IPPROTO_IPV6, IPV6_PKTINFO, _IN6_PKTINFO.pack(local, scoped))
+            control = (_socket.IPPROTO_IPV6, IPV6_PKTINFO, _IN6_PKTINFO.pack(local, scoped))
         if control is not None and len(self._locals) < MAX_LOCAL_ADDRESSES:
             self._locals[bytes(value)] = control
         return control
@@ -353,8 +353,8 @@ class Udp:
         except OSError:
             return False
 
-    def _socket_for(self, endpoint: tuple) -> socket.socket | None:
-        family = socket.AF_INET6 if ":" in endpoint[0] else socket.AF_INET
+    def _socket_for(self, endpoint: tuple) -> _socket.socket | None:
+        family = _socket.AF_INET6 if ":" in endpoint[0] else _socket.AF_INET
         for s in self.sockets:
             if s.family == family:
                 return s
