@@ -36,6 +36,7 @@ import pytest
 from wgpy.core.crypto import PrivateKey
 
 from ..netns import Hosts, require, wait_for
+from .proxy_scripts import SOCKS_UDP_CLIENT, TCP_ECHO
 
 ROOT = Path(__file__).resolve().parents[2]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
@@ -63,16 +64,6 @@ for n in range(5):
             pass
 print(" ".join(answers))
 """
-TCP_ECHO = """
-import socket, threading
-server = socket.create_server(("127.0.0.1", 7007))
-def serve(connection):
-    with connection:
-        while data := connection.recv(65536):
-            connection.sendall(data)
-while True:
-    threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
-"""
 # 256 KiB to the reverse port and back; the client half-closes at once (ncat --exec cat would drop the answer).
 REVERSE_CLIENT = """
 import hashlib, os, socket, threading
@@ -81,28 +72,6 @@ connection = socket.create_connection(("10.78.0.2", 8022), timeout=30)
 threading.Thread(target=lambda: (connection.sendall(data), connection.shutdown(socket.SHUT_WR))).start()
 received = b"".join(iter(lambda: connection.recv(65536), b""))
 print(len(received), hashlib.sha256(received).hexdigest() == hashlib.sha256(data).hexdigest())
-"""
-SOCKS_UDP_CLIENT = """
-import json, socket, struct, sys
-control = socket.create_connection(("127.0.0.1", 1080), timeout=10)
-control.sendall(b"\\x05\\x01\\x00")
-assert control.recv(2) == b"\\x05\\x00"
-control.sendall(b"\\x05\\x03\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00")
-reply = control.recv(10)
-relay = (socket.inet_ntoa(reply[4:8]), struct.unpack("!H", reply[8:10])[0])
-udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-udp.settimeout(2)
-answers = []
-for n in range(5):
-    # by name: the proxy asks the tunnel's DNS
-    udp.sendto(b"\\x00\\x00\\x00\\x03\\x09files.prx" + struct.pack("!H", 9999) + b"datagram %d" % n, relay)
-    for attempt in range(5):
-        try:
-            answers.append(udp.recv(2048).hex())
-            break
-        except socket.timeout:
-            udp.sendto(b"\\x00\\x00\\x00\\x03\\x09files.prx" + struct.pack("!H", 9999) + b"datagram %d" % n, relay)
-print(json.dumps({"reply": reply.hex(), "answers": answers}))
 """
 
 
@@ -209,7 +178,7 @@ def test_the_proxy_runs_as_nobody_without_a_tun(setup):
 
 
 def test_udp_associate_by_name_through_the_tunnel(setup):
-    result = setup.in_a(*NOBODY, sys.executable, "-c", SOCKS_UDP_CLIENT, timeout=60)
+    result = setup.in_a(*NOBODY, sys.executable, "-c", SOCKS_UDP_CLIENT, "files.prx", "2", timeout=60)
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     assert found["reply"].startswith("05000001")

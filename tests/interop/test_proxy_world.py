@@ -38,6 +38,7 @@ import pytest
 from wgpy.core.crypto import PrivateKey
 
 from ..netns import Hosts, require, wait_for
+from .proxy_scripts import SOCKS_UDP_CLIENT, TCP_ECHO
 from .reliability import bad_network
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,38 +75,6 @@ sock.bind((sys.argv[1], int(sys.argv[2])))
 while True:
     data, source = sock.recvfrom(65535)
     sock.sendto(b"echo:" + data, source)
-"""
-TCP_ECHO = """
-import socket, threading
-server = socket.create_server(("127.0.0.1", 7007))
-def serve(connection):
-    with connection:
-        while data := connection.recv(65536):
-            connection.sendall(data)
-while True:
-    threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
-"""
-SOCKS_UDP_CLIENT = """
-import json, socket, struct
-control = socket.create_connection(("127.0.0.1", 1080), timeout=10)
-control.sendall(b"\\x05\\x01\\x00")
-assert control.recv(2) == b"\\x05\\x00"
-control.sendall(b"\\x05\\x03\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00")
-reply = control.recv(10)
-relay = (socket.inet_ntoa(reply[4:8]), struct.unpack("!H", reply[8:10])[0])
-udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-udp.settimeout(1)
-header = b"\\x00\\x00\\x00\\x03\\x09files.px2" + struct.pack("!H", 9999)
-answers = []
-for n in range(5):
-    for attempt in range(5):
-        udp.sendto(header + b"datagram %d" % n, relay)
-        try:
-            answers.append(udp.recv(2048).hex())
-            break
-        except socket.timeout:
-            pass
-print(json.dumps({"reply": reply.hex(), "answers": answers}))
 """
 # A SOCKS5 client that asks for the blob and then reads nothing: the proxy's buffers toward it fill.
 STALLER = """
@@ -364,7 +333,7 @@ def test_50_mib_upload_through_the_http_proxy(world):
 
 
 def test_udp_associate_by_name(world):
-    result = world.in_a(*NOBODY, sys.executable, "-c", SOCKS_UDP_CLIENT)
+    result = world.in_a(*NOBODY, sys.executable, "-c", SOCKS_UDP_CLIENT, "files.px2", "1")
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     assert found["reply"].startswith("05000001")
