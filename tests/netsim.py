@@ -49,9 +49,12 @@ class Node:
 
 class Net:
     def __init__(self, seed: int = 0, loss: float = 0.0, duplicate: float = 0.0, reorder: float = 0.0,
-                 latency: float = 0.01, start: float = 1000.0, batch: bool = False) -> None:
+                 latency: float = 0.01, start: float = 1000.0, batch: bool = False, prepare: bool = False) -> None:
         self.random = random.Random(seed)
         self.batch = batch  # deliver with Device.receive_datagrams (the fast path) instead of one by one
+        # Between steps, every device prepares its next handshakes (Device.prepare_handshakes), as an idle
+        # runtime does; otherwise nothing is prepared and every handshake is computed when it is due.
+        self.prepare = prepare
         self.loss, self.duplicate, self.reorder, self.latency = loss, duplicate, reorder, latency
         self.now = start
         self.nodes: dict[tuple, Node] = {}
@@ -96,6 +99,8 @@ class Net:
 
     def _collect(self) -> None:
         for node in list(self.nodes.values()):
+            if self.prepare:
+                node.device.prepare_handshakes(len(node.device.to_prepare))
             for datagram, destination in node.device.datagrams_to_send():
                 self.carried.append((self.now, node.endpoint, destination, datagram))
                 if node.endpoint in self.blocked:

@@ -17,10 +17,12 @@ from .netsim import Net, ipv4_packet
 I, R, C, T = MessageType.INITIATION, MessageType.RESPONSE, MessageType.COOKIE_REPLY, MessageType.TRANSPORT
 
 
-@pytest.fixture(params=[False, True], ids=["one-by-one", "batched"])
+@pytest.fixture(params=[(False, False), (True, False), (True, True)], ids=["one-by-one", "batched", "prepared"])
 def net(request):
-    """The simulated network; every test runs with per-datagram calls and with the batch fast path."""
-    return Net(seed=1, batch=request.param)
+    """The simulated network; every test runs with per-datagram calls, with the batch fast path, and with
+    the batch fast path and handshakes prepared ahead of time (core/prepare.py)."""
+    batch, prepare = request.param
+    return Net(seed=1, batch=batch, prepare=prepare)
 
 
 @pytest.fixture

@@ -118,7 +118,8 @@ def test_a_bug_anywhere_is_logged_counted_and_survived(tmp_path, monkeypatch, ca
     device = Device(rng=seeded_rng(3), epoch_offset=1.7e9)
     tun = PipeTun()
     runtime = Runtime(device, tun, Udp(offload=False), UapiServer("wgtest0", directory=str(tmp_path)))
-    for method in ("remove_all_peers", "send_packets", "receive_datagrams", "datagrams_to_send"):
+    for method in ("remove_all_peers", "send_packets", "receive_datagrams", "datagrams_to_send",
+                   "prepare_handshakes"):
         monkeypatch.setattr(device, method, broken)
 
     def client(results: dict) -> None:
@@ -138,6 +139,11 @@ def test_a_bug_anywhere_is_logged_counted_and_survived(tmp_path, monkeypatch, ca
             wait_for(lambda: runtime.bugs["UDP read batch"] == 1, "the UDP batch's bug")
             uapi.sendall(b"get=1\n\n")
             results["get again"] = answer(uapi)
+            # A bug while preparing handshakes (a peer to prepare for): the rest are computed when due.
+            uapi.sendall(f"set=1\nprivate_key={bytes(range(1, 33)).hex()}\npublic_key={bytes(range(32, 64)).hex()}\n\n"
+                         .encode())
+            results["set peer"] = answer(uapi)
+            wait_for(lambda: runtime.bugs["preparing handshakes"] == 1 and not device.to_prepare, "the bug")
 
     results = serve_while(runtime, tun, client, caplog, logging.ERROR)
     assert results["set"] == EIO
@@ -146,7 +152,8 @@ def test_a_bug_anywhere_is_logged_counted_and_survived(tmp_path, monkeypatch, ca
     # Each kind's first bug is logged with its traceback; a bug every flush is logged once a second at most.
     logged = {record.getMessage().split(",")[0]: record for record in caplog.records if record.exc_info}
     assert set(logged) == {f"Bug in wgpy ({kind}" for kind in ("UAPI operation", "TUN read batch", "UDP read batch",
-                                                                "flush")}
+                                                                "flush", "preparing handshakes")}
+    assert runtime.bugs["preparing handshakes"] == 1
     assert all(isinstance(record.exc_info[1], RuntimeError) for record in logged.values())
     assert len([record for record in caplog.records if "flush" in record.getMessage()]) <= 3
 
@@ -185,3 +192,27 @@ def test_verbose_log_names_every_configuration_change(tmp_path, caplog, signals)
     assert [line for line in lines if "Private key" in line or name in line] == [
         f"Private key changed: public key now {key_to_base64(device.private_key.public)}",
         f"{name} - Peer added", f"{name} - Endpoint changed to 192.0.2.1:51820", f"{name} - Peer removed"]
+
+
+def test_the_idle_loop_prepares_every_peers_next_handshakes(tmp_path, caplog, signals):
+    """Configured peers get their next initiation and response prepared while the loop has nothing else
+    to do (core/prepare.py), and again after a handshake used them."""
+    device = Device(rng=seeded_rng(3), epoch_offset=1.7e9)
+    tun = PipeTun()
+    runtime = Runtime(device, tun, Udp(offload=False), UapiServer("wgtest3", directory=str(tmp_path)))
+    peers = [bytes(range(n, n + 32)) for n in (32, 64, 96)]
+
+    def client(results: dict) -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as uapi:
+            uapi.settimeout(5)
+            uapi.connect(socket_path("wgtest3", str(tmp_path)))
+            lines = "".join(f"public_key={peer.hex()}\nendpoint=192.0.2.{n}:51820\n" for n, peer in enumerate(peers, 1))
+            uapi.sendall(f"set=1\nprivate_key={bytes(range(1, 33)).hex()}\n{lines}\n".encode())
+            results["set"] = answer(uapi)
+            wait_for(lambda: not device.to_prepare, "the peers' handshakes prepared")
+            results["prepared"] = [(device.peers[peer].prepared_initiation is not None,
+                                    device.peers[peer].prepared_response is not None) for peer in peers]
+
+    results = serve_while(runtime, tun, client, caplog, logging.ERROR)
+    assert results["set"] == b"errno=0\n\n"
+    assert results["prepared"] == [(True, True)] * 3

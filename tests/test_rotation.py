@@ -65,8 +65,8 @@ class Traffic:
         return [t for t, n in self.sent[(a.address, b.address)] if since <= t < before and b"n=%d" % n not in arrived]
 
 
-def mesh(seed=1):
-    net = Net(seed=seed)
+def mesh(seed=1, prepare=False):
+    net = Net(seed=seed, prepare=prepare)
     alice, bob, carol = net.device("192.0.2.1"), net.device("192.0.2.2"), net.device("192.0.2.3")
     psk = bytes(range(32))
     net.link(alice, bob, psk=psk)
@@ -83,8 +83,9 @@ def mesh(seed=1):
     return net, alice, bob, carol, Traffic(net, pairs)
 
 
-def test_rotation_keeps_every_session_and_loses_only_what_was_in_flight_to_a_switching_peer():
-    net, alice, bob, carol, traffic = mesh()
+@pytest.mark.parametrize("prepare", [False, True], ids=["computed", "prepared"])
+def test_rotation_keeps_every_session_and_loses_only_what_was_in_flight_to_a_switching_peer(prepare):
+    net, alice, bob, carol, traffic = mesh(prepare=prepare)
     traffic.run(until=net.now + 5)   # every pair has a session
     old = alice.public
     new_key = PrivateKey.generate(net.rng)
@@ -112,8 +113,9 @@ def test_rotation_keeps_every_session_and_loses_only_what_was_in_flight_to_a_swi
     assert alice.device.peers[carol.public].local_identity == old
 
 
-def test_a_peer_that_never_switches_keeps_working_through_rekeys_until_the_grace_ends():
-    net, alice, bob, carol, traffic = mesh(seed=2)
+@pytest.mark.parametrize("prepare", [False, True], ids=["computed", "prepared"])
+def test_a_peer_that_never_switches_keeps_working_through_rekeys_until_the_grace_ends(prepare):
+    net, alice, bob, carol, traffic = mesh(seed=2, prepare=prepare)
     traffic.run(until=net.now + 5)
     old = alice.public
     new_key = PrivateKey.generate(net.rng)
@@ -159,12 +161,13 @@ def test_the_old_key_is_refused_after_the_grace_even_by_a_fresh_initiation():
     assert not any(isinstance(e, HandshakeCompleted) for e in alice.events)
 
 
+@pytest.mark.parametrize("prepare", [False, True], ids=["computed", "prepared"])
 @pytest.mark.parametrize("knows", ["old", "new"])
-def test_a_new_connection_waits_at_most_one_retransmission(knows):
+def test_a_new_connection_waits_at_most_one_retransmission(knows, prepare):
     """alice rotated before ever talking to erin; erin knows alice by the old or the new key. alice
     initiates with the new key first; if erin knows only the old one, the first retransmission (the
     other identity) is answered."""
-    net = Net(seed=4)
+    net = Net(seed=4, prepare=prepare)
     alice, erin = net.device("192.0.2.1"), net.device("192.0.2.5")
     old = alice.public
     new_key = PrivateKey.generate(net.rng)
@@ -188,8 +191,9 @@ def test_a_new_connection_waits_at_most_one_retransmission(knows):
     assert first_data - started < bound
 
 
-def test_a_switching_peer_that_initiates_is_answered_with_the_new_key():
-    net = Net(seed=5)
+@pytest.mark.parametrize("prepare", [False, True], ids=["computed", "prepared"])
+def test_a_switching_peer_that_initiates_is_answered_with_the_new_key(prepare):
+    net = Net(seed=5, prepare=prepare)
     alice, bob = net.device("192.0.2.1"), net.device("192.0.2.2")
     net.link(alice, bob)
     net.send(bob, alice, b"before")

@@ -67,6 +67,22 @@ def test_open_connection_and_start_server_both_ways():
     run(test)
 
 
+def test_the_engine_prepares_handshakes_while_idle():
+    """The asyncio engine, as the daemon's loop, prepares each peer's next handshake messages between
+    I/O (core/prepare.py; tests/test_prepare.py shows them used once each and prepared again)."""
+    async def test(client, server):
+        devices = (client.engine.device, server.engine.device)
+        for _ in range(500):
+            if not any(device.to_prepare for device in devices):
+                break
+            await asyncio.sleep(0.01)
+        peers = [peer for device in devices for peer in device.peers.values()]
+        assert len(peers) == 2 and not any(device.to_prepare for device in devices)
+        assert all(peer.prepared_initiation is not None and peer.prepared_response is not None for peer in peers)
+
+    run(test)
+
+
 def test_ipv6_inside_the_tunnel_streams_and_datagrams():
     async def main():
         async with wgpy.Tunnel.pair("10.0.0.1, fd00::1", "10.0.0.2, fd00::2") as (client, server):

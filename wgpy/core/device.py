@@ -18,7 +18,11 @@ address a datagram reached; the core only compares them and reads an endpoint's 
 
 The parts the protocol code in send.py and receive.py works on are public attributes: ``indices``
 (index_table.py), ``output`` (output.py), ``schedule`` (timers.py), ``handshake_queue``, ``cookie_checker``,
-``ratelimiter``, ``allowed_ips``, ``peers``.
+``ratelimiter``, ``allowed_ips``, ``peers``, ``to_prepare``.
+
+One more input is optional: ``device.prepare_handshakes()`` when the runtime has nothing else to do,
+while ``device.to_prepare`` is not empty, does the next handshake messages' work ahead of time
+(prepare.py), so a first packet waits less for its session.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ if TYPE_CHECKING:
 # The protocol, send.py and receive.py with the peers, handshakes, messages and cookies they build on,
 # is loaded with the device's first key, peer or packet (_load_protocol), not with the device: an idle
 # daemon answers its UAPI socket sooner and holds less (benchmarks/bench_startup.py).
-send = receive = Peer = CookieChecker = None
+send = receive = prepare = Peer = CookieChecker = None
 
 RATELIMITER_COLLECTION_PERIOD = 1.0  # seconds between sweeps of idle sources, while any are tracked
 
@@ -86,6 +90,8 @@ class Device:
         self.indices = IndexTable(rng)
         self.output = Output()
         self.handshake_queue = HandshakeQueue()
+        # Peers whose next handshake messages are not prepared yet (prepare.py), oldest first.
+        self.to_prepare: dict[Peer, None] = {}
         self._queued_since = 0.0     # when the oldest queued handshake message arrived: its deadline
         self._was_under_load = False
         # Endpoint -> the local address a peer there last reached us on, from authenticated input only:
@@ -208,6 +214,8 @@ class Device:
         X25519 to each side's work before the first packet can go (kernel noise.c, wireguard-go's
         precomputedStaticStatic): about 0.07 ms off link-up to first reply."""
         peer.static_static = None
+        peer.prepared_initiation = None   # written for the old key, if any
+        self.to_prepare[peer] = None
         if self._private_key is not None:
             try:
                 peer.static_static = self._private_key.exchange(peer.public_key)
@@ -221,6 +229,8 @@ class Device:
             return
         self.indices.forget_handshake(peer)
         self.indices.forget_keypairs(peer.keypairs.clear())
+        self.to_prepare.pop(peer, None)
+        peer.prepared_initiation = peer.prepared_response = None
         self._clear_endpoint_source(peer)
         self.allowed_ips.remove_by_peer(peer)
         peer.staged.clear()
@@ -280,6 +290,15 @@ class Device:
             if not waiting:
                 self._queued_since = now
             self._handle_handshakes(now)
+
+    def prepare_handshakes(self, limit: int = 1) -> None:
+        """Prepare the next handshake messages of up to ``limit`` peers in ``to_prepare`` (prepare.py),
+        about 0.1 ms each: for the runtime to call when it would otherwise wait."""
+        to_prepare = self.to_prepare
+        for _ in range(min(limit, len(to_prepare))):
+            peer = next(iter(to_prepare))
+            del to_prepare[peer]
+            prepare.prepare(self, peer)
 
     def handle_timer(self, now: float) -> None:
         """Run every timer due at ``now`` (section 6), handle more of the handshake queue, and forget
@@ -431,7 +450,7 @@ class Device:
 
 
 def _load_protocol() -> None:
-    global send, receive, Peer, CookieChecker
-    from . import receive, send
+    global send, receive, prepare, Peer, CookieChecker
+    from . import prepare, receive, send
     from .cookie import CookieChecker
     from .peer import Peer

@@ -93,9 +93,13 @@ class Transcript:
             self.trace.step(Op.KDF1, f"C = KDF1(C, {what})", self.section, ("C", what), ("C",),
                             **{what: data, "C": self.chaining_key})
 
-    def mix_dh(self, private: PrivateKey, public: bytes, names: tuple[str, str]) -> None:
-        """C = KDF1(C, DH(private, public)): the ``ee`` and ``se`` tokens of message 2."""
-        shared = self._dh(private, public, names)
+    def mix_dh(self, private: PrivateKey, public: bytes, names: tuple[str, str], shared: bytes | None = None) -> None:
+        """C = KDF1(C, DH(private, public)): the ``ee`` and ``se`` tokens of message 2. ``shared`` is
+        DH(private, public) when the caller computed it ahead of time (a prepared response's ``se``)."""
+        if shared is None:
+            shared = self._dh(private, public, names)
+        elif self.trace.enabled:
+            self._trace_dh(private, public, names, shared)
         self.mix_key(shared, dh_name(names) if self.trace.enabled else "")
 
     def mix_dh_for_key(self, private: PrivateKey, public: bytes, names: tuple[str, str],
@@ -180,6 +184,21 @@ class ResponderHandshake:
     hash: bytes
 
 
+@record(hidden=("ephemeral", "chaining_key", "key"))
+class PreparedMessage1:
+    """Message 1 written up to its payload (``e, es, s, ss``): what ``begin_message_1`` computes before
+    the payload is known, and ``finish_message_1`` completes. Nothing in it depends on the moment of
+    sending, so the device can compute it ahead of time (prepare.py)."""
+
+    initiator_public: bytes
+    responder_public: bytes
+    ephemeral: PrivateKey
+    encrypted_static: bytes
+    chaining_key: bytes
+    hash: bytes
+    key: bytes
+
+
 @record(hidden=("chaining_key",))
 class HandshakeResult:
     """The end of a handshake: the final chaining key (for the transport keys) and handshake hash."""
@@ -208,6 +227,18 @@ def write_message_1(
 ) -> tuple[bytes, bytes, bytes, InitiatorHandshake]:
     """``-> e, es, s, ss`` with ``payload``; returns (e_pub, AEAD(s_pub), AEAD(payload), state).
     ``static_static``: DH(initiator, responder_public) if already known."""
+    prepared = begin_message_1(transcript, initiator, responder_public, ephemeral, static_static)
+    return finish_message_1(prepared, payload, transcript.trace, payload_names)
+
+
+def begin_message_1(
+    transcript: Transcript,
+    initiator: PrivateKey,
+    responder_public: bytes,
+    ephemeral: PrivateKey,
+    static_static: bytes | None = None,
+) -> PreparedMessage1:
+    """The part of ``-> e, es, s, ss`` that comes before the payload: every token of the message."""
     t = transcript
     # e
     t.mix_key(ephemeral.public, "E_pub_i")
@@ -218,10 +249,21 @@ def write_message_1(
     encrypted_static = t.encrypt_and_hash(key, initiator.public, "S_pub_i", "msg.encrypted_static")
     # ss
     key = t.mix_dh_for_key(initiator, responder_public, ("S_priv_i", "S_pub_r"), static_static)
-    # payload (the TAI64N timestamp in WireGuard)
-    encrypted_payload = t.encrypt_and_hash(key, payload, *payload_names)
-    state = InitiatorHandshake(responder_public, ephemeral, t.chaining_key, t.hash)
-    return ephemeral.public, encrypted_static, encrypted_payload, state
+    return PreparedMessage1(initiator.public, responder_public, ephemeral, encrypted_static, t.chaining_key,
+                            t.hash, key)
+
+
+def finish_message_1(
+    prepared: PreparedMessage1,
+    payload: bytes,
+    trace: NullTrace = NULL_TRACE,
+    payload_names: tuple[str, str] = PAYLOAD,
+) -> tuple[bytes, bytes, bytes, InitiatorHandshake]:
+    """The payload of message 1 (the TAI64N timestamp in WireGuard), encrypted with the key ``ss`` left."""
+    t = Transcript(prepared.chaining_key, prepared.hash, trace)
+    encrypted_payload = t.encrypt_and_hash(prepared.key, payload, *payload_names)
+    state = InitiatorHandshake(prepared.responder_public, prepared.ephemeral, t.chaining_key, t.hash)
+    return prepared.ephemeral.public, prepared.encrypted_static, encrypted_payload, state
 
 
 def read_message_1(
@@ -258,8 +300,10 @@ def write_message_2(
     payload: bytes,
     trace: NullTrace = NULL_TRACE,
     payload_names: tuple[str, str] = PAYLOAD,
+    ephemeral_static: bytes | None = None,
 ) -> tuple[bytes, bytes, HandshakeResult]:
-    """``<- e, ee, se, psk`` with ``payload``; returns (e_pub, AEAD(payload), result)."""
+    """``<- e, ee, se, psk`` with ``payload``; returns (e_pub, AEAD(payload), result).
+    ``ephemeral_static``: DH(ephemeral, initiator's static public key) if already known."""
     t = Transcript(state.chaining_key, state.hash, trace, "5.4.3")
     # e
     t.mix_key(ephemeral.public, "E_pub_r")
@@ -267,7 +311,7 @@ def write_message_2(
     # ee
     t.mix_dh(ephemeral, state.remote_ephemeral, ("E_priv_r", "E_pub_i"))
     # se
-    t.mix_dh(ephemeral, state.initiator_public, ("E_priv_r", "S_pub_i"))
+    t.mix_dh(ephemeral, state.initiator_public, ("E_priv_r", "S_pub_i"), ephemeral_static)
     # psk
     key = t.mix_psk(preshared_key)
     # payload (empty in WireGuard: "encrypted_nothing")
@@ -346,11 +390,32 @@ def create_initiation(
     static_static: bytes | None = None,
 ) -> tuple[Initiation, InitiatorHandshake]:
     """The handshake initiation (section 5.4.2), with MAC1 and MAC2 still zero (cookie.py adds them)."""
+    prepared = prepare_initiation(local, responder_public, ephemeral, trace=trace, static_static=static_static)
+    return finish_initiation(prepared, sender_index, timestamp, trace=trace)
+
+
+def prepare_initiation(
+    local: PrivateKey,
+    responder_public: bytes,
+    ephemeral: PrivateKey,
+    *,
+    trace: NullTrace = NULL_TRACE,
+    static_static: bytes | None = None,
+) -> PreparedMessage1:
+    """An initiation from ``local`` to ``responder_public`` up to its timestamp: both X25519 operations
+    and the encrypted static key. ``finish_initiation`` makes the message of it, once."""
+    transcript = Transcript.start(responder_public, trace=trace)
+    return begin_message_1(transcript, local, responder_public, ephemeral, static_static)
+
+
+def finish_initiation(
+    prepared: PreparedMessage1, sender_index: int, timestamp: bytes, *, trace: NullTrace = NULL_TRACE
+) -> tuple[Initiation, InitiatorHandshake]:
+    """The initiation of a prepared message 1, with its index and TAI64N timestamp (MACs still zero)."""
     if len(timestamp) != TIMESTAMP_LEN:
         raise ValueError("the initiation's payload is a 12-byte TAI64N timestamp")
-    transcript = Transcript.start(responder_public, trace=trace)
-    ephemeral_public, encrypted_static, encrypted_timestamp, state = write_message_1(
-        transcript, local, responder_public, ephemeral, timestamp, TIMESTAMP, static_static
+    ephemeral_public, encrypted_static, encrypted_timestamp, state = finish_message_1(
+        prepared, timestamp, trace, TIMESTAMP
     )
     message = Initiation(sender_index, ephemeral_public, encrypted_static, encrypted_timestamp)
     return message, state
@@ -376,10 +441,12 @@ def create_response(
     receiver_index: int,
     *,
     trace: NullTrace = NULL_TRACE,
+    ephemeral_static: bytes | None = None,
 ) -> tuple[Response, TransportKeys]:
-    """The handshake response (section 5.4.3) and the responder's transport keys (MACs still zero)."""
+    """The handshake response (section 5.4.3) and the responder's transport keys (MACs still zero).
+    ``ephemeral_static``: DH(ephemeral, the initiator's static public key), if computed ahead of time."""
     ephemeral_public, encrypted_nothing, result = write_message_2(
-        state, ephemeral, _psk(preshared_key), b"", trace, NOTHING
+        state, ephemeral, _psk(preshared_key), b"", trace, NOTHING, ephemeral_static
     )
     message = Response(sender_index, receiver_index, ephemeral_public, encrypted_nothing)
     return message, derive_keys(result, is_initiator=False, trace=trace)

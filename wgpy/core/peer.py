@@ -7,8 +7,12 @@ from .constants import KEY_LEN, TIMESTAMP_LEN
 from .cookie import CookieGenerator
 from .crypto import ZERO_KEY, PrivateKey, constant_time_equal
 from .keypairs import Keypairs
-from .noise import InitiatorHandshake
+from .noise import InitiatorHandshake, PreparedMessage1
 from .record import record
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing at run time (bench_startup.py)
+if TYPE_CHECKING:
+    from .prepare import PreparedResponse
 
 
 @record(frozen=False, hidden=("state", "local"))
@@ -46,6 +50,8 @@ class Peer:
         "last_handshake_time",
         "local_identity",
         "static_static",
+        "prepared_initiation",
+        "prepared_response",
     )
 
     def __init__(self, public_key: bytes) -> None:
@@ -79,6 +85,10 @@ class Peer:
         # device computes it when the peer or its own key changes (kernel precomputed_static_static).
         # None without a private key, or for a low-order key, whose handshakes compute it and fail.
         self.static_static: bytes | None = None
+        # The next handshake messages' work, done ahead of time while the runtime is idle (prepare.py):
+        # an initiation written up to its timestamp, a response's ephemeral key with its ``se`` DH.
+        self.prepared_initiation: PreparedMessage1 | None = None
+        self.prepared_response: PreparedResponse | None = None
 
     @property
     def preshared_key(self) -> bytes | None:

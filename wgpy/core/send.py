@@ -7,7 +7,7 @@ Functions here take the device and a peer and append datagrams to the device's o
 from __future__ import annotations
 
 
-from . import noise, tai64n
+from . import noise, prepare, tai64n
 from . import timers as on
 from .constants import MAX_STAGED_PACKETS, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT
 from .crypto import PrivateKey
@@ -39,22 +39,26 @@ def send_handshake_initiation(device: Device, peer: Peer, now: float, is_retry: 
     peer.last_sent_handshake = now
     device.indices.forget_handshake(peer)
     local_index = device.indices.allocate()
-    ephemeral = PrivateKey.generate(device.rng)
-    if device.keylog_enabled:
-        _log_keys(device, peer, ephemeral, local)
-    try:
-        message, state = noise.create_initiation(
-            local,
-            peer.public_key,
-            ephemeral,
-            local_index,
-            tai64n.encode(now + device.epoch_offset),
-            static_static=peer.static_static if local is device.private_key else None,  # see receive.py
-        )
-    except Rejected as refused:
-        # The peer's public key is a low-order point: as the kernel's failed create_initiation, send nothing.
-        device.output.drop(refused.reason, peer.public_key)
-        return
+    timestamp = tai64n.encode(now + device.epoch_offset)
+    # Written ahead of time (prepare.py), only as the device's current identity; else written now.
+    prepared = prepare.take_initiation(device, peer, local) if local is device.private_key else None
+    if prepared is not None:
+        if device.keylog_enabled:
+            _log_keys(device, peer, prepared.ephemeral, local)
+        message, state = noise.finish_initiation(prepared, local_index, timestamp)
+    else:
+        ephemeral = PrivateKey.generate(device.rng)
+        if device.keylog_enabled:
+            _log_keys(device, peer, ephemeral, local)
+        try:
+            message, state = noise.create_initiation(
+                local, peer.public_key, ephemeral, local_index, timestamp,
+                static_static=peer.static_static if local is device.private_key else None,  # see receive.py
+            )
+        except Rejected as refused:
+            # The peer's key is a low-order point: as the kernel's failed create_initiation, send nothing.
+            device.output.drop(refused.reason, peer.public_key)
+            return
     pending = InitiationSent(local_index, state, local)
     device.indices.register(local_index, peer, pending)
     peer.handshake = pending
@@ -74,10 +78,15 @@ def send_handshake_response(
     The responder's keypair waits in ``next`` until the initiator's first data packet confirms it.
     ``local`` is the identity the initiation addressed (the device's key unless it is rotating)."""
     local_index = device.indices.allocate()
-    ephemeral = PrivateKey.generate(device.rng)
+    prepared = prepare.take_response(device, peer)   # the ephemeral and its ``se`` DH, if ready (prepare.py)
+    if prepared is not None:
+        ephemeral, ephemeral_static = prepared.ephemeral, prepared.ephemeral_static
+    else:
+        ephemeral, ephemeral_static = PrivateKey.generate(device.rng), None
     if device.keylog_enabled:
         _log_keys(device, peer, ephemeral, local or device.private_key)
-    response, keys = noise.create_response(consumed, ephemeral, peer.preshared_key, local_index, remote_index)
+    response, keys = noise.create_response(consumed, ephemeral, peer.preshared_key, local_index, remote_index,
+                                           ephemeral_static=ephemeral_static)
     # Our own pending initiation, if any, is superseded by the one we answer (kernel: same handshake slot).
     device.indices.forget_handshake(peer)
     keypair = Keypair(keys, local_index, remote_index, now)

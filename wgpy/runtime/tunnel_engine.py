@@ -59,6 +59,7 @@ class Engine:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._kicked = False
+        self._preparing = False   # a _prepare is scheduled
         self._next_housekeeping = 0.0
         self.closed = False
 
@@ -195,7 +196,25 @@ class Engine:
                 break
         else:
             self.kick()   # more to do: after the loop's other callbacks had their turn
+        if device.to_prepare and not self._preparing:
+            self._preparing = True
+            self.loop.call_soon(self.contained, "preparing handshakes", self._prepare)
         self._arm()
+
+    def _prepare(self) -> None:
+        """One peer's next handshake messages, ahead of time (core/prepare.py); again on the loop's next
+        turn, after whatever I/O came in, while peers are left."""
+        self._preparing = False
+        if self.closed:
+            return
+        try:
+            self.device.prepare_handshakes()
+        except Exception:   # a bug: leave the rest to be computed when due rather than retry it forever
+            self.device.to_prepare.clear()
+            raise
+        if self.device.to_prepare:
+            self._preparing = True
+            self.loop.call_soon(self.contained, "preparing handshakes", self._prepare)
 
     def _arm(self) -> None:
         deadlines = [d for d in (self.device.next_deadline(), self.stack.next_deadline(), self._next_housekeeping)
