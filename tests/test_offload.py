@@ -26,19 +26,19 @@ def sum16(data):
     return fold(sum(struct.unpack(f"!{len(data) // 2}H", data)))
 
 
-def segment(seq, payload, flags=ACK, version=4, ports=(5201, 40000), ack=7, options=b"", ident=0):
+def segment(seq, payload, flags=ACK, version=4, ports=(5201, 40000), ack=7, options=b"", ident=0, ttl=64):
     """A TCP segment with correct IP and TCP checksums."""
     source, destination = V4 if version == 4 else V6
     doff = 20 + len(options)
-    tcp = struct.pack("!HHIIBBHHH", *ports, seq, ack, (doff // 4) << 4, flags, 512, 0, 0) + options
+    tcp = struct.pack("!HHIIBBHHH", *ports, seq & 0xFFFFFFFF, ack, (doff // 4) << 4, flags, 512, 0, 0) + options
     pseudo = source + destination + struct.pack("!BBH", 0, 6, doff + len(payload))
     check = 0xFFFF - sum16(pseudo + tcp + payload)
     tcp = tcp[:16] + struct.pack("!H", check) + tcp[18:]
     if version == 4:
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + doff + len(payload), ident, 0x4000, 64, 6, 0, source, destination)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + doff + len(payload), ident, 0x4000, ttl, 6, 0, source, destination)
         ip = ip[:10] + struct.pack("!H", 0xFFFF - sum16(ip)) + ip[12:]
     else:
-        ip = struct.pack("!IHBB16s16s", 0x60000000, doff + len(payload), 6, 64, source, destination)
+        ip = struct.pack("!IHBB16s16s", 0x60000000, doff + len(payload), 6, ttl, source, destination)
     return ip + tcp + payload
 
 
@@ -103,10 +103,15 @@ def test_timestamps_option_must_match():
     assert len(coalesce(changing)) == 3
 
 
-@pytest.mark.parametrize("case", ["gap", "other flow", "syn", "fin", "pure ack", "longer after shorter", "udp"])
+@pytest.mark.parametrize("case", ["gap", "other flow", "syn", "fin", "pure ack", "longer after shorter", "udp",
+                                  "other ack", "other window", "other ttl", "ipv6 after ipv4"])
 def test_what_is_not_merged_is_written_alone(case):
     a = segment(1, b"a" * 100)
     b = {
+        "other ack": segment(101, b"b" * 100, ack=8),
+        "other window": segment(101, b"b" * 100)[:34] + struct.pack("!H", 513) + segment(101, b"b" * 100)[36:],
+        "other ttl": segment(101, b"b" * 100, ttl=63),
+        "ipv6 after ipv4": segment(101, b"b" * 100, version=6),
         "gap": segment(150, b"b" * 100),
         "other flow": segment(101, b"b" * 100, ports=(5201, 40001)),
         "syn": segment(101, b"b" * 100, ACK | SYN),
@@ -135,6 +140,15 @@ def test_the_length_field_bounds_a_run():
     assert len(writes) == 2
     assert all(len(b"".join(bytes(p) for p in w[1:])) <= 65535 for w in writes)
     assert sum(len(resegment(w)) for w in writes) == 60
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_a_run_across_the_sequence_number_wrap_is_one_write(version):
+    start = (1 << 32) - 250
+    packets = [segment(start + 100 * n, bytes([n]) * 100, version=version) for n in range(5)]
+    writes = coalesce(packets)
+    assert len(writes) == 1
+    assert all(same(x, y) for x, y in zip(resegment(writes[0]), packets))
 
 
 def test_complete_checksum_finishes_a_partial_one():

@@ -66,64 +66,84 @@ def _tcp_segment(packet: bytes):
     return ip_length, tcp_length, payload, _from_bytes(packet[ip_length + 4 : ip_length + 8], "big"), flags
 
 
-def _flow(packet: bytes, ip_length: int, tcp_length: int) -> bytes:
-    """What must be equal for two segments to merge: IP fields but length, ID and checksum; TCP fields
-    but sequence number, flags and checksum; the TCP options byte for byte."""
-    if ip_length == 20:
-        ip_part = packet[1:2] + packet[6:7] + packet[8:10] + packet[12:20]
-    else:
-        ip_part = packet[0:4] + packet[6:40]
-    return ip_part + packet[ip_length : ip_length + 4] + packet[ip_length + 8 : ip_length + 12] + \
-        packet[ip_length + 14 : ip_length + 16] + packet[ip_length + 20 : ip_length + tcp_length]
+def _mask(ip_length: int, tcp_length: int) -> int:
+    """The header bytes that must be equal for two segments to merge, as 1 bits over the header read as
+    one big-endian integer: all but the IP length fields, the IPv4 ID and checksum, and the TCP sequence
+    number, flags and checksum (the TCP options byte for byte). One ``&`` and one ``==`` then compare a
+    header with the run's first."""
+    mask = bytearray(b"\xff" * (ip_length + tcp_length))
+    varying = [(2, 6), (10, 12)] if ip_length == 20 else [(4, 6)]
+    varying += [(ip_length + 4, ip_length + 8), (ip_length + 13, ip_length + 14), (ip_length + 16, ip_length + 18)]
+    for start, end in varying:
+        mask[start:end] = bytes(end - start)
+    return _from_bytes(mask, "big")
+
+
+_MASKS: dict[tuple[int, int], int] = {}   # (ip_length, tcp_length) -> _mask(...)
 
 
 def coalesce(packets: list[bytes]) -> list[list]:
-    """The writes for ``packets``: each a list of buffers for ``os.writev``, virtio-net header first."""
+    """The writes for ``packets``: each a list of buffers for ``os.writev``, virtio-net header first.
+
+    A run starts at a segment ``_tcp_segment`` accepts; the next packet continues it when its header,
+    masked (``_mask``), equals the first's, its sequence number follows, its payload is no longer than the
+    first's and its flags are ACK, with PSH at most. Everything but the lengths and the sequence number is
+    then known to be the first's, so a continuing segment is checked with a few slices, no parse."""
     writes: list[list] = []
-    group: list = []  # [first packet, ip_length, tcp_length, segment size, next seq, flow, parts, flags, bytes]
+    parts = None   # the open run's payloads; None when no run is open
+    first = ip_length = tcp_length = header = key = mask = seq_at = length_at = length_base = fixed = 0
+    size = next_seq = carried = last_flags = 0
     for packet in packets:
+        if parts is not None:
+            total = len(packet)
+            if total > header and _from_bytes(packet[:header], "big") & mask == key:
+                payload = total - header
+                flags = packet[seq_at + 9]
+                if (
+                    _from_bytes(packet[seq_at : seq_at + 4], "big") == next_seq
+                    and payload <= size
+                    and _from_bytes(packet[length_at : length_at + 2], "big") + length_base == total
+                    and flags & _TCP_ACK and not flags & ~(_TCP_ACK | _TCP_PSH)
+                    and len(parts) < MAX_SEGMENTS
+                    and fixed + carried + payload <= MAX_COALESCED
+                ):
+                    parts.append(memoryview(packet)[header:])
+                    next_seq = (next_seq + payload) & 0xFFFFFFFF
+                    carried += payload
+                    last_flags = flags
+                    if payload < size or flags & _TCP_PSH:
+                        writes.append(_merged(first, ip_length, tcp_length, size, parts, last_flags, carried))
+                        parts = None
+                    continue
+            writes.append(_merged(first, ip_length, tcp_length, size, parts, last_flags, carried))
+            parts = None
         segment = _tcp_segment(packet)
-        if segment is not None and group:
-            ip_length, tcp_length, payload, seq, flags = segment
-            first, g_ip, g_tcp, size, next_seq, flow, parts, _, carried = group
-            if (
-                seq == next_seq and ip_length == g_ip and tcp_length == g_tcp and payload <= size
-                and len(parts) < MAX_SEGMENTS
-                and _fits(ip_length, tcp_length, carried + payload)
-                and _flow(packet, ip_length, tcp_length) == flow
-            ):
-                parts.append(memoryview(packet)[ip_length + tcp_length :])
-                group[4] = seq + payload
-                group[7] = flags
-                group[8] = carried + payload
-                if payload < size or flags & _TCP_PSH:
-                    writes.append(_merged(group))
-                    group = []
-                continue
-        if group:
-            writes.append(_merged(group))
-            group = []
         if segment is None:
             writes.append([ZERO_HEADER, packet])
             continue
-        ip_length, tcp_length, payload, seq, flags = segment
-        group = [packet, ip_length, tcp_length, payload, seq + payload, _flow(packet, ip_length, tcp_length),
-                 [memoryview(packet)[ip_length + tcp_length :]], flags, payload]
-        if flags & _TCP_PSH:
-            writes.append(_merged(group))
-            group = []
-    if group:
-        writes.append(_merged(group))
+        ip_length, tcp_length, size, seq, last_flags = segment
+        if last_flags & _TCP_PSH:
+            writes.append([ZERO_HEADER, packet])
+            continue
+        first, header, seq_at = packet, ip_length + tcp_length, ip_length + 4
+        mask = _MASKS.get((ip_length, tcp_length))
+        if mask is None:
+            mask = _MASKS[ip_length, tcp_length] = _mask(ip_length, tcp_length)
+        key = _from_bytes(packet[:header], "big") & mask
+        length_at, length_base = (2, 0) if ip_length == 20 else (4, 40)
+        fixed = (ip_length if ip_length == 20 else 0) + tcp_length   # what a length field counts besides payload
+        parts = [memoryview(packet)[header:]]
+        next_seq = (seq + size) & 0xFFFFFFFF
+        carried = size
+    if parts is not None:
+        writes.append(_merged(first, ip_length, tcp_length, size, parts, last_flags, carried))
     return writes
 
 
-def _fits(ip_length: int, tcp_length: int, payload: int) -> bool:
-    """Whether a merged segment still fits its length field (IPv4 total length, IPv6 payload length)."""
-    return (ip_length if ip_length == 20 else 0) + tcp_length + payload <= MAX_COALESCED
-
-
-def _merged(group: list) -> list:
-    first, ip_length, tcp_length, size, _, _, parts, last_flags, carried = group
+def _merged(first: bytes, ip_length: int, tcp_length: int, size: int, parts: list, last_flags: int,
+            carried: int) -> list:
+    """The write for a run: the first segment alone, or one GSO packet carrying every payload in ``parts``
+    behind the first's headers with the lengths, the IPv4 checksum and the pseudo-header sum set."""
     if len(parts) == 1:
         return [ZERO_HEADER, first]
     header = bytearray(first[: ip_length + tcp_length])
