@@ -67,8 +67,9 @@ class Keypair:
         if counter >= REJECT_AFTER_MESSAGES:
             raise Rejected(Drop.COUNTER_EXHAUSTED)
         self.sending_counter = counter + 1
-        if len(packet) & 15:  # not already a multiple of 16 (an MTU-sized packet usually is, or is the MTU)
-            padding = padding_size(len(packet), mtu)
+        size = len(packet)
+        if size & 15 and size != mtu:  # not a multiple of 16, nor the MTU (the usual full-sized packet)
+            padding = padding_size(size, mtu)
             if padding:
                 packet = packet + _ZEROS[:padding]
         return TRANSPORT_HEADER.pack(_TRANSPORT, self.remote_index, counter) + self._sender.encrypt(
