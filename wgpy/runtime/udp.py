@@ -104,6 +104,7 @@ class Udp:
         self.gso = offload   # turned off for good the first time the kernel refuses UDP_SEGMENT
         self.gro = offload
         self._buffer = bytearray(MAX_DATAGRAM)
+        self._view = memoryview(self._buffer)   # slices of it copy once (a bytearray slice is a copy itself)
 
     def bind(self, port: int, fwmark: int = 0) -> int:
         """Open the sockets on ``port`` (0: any free port, the same for both families). Raises OSError
@@ -243,7 +244,7 @@ class Udp:
         kernel did not say); returns how many reads were made (0 when nothing was waiting). With UDP_GRO
         one read may carry many datagrams of one source, ``gso_size`` bytes each (the last one shorter),
         which are split here."""
-        buffer, reads = self._buffer, 0
+        buffer, view, reads = self._buffer, self._view, 0
         while len(out) < limit:
             try:
                 size, ancillary, _, address = sock.recvmsg_into([buffer], _ANCILLARY)
@@ -261,11 +262,11 @@ class Udp:
                 else:
                     local = self._locals.get(value) or self._local(level, kind, value)
             if segment and segment < size:
-                view = memoryview(buffer)
+                data = view[:size]
                 for start in range(0, size, segment):
-                    out.append((bytes(view[start : min(start + segment, size)]), endpoint, local))
+                    out.append((bytes(data[start : start + segment]), endpoint, local))   # the last one shorter
             else:
-                out.append((bytes(buffer[:size]), endpoint, local))
+                out.append((bytes(view[:size]), endpoint, local))
         return reads
 
     def _local(self, level: int, kind: int, value: bytes) -> tuple | None:
