@@ -224,11 +224,14 @@ def receive_batch(device: Device, datagrams: list, now: float) -> None:
     deliver = device.output.deliver
     received: dict[Peer, int] = {}   # peer -> data packets in this batch (keepalives count 0)
     last_source, last_owner = None, None  # the allowed-IPs answer for the last inner source (a flow repeats it)
+    last_index, entry = None, None   # the index table's answer for the last receiver index (so does a session)
     for data, source, local in datagrams:
         if len(data) < TRANSPORT_MIN_SIZE or data[:4] != _TRANSPORT_WORD:
             _receive_general(device, data, source, local, now)
             continue
-        entry = lookup_index(_from_bytes(data[4:8], "little"))
+        index = data[4:8]
+        if index != last_index:
+            last_index, entry = index, lookup_index(_from_bytes(index, "little"))
         if entry is None or type(entry[1]) is not Keypair:
             device.output.drop(Drop.UNKNOWN_INDEX, None, source)
             continue
@@ -245,12 +248,21 @@ def receive_batch(device: Device, datagrams: list, now: float) -> None:
                 if peer in received:
                     _settle_timers(device, {peer: received.pop(peer)}, now)
                 _confirm_session(device, peer, keypair, now)
-            count = received.get(peer, 0)
+                last_index = None   # the confirmation may have retired a keypair: look indices up afresh
             if not plaintext:
-                received[peer] = count   # a keepalive
+                received[peer] = received.get(peer, 0)   # a keepalive
                 continue
-            received[peer] = count + 1
-            packet, inner_source = inner_packet(plaintext)
+            received[peer] = received.get(peer, 0) + 1
+            # The IP packet inside, without its padding, and its source address (inner_packet, inlined for
+            # the common case of an IPv4 header without options).
+            if plaintext[0] == 0x45 and len(plaintext) >= 20:
+                length = _from_bytes(plaintext[2:4], "big")
+                if length < 20 or length > len(plaintext):
+                    raise Rejected(Drop.BAD_INNER_LENGTH)
+                packet = plaintext[:length] if length < len(plaintext) else plaintext
+                inner_source = plaintext[12:16]
+            else:
+                packet, inner_source = inner_packet(plaintext)
             if inner_source != last_source:
                 last_source, last_owner = inner_source, lookup_source(inner_source)
             if last_owner is not peer:
