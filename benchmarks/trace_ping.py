@@ -76,9 +76,9 @@ def run_daemon(interface: str) -> int:
         plain_init(self, *args, **kwargs)
         self._poll = TracedPoll(self._poll)
 
-    def run(self):
+    def run(self, *args, **kwargs):
         try:
-            return plain_run(self)
+            return plain_run(self, *args, **kwargs)
         finally:
             (RECORD_DIR / f"{interface}.json").write_text(json.dumps(records))
 
