@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -183,7 +184,10 @@ def session(count: int) -> dict:
     finally:
         system.stop()
         netns.teardown()
-    a, b = (wake_ups(json.loads((RECORD_DIR / f"{name}.json").read_text())) for name in netns.TUNNEL_NAMES)
+    try:
+        a, b = (wake_ups(json.loads((RECORD_DIR / f"{name}.json").read_text())) for name in netns.TUNNEL_NAMES)
+    finally:
+        shutil.rmtree(RECORD_DIR, ignore_errors=True)   # the daemons' records: read, then gone
     return {"first_reply_ms": first, "ping_rtt_ms": ping, "loadavg": os.getloadavg(),
             "handshake": handshake_steps(a, b),
             "steps_us": {name: statistics.median(values) for name, values in steps(a, b).items()},
