@@ -118,9 +118,9 @@ def test_a_bug_anywhere_is_logged_counted_and_survived(tmp_path, monkeypatch, ca
     device = Device(rng=seeded_rng(3), epoch_offset=1.7e9)
     tun = PipeTun()
     runtime = Runtime(device, tun, Udp(offload=False), UapiServer("wgtest0", directory=str(tmp_path)))
-    for method in ("remove_all_peers", "send_packets", "receive_datagrams", "datagrams_to_send",
-                   "prepare_handshakes"):
+    for method in ("remove_all_peers", "send_packets", "receive_datagrams", "datagrams_to_send"):
         monkeypatch.setattr(device, method, broken)
+    monkeypatch.setattr("wgpy.core.prepare.prepare", broken)   # inside Device.prepare_handshakes
 
     def client(results: dict) -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as uapi:

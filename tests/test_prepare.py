@@ -3,6 +3,8 @@ prepared value used once, and nothing prepared for a key that is no longer ours.
 
 import random
 
+import pytest
+
 from wgpy.core import noise, prepare, send, tai64n
 from wgpy.core.crypto import PrivateKey
 from wgpy.core.device import Device
@@ -161,3 +163,18 @@ def test_the_key_log_names_the_prepared_ephemeral_key():
     net.send(alice, bob, b"logged")
     net.run(until=net.now + 1)
     assert [entry.local_ephemeral_private for entry in alice.device.keylog_entries()] == [ephemeral.private_bytes()]
+
+
+def test_a_bug_while_preparing_leaves_the_rest_to_be_computed_when_due(monkeypatch):
+    local, *others = keys(4)
+    device = Device(local, rng=seeded(9))
+    for other in others:
+        device.add_peer(other.public)
+
+    def broken(device, peer):
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(prepare, "prepare", broken)
+    with pytest.raises(RuntimeError):
+        device.prepare_handshakes(10)
+    assert not device.to_prepare   # nothing left for a runtime to retry without sleeping

@@ -212,7 +212,8 @@ class Device:
     def _precompute_static_static(self, peer: Peer) -> None:
         """Compute the static-static DH with ``peer`` once, not in each handshake, where it would add one
         X25519 to each side's work before the first packet can go (kernel noise.c, wireguard-go's
-        precomputedStaticStatic): about 0.07 ms off link-up to first reply."""
+        precomputedStaticStatic): about 0.07 ms off link-up to first reply. Called whenever the peer or our
+        key changes, it also drops an initiation prepared for the old key and queues the peer to prepare."""
         peer.static_static = None
         peer.prepared_initiation = None   # written for the old key, if any
         self.to_prepare[peer] = None
@@ -293,12 +294,18 @@ class Device:
 
     def prepare_handshakes(self, limit: int = 1) -> None:
         """Prepare the next handshake messages of up to ``limit`` peers in ``to_prepare`` (prepare.py),
-        about 0.1 ms each: for the runtime to call when it would otherwise wait."""
+        about 0.1 ms each: for the runtime to call when it would otherwise wait. A bug while preparing
+        empties ``to_prepare`` before it propagates: what is left is computed when due, and a runtime that
+        calls this while ``to_prepare`` is not empty cannot end up retrying it without sleeping."""
         to_prepare = self.to_prepare
         for _ in range(min(limit, len(to_prepare))):
             peer = next(iter(to_prepare))
             del to_prepare[peer]
-            prepare.prepare(self, peer)
+            try:
+                prepare.prepare(self, peer)
+            except Exception:
+                to_prepare.clear()
+                raise
 
     def handle_timer(self, now: float) -> None:
         """Run every timer due at ``now`` (section 6), handle more of the handshake queue, and forget

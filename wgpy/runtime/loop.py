@@ -176,7 +176,7 @@ class Runtime:
                 events = self._poll.poll(0 if preparing else timeout)
                 if preparing and not events:
                     # Nothing to read, nothing due: the next handshakes' work, ahead of time (core/prepare.py).
-                    self._contain("preparing handshakes", self._prepare)
+                    self._contain("preparing handshakes", self.device.prepare_handshakes)
                 for fd, event in events:
                     self._contain(fd, self._ready, fd, event)
                 if self._working:
@@ -218,15 +218,6 @@ class Runtime:
             self._serve(fd, event)
         elif self.health is not None and self.health.owns(fd):
             self.health.ready(fd, event, time.monotonic())
-
-    def _prepare(self) -> None:
-        """One peer's next handshake messages (core/prepare.py). A bug there leaves the rest unprepared,
-        to be computed when due, rather than have the loop retry it without sleeping."""
-        try:
-            self.device.prepare_handshakes()
-        except Exception:
-            self.device.to_prepare.clear()
-            raise
 
     def _read_tun(self) -> None:
         tun, packets = self.tun, []

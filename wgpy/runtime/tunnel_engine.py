@@ -207,11 +207,7 @@ class Engine:
         self._preparing = False
         if self.closed:
             return
-        try:
-            self.device.prepare_handshakes()
-        except Exception:   # a bug: leave the rest to be computed when due rather than retry it forever
-            self.device.to_prepare.clear()
-            raise
+        self.device.prepare_handshakes()   # after a bug, to_prepare is empty: no endless retry
         if self.device.to_prepare:
             self._preparing = True
             self.loop.call_soon(self.contained, "preparing handshakes", self._prepare)
